@@ -1,0 +1,204 @@
+"""Reading scenario files: YAML with lines -> validated `Scenario`, or a `ScenarioError`.
+
+Pydantic reports where a value is wrong as a location path; we map that path back
+to the line it was written on, and add the checks a schema cannot express (every
+server a step names is declared in `setup`, scenario names are unique).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from scenarios.errors import Problem, ScenarioError, UsageError
+from scenarios.schema import (
+    CHANNEL_RE,
+    NAME_RE,
+    PROXY_RE,
+    STEP_MODELS,
+    TAG_RE,
+    Scenario,
+    step_kind,
+    step_value,
+)
+from scenarios.yaml_lines import LineMap, Path_, dotted, load_yaml
+
+SUFFIX = ".scenario.yaml"
+_PATTERN_WORDS = {
+    TAG_RE: "a tag is family:name in lowercase letters, digits, - and _ (e.g. flow:heartbeat)",
+    NAME_RE: "a server name is lowercase letters, digits, - and _, starting with a letter",
+    CHANNEL_RE: "a channel is SERVER/CHANNEL, e.g. alpha/general",
+    PROXY_RE: "a proxy is SERVER.gateway or SERVER.rest",
+}
+# Location parts pydantic adds that are not in the file (wrappers our validators add).
+_SYNTHETIC = {"servers", "exactly"}
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    scenario: Scenario
+    lines: LineMap
+
+    def step_line(self, index: int) -> int:
+        return self.lines.line_of(("steps", index))
+
+
+def _in_file(loc: tuple[str | int, ...], lines: LineMap) -> Path_:
+    """Turn a pydantic location into the path as written in the file."""
+    path: list[str | int] = []
+    for part in loc:
+        if path and part == path[-1]:
+            continue  # a tagged union repeats the step key
+        candidate = (*path, part)
+        if candidate not in lines.lines and part in _SYNTHETIC:
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "unknown_step":
+        expected = ", ".join(STEP_MODELS)
+        if isinstance(given, dict) and len(given) == 1:
+            return f"unknown step {next(iter(given))!r} (expected one of: {expected})"
+        if isinstance(given, dict):
+            keys = ", ".join(map(str, given)) or "none"
+            return f"a step has exactly one key naming what happens; found keys: {keys}"
+        return f"a step is a one-key mapping like 'connect: alpha', got {given!r}"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind == "string_pattern_mismatch":
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        return f"{_PATTERN_WORDS.get(pattern, message)} (got {given!r})"
+    if kind == "missing":
+        return "missing required field"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if (
+        kind not in ("value_error", "assertion_error")
+        and given is not None
+        and not isinstance(given, dict | list)
+    ):
+        message += f" (got {given!r})"
+    return message
+
+
+def _referenced_servers(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+    """Every server a step or expectation names, with where it names it."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            field_value = getattr(value, name)
+            if name in ("status", "dot", "queue") and isinstance(field_value, dict):
+                for server in field_value:
+                    yield (*path, name, server), server
+            elif name in ("server", "channel", "proxy") and isinstance(field_value, str):
+                yield (*path, name), field_value.split("/")[0].split(".")[0]
+            else:
+                yield from _referenced_servers(field_value, (*path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _referenced_servers(item, (*path, index))
+
+
+def _semantic_problems(scenario: Scenario, lines: LineMap, path: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    declared = set(scenario.setup.servers)
+
+    def check(where: Path_, server: str) -> None:
+        if server != "all" and server not in declared:
+            problems.append(
+                Problem(
+                    path,
+                    lines.line_of(where),
+                    dotted(where),
+                    f"server {server!r} is not declared in setup.servers "
+                    f"({', '.join(sorted(declared))})",
+                )
+            )
+
+    for index, step in enumerate(scenario.steps):
+        kind = step_kind(step)
+        value = step_value(step)
+        where: Path_ = ("steps", index, kind)
+        if isinstance(value, str):
+            if kind != "pause":
+                check(where, value.split("/")[0].split(".")[0])
+        else:
+            for sub, server in _referenced_servers(value, where):
+                check(sub, server)
+    for server in scenario.timeline.servers:
+        check(("timeline", server), server)
+    return problems
+
+
+def load_scenario(path: Path, text: str | None = None) -> LoadedScenario:
+    """Load and validate one scenario file; raises ScenarioError naming file, line, field."""
+    document = load_yaml(path, text)
+    if not isinstance(document.data, dict):
+        raise ScenarioError(
+            [Problem(path, 1, "", "a scenario file is a mapping with name, setup and steps")]
+        )
+    try:
+        scenario = Scenario.model_validate(document.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = _in_file(tuple(error["loc"]), document.lines)
+            problems.append(
+                Problem(path, document.lines.line_of(where), dotted(where), _message(error))
+            )
+        raise ScenarioError(problems) from None
+    problems = _semantic_problems(scenario, document.lines, path)
+    if problems:
+        raise ScenarioError(problems)
+    return LoadedScenario(path, scenario, document.lines)
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Scenario files under the given files and folders, sorted; only `*.scenario.yaml`."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return sorted(dict.fromkeys(found))
+
+
+def load_all(paths: Iterable[Path]) -> tuple[list[LoadedScenario], list[Problem]]:
+    """Load many files; collect every problem, including names used twice."""
+    loaded: list[LoadedScenario] = []
+    problems: list[Problem] = []
+    first_by_name: dict[str, LoadedScenario] = {}
+    for path in paths:
+        try:
+            item = load_scenario(path)
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+            continue
+        previous = first_by_name.get(item.scenario.name)
+        if previous is not None:
+            problems.append(
+                Problem(
+                    path,
+                    item.lines.line_of(("name",)),
+                    "name",
+                    f"duplicate scenario name {item.scenario.name!r} "
+                    f"(also {previous.path}:{previous.lines.line_of(('name',))})",
+                )
+            )
+            continue
+        first_by_name[item.scenario.name] = item
+        loaded.append(item)
+    return loaded, problems
