@@ -78,7 +78,9 @@ class HttpFailed:
     detail: str = ""
 
 
-TransportInput = SocketOpened | SocketText | SocketClosed | SocketOpenFailed | HttpResponse | HttpFailed
+TransportInput = (
+    SocketOpened | SocketText | SocketClosed | SocketOpenFailed | HttpResponse | HttpFailed
+)
 
 
 # --------------------------------------------------------------------------- effects

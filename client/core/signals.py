@@ -67,3 +67,6 @@ CONNECTION_SIGNALS: Final = frozenset(
         SERVER_REMOVED,
     }
 )
+
+# Added by the core engineer (additive only).
+REACTION_CHANGED: Final = "reaction_changed"  # (server, channel_id, message_id)

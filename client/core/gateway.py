@@ -1,0 +1,513 @@
+"""One gateway connection per server, as a sans-I/O state machine.
+
+Phases (the spec's states are derived in `state`):
+
+    IDLE --connect--> OPENING --opened--> AWAIT_HELLO --hello--> AWAIT_READY
+    AWAIT_READY --ready/resumed--> CONNECTED
+    BACKOFF --timer--> OPENING
+
+Any failure leaves the phase through `_connection_ended`, whose policy decides
+between BACKOFF (another attempt), or IDLE plus a report to the listener
+(escalate, or the one attempt of a first connect / re-auth failed). Retries
+exist only after this gateway has seen a READY.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, Protocol
+
+from client.core.bugs import Bug
+from client.core.io import (
+    AbortSocket,
+    CloseSocket,
+    Effect,
+    Log,
+    NetError,
+    OpenSocket,
+    RngDraw,
+    SendText,
+    SocketClosed,
+    SocketOpened,
+    SocketOpenFailed,
+    SocketText,
+)
+from client.core.rest import NET_ERROR_TEXT
+from client.core.timers import Timers
+from client.core.timings import Timings
+
+FATAL_CODES = frozenset({4003, 4004, 4012, 4013, 4014})
+DROPPED = 1006  # socket gone without a close frame
+
+INTENTS = ("spaces", "channels", "messages", "members", "presences", "reactions", "typing")
+CLIENT_PROPERTIES = {"os": "python", "client": "accord-rig", "version": "0.1.0"}
+
+REASON_HEARTBEAT = "heartbeat timeout"
+REASON_RECONNECT = "server requested reconnect"
+REASON_INVALID_SESSION = "invalid session"
+REASON_HELLO_TIMEOUT = "hello timeout"
+REASON_READY_TIMEOUT = "ready timeout"
+OPEN_TIMED_OUT = "Connection timed out"
+
+_CLOSE_TEXT = {
+    1000: "Server closed connection",
+    1001: "Server going away",
+    1006: "Connection lost",
+    1009: "Connection lost",
+    4001: "Connection lost",
+    4002: "Connection lost",
+    4003: "Authentication failed",
+    4004: "Session expired",
+    4005: "Connection lost",
+    4007: "Connection lost",
+    4008: "Connection lost",
+    4009: "Connection lost",
+    4012: "Invalid gateway intent",
+    4013: "Disallowed gateway intent",
+    4014: "Unauthorized",
+}
+_REASON_TEXT_4000 = {
+    REASON_HEARTBEAT: "Heartbeat timeout",
+    REASON_RECONNECT: "Server requested reconnect",
+    REASON_INVALID_SESSION: "Session invalidated",
+}
+
+
+def close_text(code: int, reason: str) -> str:
+    """What the user reads for a close (protocol s.3 table, behaviour s.5)."""
+    if code == 4000:
+        return _REASON_TEXT_4000.get(reason, reason or "Connection lost")
+    if code in _CLOSE_TEXT:
+        return _CLOSE_TEXT[code]
+    return reason or "Connection lost"
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    BACKOFF = "backoff"
+    OPENING = "opening"
+    AWAIT_HELLO = "await_hello"
+    AWAIT_READY = "await_ready"
+    CONNECTED = "connected"
+
+
+# The success path as one table: (phase, event) -> next phase. Failures are not
+# here; `_connection_ended` chooses BACKOFF or IDLE by policy.
+TRANSITIONS: dict[tuple[Phase, str], Phase] = {
+    (Phase.IDLE, "connect"): Phase.OPENING,
+    (Phase.BACKOFF, "backoff_elapsed"): Phase.OPENING,
+    (Phase.OPENING, "opened"): Phase.AWAIT_HELLO,
+    (Phase.AWAIT_HELLO, "hello"): Phase.AWAIT_READY,
+    (Phase.AWAIT_READY, "ready"): Phase.CONNECTED,
+    (Phase.AWAIT_READY, "resumed"): Phase.CONNECTED,
+}
+
+_SOCKET_PHASES = frozenset({Phase.AWAIT_HELLO, Phase.AWAIT_READY, Phase.CONNECTED})
+
+
+class GatewayListener(Protocol):
+    """What the gateway reports up to the client (which owns status and signals)."""
+
+    def gateway_opened(self, now: float) -> None: ...
+
+    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None: ...
+
+    def gateway_event(self, now: float, event_type: str, data: Any) -> None: ...
+
+    def gateway_lost(self, now: float, code: int, reason: str) -> None:
+        """A CONNECTED gateway's socket ended (the outage begins)."""
+
+    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None: ...
+
+    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
+        """Fatal close, or the last attempt failed: the client re-authenticates."""
+
+    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
+        """The single attempt of a gateway that never saw READY failed."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        server: str,
+        url: str,
+        *,
+        listener: GatewayListener,
+        token: Callable[[], str | None],
+        out: list[Effect],
+        timers: Timers,
+        next_id: Callable[[], int],
+        timings: Timings,
+        rng: random.Random,
+        bug_on: Callable[[Bug], bool],
+    ) -> None:
+        self.server = server
+        self.url = url
+        self._listener = listener
+        self._token = token
+        self._out = out
+        self._timers = timers
+        self._next_id = next_id
+        self._t = timings
+        self._rng = rng
+        self._bug_on = bug_on
+
+        self.phase = Phase.IDLE
+        self.conn: int | None = None
+        self.session_id: str | None = None
+        self.seq: int | None = None
+        self.attempt = 0  # the current reconnect attempt, 0 when none
+        self.retrying = False  # True once this gateway has seen READY
+        self.heartbeat_interval: float | None = None
+        self._ack_pending = False
+        self._resume_pending = False
+        self._sent_resume = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def state(self) -> str:
+        """The spec's state names: DISCONNECTED, CONNECTING, RESUMING, CONNECTED."""
+        if self.phase is Phase.CONNECTED:
+            return "CONNECTED"
+        if self.phase in (Phase.IDLE, Phase.BACKOFF):
+            return "DISCONNECTED"
+        return "RESUMING" if self.session_id is not None and self.retrying else "CONNECTING"
+
+    @property
+    def max_attempts(self) -> int:
+        return self._t.max_attempts
+
+    def owns(self, conn: int) -> bool:
+        return self.conn == conn
+
+    # ------------------------------------------------------------------ commands
+
+    def connect(self, now: float) -> None:
+        self._go("connect")
+        self._open(now)
+
+    def stop(self, now: float, code: int = 1000, reason: str = "") -> None:
+        """Tear down without reporting anything (removal, re-auth teardown)."""
+        if self.conn is not None:
+            if self.phase in _SOCKET_PHASES:
+                self._out.append(
+                    CloseSocket(self.conn, code, reason, self._t.scaled(self._t.close_handshake))
+                )
+            else:
+                self._out.append(AbortSocket(self.conn))
+        self.conn = None
+        self._cancel_timers()
+        self._timers.cancel(self._name("backoff"))
+        self._timers.cancel(self._name("invalid-session-wait"))
+        self.phase = Phase.IDLE
+
+    # ------------------------------------------------------------------ transport input
+
+    def handle(
+        self, now: float, event: SocketOpened | SocketText | SocketClosed | SocketOpenFailed
+    ) -> None:
+        if self.conn is None or event.conn != self.conn:
+            self._log("debug", f"ignored {type(event).__name__} for finished conn {event.conn}")
+            return
+        if isinstance(event, SocketOpened):
+            self._on_opened(now)
+        elif isinstance(event, SocketText):
+            self._on_text(now, event.text)
+        elif isinstance(event, SocketClosed):
+            self._log("info", f"socket closed: {event.code} {event.reason!r}")
+            self._connection_ended(now, event.code, event.reason)
+        else:
+            self._on_open_failed(now, event.error, event.detail)
+
+    # ------------------------------------------------------------------ phases
+
+    def _go(self, event: str) -> None:
+        nxt = TRANSITIONS.get((self.phase, event))
+        if nxt is None:
+            raise RuntimeError(f"gateway {self.server}: no transition for {event} in {self.phase}")
+        self.phase = nxt
+
+    def _open(self, now: float) -> None:
+        self.conn = self._next_id()
+        self._ack_pending = False
+        self._sent_resume = False
+        self.heartbeat_interval = None
+        self._out.append(OpenSocket(conn=self.conn, url=self.url))
+        self._timers.set(
+            self._name("open-timeout"),
+            now,
+            self._t.scaled(self._t.open_timeout),
+            self._on_open_timeout,
+        )
+
+    def _on_opened(self, now: float) -> None:
+        if self.phase is not Phase.OPENING:
+            self._log("debug", "ignored a second open report")
+            return
+        self._go("opened")
+        self._timers.cancel(self._name("open-timeout"))
+        self._timers.set(
+            self._name("hello-timeout"),
+            now,
+            self._t.scaled(self._t.hello_timeout),
+            self._on_hello_timeout,
+        )
+        self._listener.gateway_opened(now)
+
+    def _on_open_failed(self, now: float, error: NetError, detail: str) -> None:
+        self._log("warning", f"socket open failed: {error.value} {detail}".rstrip())
+        if (
+            error is NetError.REFUSED
+            and self.retrying
+            and self._bug_on(Bug.REFUSED_OPEN_STOPS_RETRIES)
+        ):
+            # Bug 10: the original stopped here for good, status left as it was.
+            self._cancel_timers()
+            self.conn = None
+            self.phase = Phase.IDLE
+            self._log("warning", "bug 10: retry loop stopped after a refused open")
+            return
+        self._connection_ended(now, DROPPED, "", text=NET_ERROR_TEXT[error])
+
+    def _on_open_timeout(self, now: float) -> None:
+        if self.conn is not None:
+            self._out.append(AbortSocket(self.conn))
+        self._log("warning", "gateway open timed out")
+        self._connection_ended(now, DROPPED, "", text=OPEN_TIMED_OUT)
+
+    def _on_hello_timeout(self, now: float) -> None:
+        self._close(now, 4000, REASON_HELLO_TIMEOUT)
+
+    def _on_ready_timeout(self, now: float) -> None:
+        self._close(now, 4000, REASON_READY_TIMEOUT)
+
+    # ------------------------------------------------------------------ frames
+
+    def _on_text(self, now: float, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            self._log("warning", f"ignored a frame that is not JSON ({len(text)} chars)")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("op"), int):
+            self._log("warning", "ignored a frame without an integer op")
+            return
+        op: int = frame["op"]
+        data = frame.get("data")
+        seq = frame.get("seq")
+        if op == 0:
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                self.seq = seq
+            self._on_event(now, frame.get("type"), data)
+        elif op == 1:
+            if self.heartbeat_interval is not None:
+                self._beat(now)
+        elif op == 4:
+            self._ack_pending = False
+        elif op == 5:
+            self._on_hello(now, data)
+        elif op == 6:
+            self._log("info", "server requested reconnect")
+            self._close(now, 4000, REASON_RECONNECT)
+        elif op == 7:
+            self._on_invalid_session(now, data)
+        else:
+            self._log("debug", f"ignored op {op}")
+
+    def _on_hello(self, now: float, data: Any) -> None:
+        if self.phase is not Phase.AWAIT_HELLO:
+            self._log("warning", f"ignored HELLO in {self.phase.value}")
+            return
+        self._go("hello")
+        self._timers.cancel(self._name("hello-timeout"))
+        interval_ms = data.get("heartbeat_interval") if isinstance(data, dict) else None
+        if (
+            isinstance(interval_ms, int | float)
+            and not isinstance(interval_ms, bool)
+            and interval_ms > 0
+        ):
+            self.heartbeat_interval = interval_ms / 1000.0  # as received, never rescaled
+        else:
+            self.heartbeat_interval = self._t.scaled(self._t.heartbeat_default)
+        self._ack_pending = False
+        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+        token = f"Bearer {self._token() or ''}"
+        if self.session_id is not None:
+            self._send(
+                now,
+                {
+                    "op": 3,
+                    "data": {"token": token, "session_id": self.session_id, "seq": self.seq or 0},
+                },
+            )
+            self._resume_pending = True
+            self._sent_resume = True
+        else:
+            self._send(
+                now,
+                {
+                    "op": 2,
+                    "data": {
+                        "token": token,
+                        "intents": list(INTENTS),
+                        "properties": CLIENT_PROPERTIES,
+                    },
+                },
+            )
+        self._timers.set(
+            self._name("ready-timeout"),
+            now,
+            self._t.scaled(self._t.ready_timeout),
+            self._on_ready_timeout,
+        )
+
+    def _on_event(self, now: float, event_type: Any, data: Any) -> None:
+        if not isinstance(event_type, str):
+            self._log("warning", "ignored an event without a type")
+            return
+        if event_type in ("ready", "resumed"):
+            if self.phase is not Phase.AWAIT_READY:
+                self._log("warning", f"ignored {event_type} in {self.phase.value}")
+                return
+            if event_type == "ready":
+                sid = data.get("session_id") if isinstance(data, dict) else None
+                self.session_id = sid if isinstance(sid, str) and sid else None
+            self._go(event_type)
+            self._timers.cancel(self._name("ready-timeout"))
+            self._resume_pending = False
+            self.attempt = 0
+            self.retrying = True
+            self._listener.gateway_ready(now, data, event_type == "resumed")
+            return
+        if self.phase not in (Phase.AWAIT_READY, Phase.CONNECTED):
+            self._log("warning", f"ignored event {event_type} before the handshake")
+            return
+        self._listener.gateway_event(now, event_type, data)
+
+    def _on_invalid_session(self, now: float, data: Any) -> None:
+        if isinstance(data, bool):
+            resumable = data
+        elif isinstance(data, dict) and isinstance(data.get("resumable"), bool):
+            resumable = bool(data["resumable"])
+        else:
+            resumable = False
+        self._log("info", f"invalid session (resumable={resumable})")
+        if not resumable:
+            self.session_id = None
+            self.seq = None
+        self._resume_pending = False  # INVALID_SESSION decides the session itself
+        self._close(now, 4000, REASON_INVALID_SESSION, invalid_session=True)
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def _beat(self, now: float) -> None:
+        if self.conn is None:
+            return
+        if self._ack_pending:
+            self._log("warning", "Heartbeat ACK not received, reconnecting")
+            self._close(now, 4000, REASON_HEARTBEAT)
+            return
+        self._send(now, {"op": 1, "data": self.seq or 0})
+        self._ack_pending = True
+        assert self.heartbeat_interval is not None
+        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+
+    # ------------------------------------------------------------------ endings
+
+    def _close(self, now: float, code: int, reason: str, *, invalid_session: bool = False) -> None:
+        """A client-initiated close counts at once; the peer is never waited for."""
+        if self.conn is not None:
+            self._out.append(
+                CloseSocket(self.conn, code, reason, self._t.scaled(self._t.close_handshake))
+            )
+        self._connection_ended(now, code, reason, invalid_session=invalid_session)
+
+    def _connection_ended(
+        self,
+        now: float,
+        code: int,
+        reason: str,
+        *,
+        text: str | None = None,
+        invalid_session: bool = False,
+    ) -> None:
+        opened = self.phase in _SOCKET_PHASES
+        was_connected = self.phase is Phase.CONNECTED
+        self._cancel_timers()
+        self.conn = None
+        if self._resume_pending:
+            # A drop while RESUME is pending: the session is not trusted again.
+            self.session_id = None
+            self.seq = None
+            self._resume_pending = False
+        self.phase = Phase.IDLE
+        if was_connected:
+            self._listener.gateway_lost(now, code, reason)
+            if code in FATAL_CODES:
+                self._listener.gateway_escalate(now, code, reason)
+                return
+            self.attempt = 0
+            self._next_attempt(now, invalid_session)
+            return
+        if not self.retrying:
+            self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
+            return
+        if code in FATAL_CODES or self.attempt >= self.max_attempts:
+            self._listener.gateway_escalate(now, code, reason)
+            return
+        self._next_attempt(now, invalid_session)
+
+    def _next_attempt(self, now: float, invalid_session: bool) -> None:
+        self.phase = Phase.BACKOFF
+        if invalid_session:
+            extra = self._rng.uniform(
+                self._t.invalid_session_wait_min, self._t.invalid_session_wait_max
+            )
+            self._draw("invalid-session wait", extra)
+            self._timers.set(
+                self._name("invalid-session-wait"), now, self._t.scaled(extra), self._begin_attempt
+            )
+        else:
+            self._begin_attempt(now)
+
+    def _begin_attempt(self, now: float) -> None:
+        self.attempt += 1
+        self._listener.gateway_reconnecting(now, self.attempt, self.max_attempts)
+        if self.phase is not Phase.BACKOFF:  # the listener tore us down
+            return
+        if self._bug_on(Bug.ONLY_NINE_RETRIES) and self.attempt >= self.max_attempts:
+            # Bug 1: the original escalated on announcing attempt 10, before its socket.
+            self.phase = Phase.IDLE
+            self._listener.gateway_escalate(now, DROPPED, "")
+            return
+        jitter = self._rng.random()
+        self._draw(f"backoff attempt {self.attempt}", jitter)
+        delay = self._t.backoff_delay(self.attempt, jitter)
+        self._timers.set(self._name("backoff"), now, delay, self._on_backoff_elapsed)
+
+    def _on_backoff_elapsed(self, now: float) -> None:
+        self._go("backoff_elapsed")
+        self._open(now)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, now: float, frame: dict[str, Any]) -> None:
+        assert self.conn is not None
+        self._out.append(SendText(conn=self.conn, text=json.dumps(frame, separators=(",", ":"))))
+
+    def _cancel_timers(self) -> None:
+        for name in ("open-timeout", "hello-timeout", "ready-timeout", "heartbeat"):
+            self._timers.cancel(self._name(name))
+
+    def _name(self, timer: str) -> str:
+        return f"{self.server}:gateway:{timer}"
+
+    def _draw(self, purpose: str, value: float) -> None:
+        self._out.append(RngDraw(stream=f"{self.server}:gateway", purpose=purpose, value=value))
+
+    def _log(self, level: str, message: str) -> None:
+        self._out.append(Log(level=level, message=message, server=self.server))
