@@ -1,0 +1,55 @@
+"""Server settings. Durations are real-client time; `scaled` applies the timescale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Reference values (accord-protocol.md s.2), all in real-client time.
+HEARTBEAT_INTERVAL_MS = 45_000
+RESUME_WINDOW_S = 60.0
+REPLAY_BUFFER = 256
+HANDSHAKE_TIMEOUT_S = 30.0
+SILENCE_DROP_S = 90.0
+MAX_FRAME_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db: Path = Path("fake-server.db")
+    host: str = "127.0.0.1"
+    port: int = 0
+    control_host: str = "127.0.0.1"
+    control_port: int | None = 0
+    """None: no control HTTP listener (the Python API still works)."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS
+    timescale: float = 1.0
+    replay_buffer: int = REPLAY_BUFFER
+    resume_window_s: float = RESUME_WINDOW_S
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    silence_drop_s: float = SILENCE_DROP_S
+    control_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.timescale <= 0:
+            raise ValueError(f"timescale must be > 0, got {self.timescale}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.timescale
+
+    def scaled_ms(self, ms: int) -> int:
+        # HELLO carries integer ms; never announce 0.
+        return max(1, round(ms * self.timescale))
+
+    @property
+    def history_path(self) -> Path:
+        return self.db.with_name(self.db.stem + ".history.jsonl")
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.db.with_name(self.db.stem + "-tls")

@@ -1,0 +1,441 @@
+"""One gateway connection: handshake, heartbeats, RESUME, bad input and fault actions.
+
+Outbound frames go through a per-connection queue and writer task, so a slow client
+never stalls fan-out to the others, and every connection sees its frames in seq order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from fake_server.config import MAX_FRAME_BYTES
+from fake_server.faults import (
+    CloseSpec,
+    DelayHelloSpec,
+    DropSpec,
+    GarbageSpec,
+    GatewayAction,
+    HeartbeatIntervalSpec,
+    InvalidSessionSpec,
+    ReconnectSpec,
+    RequestHeartbeatSpec,
+    SendFrameSpec,
+    Trigger,
+)
+from fake_server.history import clip
+from fake_server.sessions import Session
+
+if TYPE_CHECKING:
+    from fake_server.app import FakeServer
+
+# Server closes after which the session is over (accord-protocol.md s.2).
+SESSION_ENDING_CODES = frozenset({4003, 4004, 4009, 4012, 4013, 4014})
+CLIENT_ENDING_CODES = frozenset({1000, 1001})
+CLIENT_OPS = frozenset({1, 2, 3, 8, 9, 10})
+_CLOSE_TIMEOUT_S = 2.0  # real seconds to wait for the client's close reply
+
+
+class Connection:
+    def __init__(self, server: FakeServer, conn_id: int, request: web.Request) -> None:
+        self.server = server
+        self.id = conn_id
+        self.request = request
+        self.ws = web.WebSocketResponse(
+            max_msg_size=MAX_FRAME_BYTES, timeout=_CLOSE_TIMEOUT_S, autoping=True
+        )
+        self.session: Session | None = None
+        self.user: dict[str, Any] | None = None
+        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.finished = False
+        # How the connection ended: by client/server/drop/lost, code, reason.
+        self.ended_by: str | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.end_session = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def serve(self) -> web.WebSocketResponse:
+        await self.ws.prepare(self.request)
+        peer = self.request.remote
+        self.server.history.record("conn", "open", {"conn": self.id, "peer": peer})
+        self._writer = asyncio.create_task(self._write_loop())
+        try:
+            await self._hello()
+            await self._receive_loop()
+        finally:
+            await self._finish()
+        return self.ws
+
+    async def _hello(self) -> None:
+        cfg = self.server.config
+        delay = self.server.board.take(lambda s: isinstance(s, DelayHelloSpec))
+        if delay is not None and isinstance(delay.spec, DelayHelloSpec):
+            self.server.fault_fired(delay, conn=self.id)
+            await asyncio.sleep(cfg.scaled(delay.spec.seconds))
+        interval = self.server.board.take(lambda s: isinstance(s, HeartbeatIntervalSpec))
+        ms = cfg.heartbeat_interval_ms
+        if interval is not None and isinstance(interval.spec, HeartbeatIntervalSpec):
+            self.server.fault_fired(interval, conn=self.id)
+            ms = interval.spec.ms
+        self.send({"op": 5, "data": {"heartbeat_interval": cfg.scaled_ms(ms)}})
+
+    async def _receive_loop(self) -> None:
+        cfg = self.server.config
+        handshake_deadline = time.monotonic() + cfg.scaled(cfg.handshake_timeout_s)
+        while not self.finished:
+            if self.session is None:
+                timeout = max(0.001, handshake_deadline - time.monotonic())
+            else:
+                timeout = cfg.scaled(cfg.silence_drop_s)
+            try:
+                msg = await self.ws.receive(timeout=timeout)
+            except TimeoutError:
+                if self.session is None:
+                    self._reject_handshake()
+                else:
+                    self.drop()  # silent too long: as the reference, no close frame
+                return
+            if msg.type is WSMsgType.TEXT:
+                self._on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                self._record_in({"binary": len(msg.data)})  # ignored, as the reference
+            elif msg.type is WSMsgType.CLOSE:
+                self._ended("client", int(msg.data), msg.extra or "")
+                return
+            elif msg.type is WSMsgType.ERROR:
+                if self.ws.close_code == 1009:
+                    self._ended("server", 1009, "frame too big")
+                else:
+                    self._ended("lost", 1006, "")
+                return
+            else:  # CLOSING / CLOSED: our own close or a dropped transport
+                self._ended("lost", 1006, "")
+                return
+
+    async def _finish(self) -> None:
+        self.finished = True
+        if self._writer is not None:
+            self._outbox.put_nowait(("stop", None))
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._writer, _CLOSE_TIMEOUT_S + 1)
+        if not self.ws.closed:
+            self._abort_transport()
+        parked = self._release_session()
+        code = self.ws.close_code if self.close_code is None else self.close_code
+        self.server.history.record(
+            "conn",
+            "close",
+            {
+                "conn": self.id,
+                "code": 1006 if code is None else code,
+                "reason": self.close_reason,
+                "by": self.ended_by or "lost",
+                "session_id": self.session.session_id if self.session else None,
+                "user": self.user["username"] if self.user else None,
+                "parked": parked,
+            },
+        )
+        self.server.connections.discard(self)
+
+    def _release_session(self) -> bool:
+        """Park or end the session as accord-protocol.md s.2 says; True if parked."""
+        session = self.session
+        if session is None or session.conn is not self:
+            return False  # never identified, or taken over by a newer socket
+        registry = self.server.sessions
+        client_ended = self.ended_by == "client" and self.close_code in CLIENT_ENDING_CODES
+        if self.end_session or session.forgotten or client_ended:
+            registry.end(session)
+            return False
+        registry.park(session)
+        return True
+
+    def _ended(self, by: str, code: int, reason: str) -> None:
+        if self.ended_by is None:
+            self.ended_by, self.close_code, self.close_reason = by, code, reason
+        self.finished = True
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, frame: Any) -> None:
+        """Queue a JSON frame (dict) for this connection."""
+        if not self.finished:
+            self._outbox.put_nowait(("json", frame))
+
+    def send_text(self, text: str) -> None:
+        if not self.finished:
+            self._outbox.put_nowait(("text", text))
+
+    def close(self, code: int, reason: str, end_session: bool | None = None) -> None:
+        """Close with a close frame after the frames already queued."""
+        if end_session is None:
+            end_session = code in SESSION_ENDING_CODES
+        self.end_session = self.end_session or end_session
+        self._ended("server", code, reason)
+        self._outbox.put_nowait(("close", (code, reason)))
+
+    def drop(self, end_session: bool = False) -> None:
+        """Abort the TCP connection at once: no close frame (the client sees 1006)."""
+        self.end_session = self.end_session or end_session
+        self._ended("drop", 1006, "")
+        self._abort_transport()
+
+    def _abort_transport(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def _write_loop(self) -> None:
+        history = self.server.history
+        while True:
+            kind, item = await self._outbox.get()
+            try:
+                if kind == "json":
+                    await self.ws.send_str(json.dumps(item, separators=(",", ":")))
+                    history.record("frame", "out", self._frame_data(frame=item))
+                elif kind == "text":
+                    await self.ws.send_str(item)
+                    history.record("frame", "out", self._frame_data(text=clip(item)))
+                elif kind == "close":
+                    code, reason = item
+                    await self.ws.close(code=code, message=reason.encode())
+                    return
+                elif kind == "abort":
+                    self._abort_transport()
+                    return
+                else:
+                    return
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone; _finish records how
+
+    def _frame_data(self, **payload: Any) -> dict[str, Any]:
+        return {
+            "conn": self.id,
+            "session_id": self.session.session_id if self.session else None,
+            "user": self.user["username"] if self.user else None,
+            **payload,
+        }
+
+    def _record_in(self, payload: dict[str, Any]) -> None:
+        self.server.history.record("frame", "in", self._frame_data(**payload))
+
+    # ------------------------------------------------------------------ input
+
+    def _on_text(self, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        valid = isinstance(frame, dict) and type(frame.get("op")) is int
+        if valid:
+            self._record_in({"frame": frame})
+        else:
+            self._record_in({"text": clip(text)})
+        if self.session is None:
+            if not valid:
+                self._reject_handshake()
+            else:
+                self._on_handshake_frame(frame)
+            return
+        if not valid:
+            self.close(4002, "decode error")
+            return
+        op = frame["op"]
+        if op not in CLIENT_OPS:
+            self.close(4001, "unknown opcode")
+        elif op == 1:
+            self._on_heartbeat()
+        elif op in (2, 3):
+            self.close(4005, "already authenticated")
+        elif op == 8:
+            self._on_presence(frame.get("data"))
+        # op 9 / 10: accepted and ignored (not needed by the rig)
+
+    def _on_handshake_frame(self, frame: dict[str, Any]) -> None:
+        op = frame["op"]
+        if op == 1:
+            if not self._fire_trigger("on_heartbeat", None):
+                self.send({"op": 4})
+        elif op == 2:
+            self._on_identify(frame.get("data"))
+        elif op == 3:
+            self._on_resume(frame.get("data"))
+        else:
+            self._reject_handshake()
+
+    def _reject_handshake(self) -> None:
+        """INVALID_SESSION {"resumable": false}, then drop the socket (as the reference)."""
+        self.send({"op": 7, "data": {"resumable": False}})
+        self.end_session = True
+        self._ended("drop", 1006, "")
+        self._outbox.put_nowait(("abort", None))
+
+    def _token_user(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        token = data.get("token")
+        if not isinstance(token, str):
+            return None
+        for prefix in ("Bearer ", "Bot "):
+            if token.startswith(prefix):
+                token = token[len(prefix) :]
+                break
+        return self.server.store.user_for_token(token)
+
+    def _bad_token(self) -> None:
+        fault = self.server.board.take(lambda s: s.kind == "bad_token_close")
+        if fault is None:
+            self._reject_handshake()
+            return
+        self.server.fault_fired(fault, conn=self.id)
+        self.close(fault.spec.code, fault.spec.reason, end_session=True)  # type: ignore[union-attr]
+
+    def _on_identify(self, data: Any) -> None:
+        if not isinstance(data, dict) or "token" not in data:
+            self._reject_handshake()
+            return
+        user = self._token_user(data)
+        if self._fire_trigger("on_identify", user):
+            return
+        if user is None:
+            self._bad_token()
+            return
+        self.user = user
+        session = self.server.sessions.create(user["id"], user["username"])
+        session.conn = self
+        self.session = session
+        self.send({"op": 0, "type": "ready", "data": self.server.ready_payload(session, user),
+                   "seq": 1})
+
+    def _on_resume(self, data: Any) -> None:
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("session_id"), str)
+            or type(data.get("seq")) is not int
+            or "token" not in data
+        ):
+            self._reject_handshake()
+            return
+        user = self._token_user(data)
+        if self._fire_trigger("on_resume", user, session_id=data["session_id"]):
+            return
+        if user is None:
+            self._bad_token()
+            return
+        self.user = user
+        session = self.server.sessions.get_resumable(data["session_id"])
+        if session is None or session.user_id != user["id"]:
+            self._reject_handshake()
+            return
+        seq = data["seq"]
+        replay = session.replay_after(seq) if 0 < seq <= session.seq else None
+        if replay is None:
+            self.server.sessions.end(session)  # seq 0, ahead, or older than the buffer
+            self._reject_handshake()
+            return
+        old = session.conn
+        session.conn, session.parked_at = self, None
+        self.session = session
+        if old is not None:
+            old.close(4000, "session taken over", end_session=False)
+        for event in replay:
+            self.send(event)
+        self.send(
+            {
+                "op": 0,
+                "type": "resumed",
+                "data": {"session_id": session.session_id, "seq": session.seq,
+                         "replayed": len(replay)},
+                "seq": session.seq,
+            }
+        )
+
+    def _on_heartbeat(self) -> None:
+        session = self.session
+        assert session is not None
+        if self._fire_trigger("on_heartbeat", self.user):
+            return
+        withheld = self.server.board.take(
+            lambda s: s.kind == "withhold_acks" and _targets(s, session.username,
+                                                             session.session_id)
+        )
+        if withheld is not None:
+            self.server.fault_fired(withheld, conn=self.id, session_id=session.session_id)
+            return
+        self.send({"op": 4})
+
+    def _on_presence(self, data: Any) -> None:
+        session = self.session
+        if session is None or not isinstance(data, dict):
+            return
+        status = data.get("status")
+        if not isinstance(status, str):
+            return
+        activity = data.get("activity")
+        payload = {
+            "user_id": session.user_id,
+            "status": status,
+            "client_status": {"desktop": status},
+            "activities": [activity] if activity is not None else [],
+        }
+        self.server.presences[session.user_id] = payload
+        for space in self.server.store.spaces_of(session.user_id):
+            self.server.dispatch("presence.update", payload, space["id"], session.user_id)
+
+    # ------------------------------------------------------------------ faults
+
+    def _fire_trigger(
+        self, trigger: Trigger, user: dict[str, Any] | None, session_id: str | None = None
+    ) -> bool:
+        """Run a standing gateway action instead of the normal answer; True if one ran."""
+        username = user["username"] if user else None
+        sid = session_id or (self.session.session_id if self.session else None)
+        fault = self.server.board.take(
+            lambda s: getattr(s, "trigger", None) == trigger and _targets(s, username, sid)
+        )
+        if fault is None:
+            return False
+        self.server.fault_fired(fault, conn=self.id, session_id=sid)
+        self.perform(fault.spec)  # type: ignore[arg-type]
+        return True
+
+    def perform(self, action: GatewayAction) -> None:
+        if isinstance(action, CloseSpec):
+            self.close(action.code, action.reason)
+        elif isinstance(action, DropSpec):
+            self.drop()
+        elif isinstance(action, InvalidSessionSpec):
+            form: Any = action.resumable
+            if action.form == "object":
+                form = {"resumable": action.resumable}
+            self.send({"op": 7, "data": form})
+            if not action.resumable:
+                self.end_session = True
+                if self.session is not None and self.session.conn is self:
+                    self.server.sessions.end(self.session)
+        elif isinstance(action, ReconnectSpec):
+            self.send({"op": 6})
+        elif isinstance(action, RequestHeartbeatSpec):
+            self.send({"op": 1})
+        elif isinstance(action, GarbageSpec):
+            self.send_text(action.text)
+        elif isinstance(action, SendFrameSpec):
+            if action.text is not None:
+                self.send_text(action.text)
+            else:
+                self.send(action.frame)
+
+
+def _targets(spec: Any, username: str | None, session_id: str | None) -> bool:
+    """Does a spec's optional user / session_id target match?"""
+    want_user = getattr(spec, "user", None)
+    want_sid = getattr(spec, "session_id", None)
+    return (want_user is None or want_user == username) and (
+        want_sid is None or want_sid == session_id
+    )

@@ -1,0 +1,117 @@
+"""Gateway sessions: sequence numbers, replay buffers, parking and expiry.
+
+Sessions live in memory only; a restarted server has none (RESUME -> INVALID_SESSION).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fake_server.gateway import Connection
+
+
+@dataclass(eq=False)
+class Session:
+    session_id: str
+    user_id: str
+    username: str
+    replay_size: int
+    seq: int = 1  # READY is seq 1
+    buffer: deque[dict[str, Any]] = field(default_factory=deque)
+    conn: Connection | None = None
+    parked_at: float | None = None
+    """Monotonic time the socket went away; None while a socket is attached."""
+    forgotten: bool = False
+
+    def next_event(self, event_type: str, data: Any) -> dict[str, Any]:
+        """Number an event and keep it for replay."""
+        self.seq += 1
+        frame = {"op": 0, "type": event_type, "data": data, "seq": self.seq}
+        self.buffer.append(frame)
+        while len(self.buffer) > self.replay_size:
+            self.buffer.popleft()
+        return frame
+
+    def replay_after(self, seq: int) -> list[dict[str, Any]] | None:
+        """Events after `seq`, or None if some of them fell out of the buffer."""
+        missing = self.seq - seq
+        if missing == 0:
+            return []
+        if missing > len(self.buffer):
+            return None
+        return list(self.buffer)[-missing:]
+
+    @property
+    def state(self) -> str:
+        return "open" if self.conn is not None else "parked"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "user": self.username,
+            "user_id": self.user_id,
+            "seq": self.seq,
+            "state": self.state,
+            "buffered": len(self.buffer),
+        }
+
+
+class SessionRegistry:
+    def __init__(self, replay_size: int, resume_window: float) -> None:
+        self._sessions: dict[str, Session] = {}
+        self.replay_size = replay_size
+        self.resume_window = resume_window  # already scaled
+
+    def create(self, user_id: str, username: str) -> Session:
+        session = Session(secrets.token_hex(16), user_id, username, self.replay_size)
+        self._sessions[session.session_id] = session
+        return session
+
+    def get_resumable(self, session_id: str) -> Session | None:
+        self.expire()
+        session = self._sessions.get(session_id)
+        return None if session is None or session.forgotten else session
+
+    def park(self, session: Session) -> None:
+        session.conn = None
+        session.parked_at = time.monotonic()
+
+    def end(self, session: Session) -> None:
+        session.conn = None
+        self._sessions.pop(session.session_id, None)
+
+    def forget(self, predicate: Callable[[Session], bool]) -> int:
+        """Forget matching sessions: parked ones go now, open ones when their socket ends."""
+        n = 0
+        for session in list(self._sessions.values()):
+            if predicate(session):
+                n += 1
+                session.forgotten = True
+                if session.conn is None:
+                    self._sessions.pop(session.session_id, None)
+        return n
+
+    def expire(self) -> None:
+        deadline = time.monotonic() - self.resume_window
+        for sid, session in list(self._sessions.items()):
+            if session.parked_at is not None and session.conn is None and (
+                session.parked_at < deadline
+            ):
+                del self._sessions[sid]
+
+    def live(self) -> Iterable[Session]:
+        """Every session that should still receive events (open or parked)."""
+        self.expire()
+        return list(self._sessions.values())
+
+    def open(self) -> list[Session]:
+        return [s for s in self._sessions.values() if s.conn is not None]
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,374 @@
+"""Durable state in SQLite: users, tokens, spaces, channels, members, messages, reactions.
+
+Every write commits at once (WAL), so a `kill -9` loses nothing that was answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from fake_server.snowflake import SnowflakeGenerator
+
+SEED_USERS = ("alice", "bob", "carol")
+SEED_PASSWORD = "password"
+SEED_SPACE = ("Accord", "accord")
+SEED_CHANNELS = ("general", "random")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, username TEXT UNIQUE NOT NULL, display_name TEXT,
+    password_hash TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS spaces (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, slug TEXT UNIQUE NOT NULL,
+    owner_id TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY, space_id TEXT NOT NULL, name TEXT NOT NULL,
+    position INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    space_id TEXT NOT NULL, user_id TEXT NOT NULL, joined_at TEXT NOT NULL,
+    PRIMARY KEY (space_id, user_id));
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, space_id TEXT NOT NULL,
+    author_id TEXT NOT NULL, content TEXT NOT NULL, timestamp TEXT NOT NULL,
+    edited_at TEXT, reply_to TEXT, nonce TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (author_id, nonce)
+    WHERE nonce IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel_id, id);
+CREATE TABLE IF NOT EXISTS reactions (
+    message_id TEXT NOT NULL, user_id TEXT NOT NULL, emoji TEXT NOT NULL,
+    PRIMARY KEY (message_id, user_id, emoji));
+"""
+
+
+def utc_text(epoch: float | None = None) -> str:
+    """The protocol's timestamp text: UTC `YYYY-MM-DD HH:MM:SS`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() if epoch is None else epoch))
+
+
+def _hash_password(password: str) -> str:
+    # A fake server: a salted sha256 is plenty, and keeps seeding fast.
+    return hashlib.sha256(b"accord-fake:" + password.encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        floor = self._db.execute("SELECT MAX(CAST(id AS INTEGER)) FROM messages").fetchone()[0]
+        self.ids = SnowflakeGenerator(int(floor or 0))
+        if self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
+            self._seed()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _seed(self) -> None:
+        now = utc_text()
+        with self._db:
+            self._db.execute("BEGIN")
+            user_ids = []
+            for name in SEED_USERS:
+                uid = self.ids.next()
+                user_ids.append(uid)
+                self._db.execute(
+                    "INSERT INTO users VALUES (?,?,?,?,?)",
+                    (uid, name, name.capitalize(), _hash_password(SEED_PASSWORD), now),
+                )
+            space_id = self.ids.next()
+            self._db.execute(
+                "INSERT INTO spaces VALUES (?,?,?,?,?)",
+                (space_id, SEED_SPACE[0], SEED_SPACE[1], user_ids[0], now),
+            )
+            for pos, channel in enumerate(SEED_CHANNELS):
+                self._db.execute(
+                    "INSERT INTO channels VALUES (?,?,?,?,?)",
+                    (self.ids.next(), space_id, channel, pos, now),
+                )
+            for uid in user_ids:
+                self._db.execute("INSERT INTO members VALUES (?,?,?)", (space_id, uid, now))
+
+    # ------------------------------------------------------------------ users, tokens
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM users WHERE id=?", (user_id,)).fetchone()
+        return _user_json(row) if row else None
+
+    def user_by_name(self, username: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
+        return _user_json(row) if row else None
+
+    def users(self) -> list[dict[str, Any]]:
+        return [_user_json(r) for r in self._db.execute("SELECT * FROM users ORDER BY id")]
+
+    def check_password(self, username: str, password: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
+        if row is None or row["password_hash"] != _hash_password(password):
+            return None
+        return _user_json(row)
+
+    def register(self, username: str, password: str, display_name: str | None) -> dict[str, Any]:
+        uid = self.ids.next()
+        now = utc_text()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO users VALUES (?,?,?,?,?)",
+                (uid, username, display_name or username, _hash_password(password), now),
+            )
+            for space in self._db.execute("SELECT id FROM spaces").fetchall():
+                self._db.execute("INSERT INTO members VALUES (?,?,?)", (space["id"], uid, now))
+        user = self.user(uid)
+        assert user is not None
+        return user
+
+    def issue_token(self, user_id: str) -> str:
+        token = secrets.token_hex(32)
+        self._db.execute("INSERT INTO tokens VALUES (?,?,?)", (token, user_id, time.time()))
+        return token
+
+    def user_for_token(self, token: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token=?", (token,)
+        ).fetchone()
+        return _user_json(row) if row else None
+
+    def revoke_token(self, token: str) -> None:
+        self._db.execute("DELETE FROM tokens WHERE token=?", (token,))
+
+    def revoke_all_tokens(self, user_id: str | None = None) -> int:
+        if user_id is None:
+            return self._db.execute("DELETE FROM tokens").rowcount
+        return self._db.execute("DELETE FROM tokens WHERE user_id=?", (user_id,)).rowcount
+
+    # ------------------------------------------------------------------ spaces, channels
+
+    def spaces_of(self, user_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT s.* FROM spaces s JOIN members m ON m.space_id = s.id WHERE m.user_id=?"
+            " ORDER BY s.id",
+            (user_id,),
+        ).fetchall()
+        return [self._space_json(r) for r in rows]
+
+    def space(self, space_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM spaces WHERE id=?", (space_id,)).fetchone()
+        return self._space_json(row) if row else None
+
+    def _space_json(self, row: sqlite3.Row) -> dict[str, Any]:
+        count = self._db.execute(
+            "SELECT COUNT(*) FROM members WHERE space_id=?", (row["id"],)
+        ).fetchone()[0]
+        return {
+            "id": row["id"],
+            "name": row["name"],
+            "slug": row["slug"],
+            "description": None,
+            "icon": None,
+            "owner_id": row["owner_id"],
+            "member_count": count,
+            "created_at": row["created_at"],
+        }
+
+    def is_member(self, space_id: str, user_id: str) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM members WHERE space_id=? AND user_id=?", (space_id, user_id)
+            ).fetchone()
+            is not None
+        )
+
+    def member_ids(self, space_id: str) -> set[str]:
+        rows = self._db.execute("SELECT user_id FROM members WHERE space_id=?", (space_id,))
+        return {r["user_id"] for r in rows}
+
+    def members(self, space_id: str, limit: int, after: str | None) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT m.*, u.id AS uid FROM members m JOIN users u ON u.id = m.user_id"
+            " WHERE m.space_id=? AND CAST(m.user_id AS INTEGER) > ? ORDER BY CAST(m.user_id AS"
+            " INTEGER) LIMIT ?",
+            (space_id, int(after or 0), limit),
+        ).fetchall()
+        return [
+            {
+                "user_id": r["user_id"],
+                "space_id": space_id,
+                "user": self.user(r["user_id"]),
+                "nickname": None,
+                "roles": [],
+                "joined_at": r["joined_at"],
+            }
+            for r in rows
+        ]
+
+    def roles(self, space_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": space_id,  # @everyone shares the space id, Discord-style
+                "space_id": space_id,
+                "name": "@everyone",
+                "color": 0,
+                "position": 0,
+                "permissions": ["send_messages", "read_history", "add_reactions"],
+            }
+        ]
+
+    def channels(self, space_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT * FROM channels WHERE space_id=? ORDER BY position", (space_id,)
+        ).fetchall()
+        return [_channel_json(r) for r in rows]
+
+    def channel(self, channel_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM channels WHERE id=?", (channel_id,)).fetchone()
+        return _channel_json(row) if row else None
+
+    def channel_by_name(self, name: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM channels WHERE name=? ORDER BY id LIMIT 1", (name,)
+        ).fetchone()
+        return _channel_json(row) if row else None
+
+    # ------------------------------------------------------------------ messages
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()
+        return self._message_json(row) if row else None
+
+    def message_by_nonce(self, author_id: str, nonce: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM messages WHERE author_id=? AND nonce=?", (author_id, nonce)
+        ).fetchone()
+        return self._message_json(row) if row else None
+
+    def create_message(
+        self,
+        channel: dict[str, Any],
+        author_id: str,
+        content: str,
+        reply_to: str | None,
+        nonce: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a message; returns (message, created). A known (author, nonce) is not
+        stored again: the stored message comes back with created=False."""
+        if nonce is not None:
+            known = self.message_by_nonce(author_id, nonce)
+            if known is not None:
+                return known, False
+        mid = self.ids.next()
+        self._db.execute(
+            "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)",
+            (mid, channel["id"], channel["space_id"], author_id, content, utc_text(), None,
+             reply_to, nonce),
+        )
+        message = self.message(mid)
+        assert message is not None
+        return message, True
+
+    def edit_message(self, message_id: str, content: str) -> dict[str, Any] | None:
+        self._db.execute(
+            "UPDATE messages SET content=?, edited_at=? WHERE id=?",
+            (content, utc_text(), message_id),
+        )
+        return self.message(message_id)
+
+    def delete_message(self, message_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM reactions WHERE message_id=?", (message_id,))
+            self._db.execute("DELETE FROM messages WHERE id=?", (message_id,))
+
+    def messages(
+        self, channel_id: str, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Without `after`: the newest `limit`, newest first; with it: ids above, oldest
+        first. Returns (messages, has_more)."""
+        if after is None:
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE channel_id=? ORDER BY CAST(id AS INTEGER) DESC"
+                " LIMIT ?",
+                (channel_id, limit + 1),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE channel_id=? AND CAST(id AS INTEGER) > ?"
+                " ORDER BY CAST(id AS INTEGER) LIMIT ?",
+                (channel_id, int(after), limit + 1),
+            ).fetchall()
+        has_more = len(rows) > limit
+        return [self._message_json(r) for r in rows[:limit]], has_more
+
+    def all_messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
+        if channel_id is None:
+            rows = self._db.execute("SELECT * FROM messages ORDER BY CAST(id AS INTEGER)")
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE channel_id=? ORDER BY CAST(id AS INTEGER)",
+                (channel_id,),
+            )
+        return [self._message_json(r) for r in rows.fetchall()]
+
+    def set_reaction(self, message_id: str, user_id: str, emoji: str, on: bool) -> bool:
+        """Add or remove one reaction; True if anything changed."""
+        if on:
+            sql = "INSERT OR IGNORE INTO reactions VALUES (?,?,?)"
+        else:
+            sql = "DELETE FROM reactions WHERE message_id=? AND user_id=? AND emoji=?"
+        return self._db.execute(sql, (message_id, user_id, emoji)).rowcount > 0
+
+    def _message_json(self, row: sqlite3.Row) -> dict[str, Any]:
+        reactions = self._db.execute(
+            "SELECT emoji, COUNT(*) AS n FROM reactions WHERE message_id=? GROUP BY emoji"
+            " ORDER BY emoji",
+            (row["id"],),
+        ).fetchall()
+        return {
+            "id": row["id"],
+            "channel_id": row["channel_id"],
+            "space_id": row["space_id"],
+            "author_id": row["author_id"],
+            "content": row["content"],
+            "type": "default",
+            "timestamp": row["timestamp"],
+            "edited_at": row["edited_at"],
+            "mentions": [],
+            "attachments": [],
+            "embeds": [],
+            "reactions": [{"emoji": r["emoji"], "count": r["n"]} for r in reactions],
+            "reply_to": row["reply_to"],
+            "nonce": row["nonce"],
+        }
+
+
+def _user_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "display_name": row["display_name"],
+        "avatar": None,
+        "bot": False,
+        "created_at": row["created_at"],
+    }
+
+
+def _channel_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "space_id": row["space_id"],
+        "name": row["name"],
+        "type": "text",
+        "position": row["position"],
+        "topic": None,
+        "parent_id": None,
+        "created_at": row["created_at"],
+    }

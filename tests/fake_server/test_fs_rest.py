@@ -1,0 +1,162 @@
+"""REST calls of the protocol page, the seed data, and section 5's REST rows."""
+
+from __future__ import annotations
+
+from fs_helpers import Client
+
+from fake_server import FakeServer
+
+
+async def test_health_needs_no_token(client: Client) -> None:
+    async with client.http.get(client.server.info.health, ssl=client.ssl) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"ok": True}
+
+
+async def test_login_and_seed_data(client: Client) -> None:
+    token = await client.login("alice")
+    assert len(token) == 64
+    status, me, resp = await client.request("GET", "/users/@me", token=token)
+    assert status == 200 and me["data"]["username"] == "alice"
+    assert resp.headers["X-RateLimit-Limit"]
+    status, spaces, _ = await client.request("GET", "/users/@me/spaces", token=token)
+    assert [(s["name"], s["slug"]) for s in spaces["data"]] == [("Accord", "accord")]
+    space_id = spaces["data"][0]["id"]
+    _, space, _ = await client.request("GET", f"/spaces/{space_id}", token=token)
+    assert space["data"]["id"] == space_id
+    _, channels, _ = await client.request("GET", f"/spaces/{space_id}/channels", token=token)
+    assert [c["name"] for c in channels["data"]] == ["general", "random"]
+    _, members, _ = await client.request("GET", f"/spaces/{space_id}/members", token=token)
+    assert sorted(m["user"]["username"] for m in members["data"]) == ["alice", "bob", "carol"]
+    status, roles, _ = await client.request("GET", f"/spaces/{space_id}/roles", token=token)
+    assert status == 200 and roles["data"]
+
+
+async def test_login_probe_get_is_reachable(client: Client) -> None:
+    status, _, _ = await client.request("GET", "/auth/login")
+    assert status == 405
+
+
+async def test_wrong_credentials(client: Client) -> None:
+    status, body, _ = await client.request(
+        "POST", "/auth/login", json_body={"username": "alice", "password": "nope"}
+    )
+    assert status == 401
+    assert body == {"error": {"code": "unauthorized", "message": "invalid credentials"}}
+
+
+async def test_missing_or_bad_token_is_401(client: Client) -> None:
+    expected = {"error": {"code": "unauthorized", "message": "invalid or missing authentication"}}
+    for token in (None, "f" * 64):
+        status, body, _ = await client.request("GET", "/users/@me", token=token)
+        assert (status, body) == (401, expected)
+
+
+async def test_unknown_route_is_empty_404(client: Client) -> None:
+    token = await client.login()
+    status, body, _ = await client.request("GET", "/no/such/route", token=token)
+    assert (status, body) == (404, None)
+
+
+async def test_body_not_json_and_missing_field_are_400(client: Client) -> None:
+    token = await client.login()
+    cid = await client.channel_id()
+    status, body, _ = await client.request(
+        "POST", f"/channels/{cid}/messages", token=token, data="{not json"
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+    assert "not valid JSON" in body["error"]["message"]
+    status, body, _ = await client.request(
+        "POST", f"/channels/{cid}/messages", token=token, json_body={"nonce": "x"}
+    )
+    assert status == 400 and body["error"]["message"] == "missing field: content"
+    status, body, _ = await client.request(
+        "POST", "/auth/login", json_body={"username": "alice"}
+    )
+    assert status == 400 and body["error"]["message"] == "missing field: password"
+
+
+async def test_messages_create_list_edit_delete(client: Client) -> None:
+    token = await client.login()
+    cid = await client.channel_id()
+    ids = [(await client.post("alice", f"m{i}"))["id"] for i in range(5)]
+    assert ids == sorted(ids, key=int)
+    _, newest, _ = await client.request("GET", f"/channels/{cid}/messages?limit=3", token=token)
+    assert [m["content"] for m in newest["data"]] == ["m4", "m3", "m2"]
+    assert newest["cursor"]["has_more"] is True
+    _, after, _ = await client.request(
+        "GET", f"/channels/{cid}/messages?after={ids[1]}&limit=50", token=token
+    )
+    assert [m["content"] for m in after["data"]] == ["m2", "m3", "m4"]
+    assert after["cursor"] == {"after": ids[4], "has_more": False}
+    message = after["data"][0]
+    for key in ("id", "channel_id", "space_id", "author_id", "content", "type", "timestamp",
+                "edited_at", "mentions", "attachments", "embeds", "reactions", "reply_to"):
+        assert key in message
+    status, edited, _ = await client.request(
+        "PATCH", f"/channels/{cid}/messages/{ids[0]}", token=token, json_body={"content": "e"}
+    )
+    assert status == 200 and edited["data"]["content"] == "e" and edited["data"]["edited_at"]
+    status, deleted, _ = await client.request(
+        "DELETE", f"/channels/{cid}/messages/{ids[0]}", token=token
+    )
+    assert (status, deleted) == (200, {"data": None})
+    assert ids[0] not in [m["id"] for m in client.server.messages()]
+
+
+async def test_only_the_author_edits(client: Client) -> None:
+    message = await client.post("alice", "mine")
+    bob = await client.login("bob")
+    status, body, _ = await client.request(
+        "PATCH", f"/channels/{message['channel_id']}/messages/{message['id']}",
+        token=bob, json_body={"content": "hijack"},
+    )
+    assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_nonce_deduplicates_per_author(client: Client, server: FakeServer) -> None:
+    first = await client.post("alice", "once", nonce="n-1")
+    again = await client.post("alice", "once", nonce="n-1")
+    other = await client.post("bob", "once", nonce="n-1")
+    assert again == first
+    assert other["id"] != first["id"]
+    assert [m["content"] for m in server.messages()] == ["once", "once"]
+
+
+async def test_reactions_and_typing(client: Client) -> None:
+    token = await client.login()
+    message = await client.post("alice", "react to me")
+    base = f"/channels/{message['channel_id']}/messages/{message['id']}/reactions/%F0%9F%91%8D/@me"
+    status, body, _ = await client.request("PUT", base, token=token)
+    assert (status, body) == (200, {"data": None})
+    stored = client.server.store.message(message["id"])
+    assert stored is not None and stored["reactions"] == [{"emoji": "👍", "count": 1}]
+    status, _, _ = await client.request("DELETE", base, token=token)
+    stored = client.server.store.message(message["id"])
+    assert status == 200 and stored is not None and stored["reactions"] == []
+    status, _, _ = await client.request(
+        "POST", f"/channels/{message['channel_id']}/typing", token=token, json_body={}
+    )
+    assert status == 200
+
+
+async def test_register_and_logout(client: Client) -> None:
+    status, body, _ = await client.request(
+        "POST", "/auth/register", json_body={"username": "dave", "password": "pw"}
+    )
+    assert status == 200 and body["data"]["user"]["username"] == "dave"
+    token = body["data"]["token"]
+    status, again, _ = await client.request(
+        "POST", "/auth/register", json_body={"username": "dave", "password": "pw"}
+    )
+    assert status == 409 and again["error"]["code"] == "already_exists"
+    status, _, _ = await client.request("POST", "/auth/logout", token=token)
+    assert status == 200
+    status, _, _ = await client.request("GET", "/users/@me", token=token)
+    assert status == 401
+
+
+async def test_unknown_channel_is_404_envelope(client: Client) -> None:
+    token = await client.login()
+    status, body, _ = await client.request("GET", "/channels/12345/messages", token=token)
+    assert status == 404 and body["error"]["code"] == "not_found"
