@@ -6,7 +6,15 @@ See docs/chaos.md for the public API and how scenarios use it.
 from chaos.faults import FaultBackend, LocalProcessBackend, ProcessChaos, UnknownTarget
 from chaos.network import ActiveFault, ChaosError, NetworkChaos, ProxyInfo, ServerProxies
 from chaos.processes import FakeServerInfo, FakeServerProcess, ManagedProcess, ProcessFailed
-from chaos.recording import FaultLog, ListSink, NullSink, RecordSink
+from chaos.recording import (
+    ClockedTimeline,
+    FaultLog,
+    ListSink,
+    NullSink,
+    RecordSink,
+    TimelineSink,
+    as_sink,
+)
 from chaos.toxics import (
     TOXIC_TYPES,
     BandwidthToxic,
@@ -36,6 +44,7 @@ __all__ = [
     "ActiveFault",
     "BandwidthToxic",
     "ChaosError",
+    "ClockedTimeline",
     "FakeServerInfo",
     "FakeServerProcess",
     "FaultBackend",
@@ -57,6 +66,7 @@ __all__ = [
     "ServerProxies",
     "SlicerToxic",
     "SlowCloseToxic",
+    "TimelineSink",
     "TimeoutToxic",
     "ToxicRejected",
     "ToxicSpec",
@@ -66,6 +76,7 @@ __all__ = [
     "ToxiproxyServer",
     "ToxiproxyUnavailable",
     "UnknownTarget",
+    "as_sink",
     "find_binary",
     "free_port",
     "parse_toxic",

@@ -14,7 +14,7 @@ import asyncio
 from typing import Protocol
 
 from chaos.processes import FakeServerProcess, ManagedProcess
-from chaos.recording import FaultLog, RecordSink
+from chaos.recording import ClockedTimeline, FaultLog, RecordSink
 
 
 class FaultBackend(Protocol):
@@ -67,7 +67,10 @@ class ProcessChaos:
     """Process faults with their timeline windows."""
 
     def __init__(
-        self, backend: FaultBackend, sink: RecordSink | None = None, faults: FaultLog | None = None
+        self,
+        backend: FaultBackend,
+        sink: RecordSink | ClockedTimeline | None = None,
+        faults: FaultLog | None = None,
     ) -> None:
         self.backend = backend
         # Sharing NetworkChaos's FaultLog keeps fault ids unique across both.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.recording import FaultLog, RecordSink
+from chaos.recording import ClockedTimeline, FaultLog, RecordSink
 from chaos.toxics import ToxicSpec, parse_toxic
 from chaos.toxiproxy_api import ToxiproxyApi
 
@@ -66,7 +66,7 @@ class NetworkChaos:
         api: ToxiproxyApi,
         *,
         timescale: float = 1.0,
-        sink: RecordSink | None = None,
+        sink: RecordSink | ClockedTimeline | None = None,
         run_id: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:

@@ -2,8 +2,9 @@
 
 Every fault applied or removed becomes one timeline record
 `(src="chaos", kind="fault", name=<toxic type or fault>, data={"phase", "id", "target", ...})`.
-The chaos layer only needs an `add(src, kind, name, data)` method, so the real
-`client.timeline.Timeline` and the small recorders below both fit.
+A sink is either anything with `add(src, kind, name, data)` (the recorders
+below), or a clocked timeline with `now()` and `add(t, src, kind, name, data)`
+(`client.timeline.Timeline`), which is stamped with its own clock.
 """
 
 from __future__ import annotations
@@ -19,6 +20,32 @@ Phase = Literal["start", "end"]
 
 class RecordSink(Protocol):
     def add(self, src: str, kind: str, name: str, data: Mapping[str, Any]) -> object: ...
+
+
+class ClockedTimeline(Protocol):
+    def now(self) -> float: ...
+    def add(
+        self, t: float, src: str, kind: str, name: str, data: dict[str, Any] | None = None
+    ) -> object: ...
+
+
+class TimelineSink:
+    """Adapts a clocked timeline: each record is stamped with `timeline.now()`."""
+
+    def __init__(self, timeline: ClockedTimeline) -> None:
+        self.timeline = timeline
+
+    def add(self, src: str, kind: str, name: str, data: Mapping[str, Any]) -> object:
+        return self.timeline.add(self.timeline.now(), src, kind, name, dict(data))
+
+
+def as_sink(target: RecordSink | ClockedTimeline | None) -> RecordSink:
+    """A `RecordSink` for a sink, a clocked timeline, or nothing."""
+    if target is None:
+        return NullSink()
+    if callable(getattr(target, "now", None)):
+        return TimelineSink(target)  # type: ignore[arg-type]
+    return target  # type: ignore[return-value]
 
 
 class NullSink:
@@ -53,8 +80,8 @@ class ListSink:
 class FaultLog:
     """Hands out fault ids and writes start/end records to a sink."""
 
-    def __init__(self, sink: RecordSink | None = None) -> None:
-        self.sink: RecordSink = sink if sink is not None else NullSink()
+    def __init__(self, sink: RecordSink | ClockedTimeline | None = None) -> None:
+        self.sink: RecordSink = as_sink(sink)
         self._counter = itertools.count(1)
 
     def new_id(self, name: str) -> str:
