@@ -1,0 +1,691 @@
+"""Plays one scenario: fake servers behind Toxiproxy, the client in-process, the steps
+in order, then the verdict over the recorded timeline.
+
+Everything a run starts it also stops, in `finally`, whatever happened (a failed
+step, an exception, Ctrl-C): the client, the run's proxies (deleted from
+Toxiproxy), the fake-server processes. Each run has its own temporary folder,
+database, proxies and ports, so runs can go in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaos import (
+    FakeServerProcess,
+    LocalProcessBackend,
+    NetworkChaos,
+    ProcessChaos,
+    ServerProxies,
+    ToxiproxyServer,
+)
+from client.core import actions as act
+from client.core.timings import Timings
+from client.timeline import Timeline
+from scenarios.conditions import SignalSeenAt, check, describe_banner, first_hold
+from scenarios.delivery import DeliveryReport, check_delivery, compare_lists
+from scenarios.fake_control import (
+    FakeServerControl,
+    read_history,
+    stored_messages,
+    user_id,
+)
+from scenarios.harness import ClientHarness
+from scenarios.loader import LoadedScenario
+from scenarios.observation import MessageSeen, Observation
+from scenarios.observe import Observer
+from scenarios.records import signals
+from scenarios.schema import Condition, ServerSetup, Step, WaitFor, step_kind, step_value
+from scenarios.timescale import (
+    DEADLINE_FLOOR,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_SEED,
+    DEFAULT_TIMESCALE,
+    scaled_deadline,
+    scaled_pause,
+)
+from scenarios.verdict import Failure, ServerWiring, banner_series, judge_server, status_series
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, failure: Failure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+@dataclass
+class RunOptions:
+    toxiproxy: ToxiproxyServer
+    work_dir: Path
+    timescale: float | None = None  # None: the scenario's, else DEFAULT_TIMESCALE
+    seed: int | None = None
+    deadline_floor: float = DEADLINE_FLOOR
+
+
+@dataclass
+class StepOutcome:
+    index: int
+    kind: str
+    line: int
+    text: str
+    start: float
+    end: float = 0.0
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class ScenarioResult:
+    loaded: LoadedScenario
+    timescale: float
+    seed: int
+    timeline: Timeline
+    steps: list[StepOutcome] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    delivery: DeliveryReport | None = None
+    error: str = ""  # a failure of the rig itself (not of the client)
+    timeline_path: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.error
+
+
+@dataclass
+class ServerRig:
+    name: str
+    setup: ServerSetup
+    process: FakeServerProcess
+    db: Path
+    control: FakeServerControl | None = None
+    proxies: ServerProxies | None = None
+    ca: str = ""
+
+    @property
+    def history_path(self) -> Path:
+        return self.db.with_name(self.db.stem + ".history.jsonl")
+
+
+def step_text(step: Step) -> str:
+    """A step as one line of YAML, for reports."""
+    dumped = step.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    return str(
+        yaml.safe_dump(dumped, default_flow_style=True, width=1000, allow_unicode=True)
+    ).strip()[1:-1]
+
+
+class _Sink:
+    """Chaos records go on the run's timeline, stamped now."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+
+    def add(self, src: str, kind: str, name: str, data: Any) -> object:
+        return self._timeline.add(self._timeline.now(), src, kind, name, dict(data))
+
+
+class ScenarioRun:
+    """One play of one scenario. Use `await ScenarioRun(...).run()`."""
+
+    def __init__(self, loaded: LoadedScenario, options: RunOptions) -> None:
+        self.loaded = loaded
+        self.scenario = loaded.scenario
+        setup = self.scenario.setup
+        self.timescale = options.timescale or setup.timescale or DEFAULT_TIMESCALE
+        self.seed = (
+            options.seed
+            if options.seed is not None
+            else (setup.seed if setup.seed is not None else DEFAULT_SEED)
+        )
+        self.options = options
+        self.timeline = Timeline()
+        self.timings = Timings(scale=self.timescale)
+        self.observer = Observer(self.timings)
+        self._fed = 0  # timeline records already given to the observer
+        self._signals: list[SignalSeenAt] = []
+        self.servers: dict[str, ServerRig] = {}
+        self.network: NetworkChaos | None = None
+        self.processes: ProcessChaos | None = None
+        self.client: ClientHarness | None = None
+        self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
+        self.on_step: Callable[[StepOutcome], None] | None = None
+        self._final_lists: dict[tuple[str, str], list[str]] = {}
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> ScenarioResult:
+        try:
+            await self._start()
+            await self._play()
+        except StepFailed as exc:
+            if exc.failure is not None:
+                self.result.failures.append(exc.failure)
+        except Exception as exc:
+            self.result.error = f"{type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:
+            self.result.error = "interrupted"
+            raise
+        finally:
+            # Also on Ctrl-C: asyncio.run cancels this task once; awaiting here is fine.
+            await self._stop()
+        if not self.result.error:
+            self._judge()
+        path = self.options.work_dir / "timeline.jsonl"
+        self.timeline.dump(path)
+        self.result.timeline_path = path
+        return self.result
+
+    async def _start(self) -> None:
+        work = self.options.work_dir
+        work.mkdir(parents=True, exist_ok=True)
+        self.timeline.add(
+            self.timeline.now(),
+            "rig",
+            "log",
+            "run",
+            {
+                "scenario": self.scenario.name,
+                "file": str(self.loaded.path),
+                "timescale": self.timescale,
+                "seed": self.seed,
+                "wall": time.time(),
+            },
+        )
+        sink = _Sink(self.timeline)
+        api = self.options.toxiproxy.api()
+        self.network = NetworkChaos(
+            api, timescale=self.timescale, sink=sink, run_id=f"rig{secrets.token_hex(4)}"
+        )
+        backend = LocalProcessBackend()
+        self.processes = ProcessChaos(backend, faults=self.network.faults)
+        for name, server_setup in self.scenario.setup.servers.items():
+            db = work / f"{name}.db"
+            extra: list[str] = []
+            if server_setup.heartbeat is not None:
+                ms = server_setup.heartbeat.resolve(DEFAULT_HEARTBEAT) * 1000
+                extra += ["--heartbeat-interval", str(round(ms))]
+            process = FakeServerProcess(
+                db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
+            )
+            rig = ServerRig(name, server_setup, process, db)
+            self.servers[name] = rig
+            info = await asyncio.to_thread(process.start)
+            rig.control = FakeServerControl(info.control, info.control_token)
+            rig.ca = info.ca
+            rig.proxies = await self.network.add_server(name, info.port)
+            backend.register(name, process)
+        self.client = ClientHarness(
+            self.timeline,
+            self.timings,
+            seed=self.seed,
+            bugs=self.scenario.setup.bugs,
+            ca_files=[rig.ca for rig in self.servers.values()],
+            instance=self.network.run_id,
+        )
+        await self.client.start()
+
+    async def _stop(self) -> None:
+        problems: list[str] = []
+        if self.client is not None:
+            self._final_lists = self._client_lists()
+            try:
+                await self.client.close()
+            except Exception as exc:
+                problems.append(f"client: {exc}")
+        for rig in self.servers.values():
+            if rig.control is not None:
+                with contextlib.suppress(Exception):
+                    await rig.control.close()
+        if self.network is not None:
+            try:
+                await self.network.close()
+            except Exception as exc:
+                problems.append(f"proxies: {exc}")
+            self.network = None
+        if self.processes is not None:
+            self.processes.close()
+        for rig in self.servers.values():
+            try:
+                await asyncio.to_thread(rig.process.stop)
+            except Exception as exc:
+                problems.append(f"fake server {rig.name}: {exc}")
+        self.client = None
+        if problems and not self.result.error:
+            self.result.error = "cleanup: " + "; ".join(problems)
+
+    # ------------------------------------------------------------------ steps
+
+    async def _play(self) -> None:
+        for index, step in enumerate(self.scenario.steps):
+            kind = step_kind(step)
+            outcome = StepOutcome(
+                index, kind, self.loaded.step_line(index), step_text(step), self.timeline.now()
+            )
+            self.timeline.add(
+                outcome.start,
+                "rig",
+                "step",
+                kind,
+                {"phase": "start", "index": index, "line": outcome.line, "text": outcome.text},
+            )
+            try:
+                await self._do(step, kind, step_value(step), outcome)
+            except StepFailed as exc:
+                outcome.ok, outcome.detail = False, str(exc)
+                raise
+            except Exception as exc:
+                outcome.ok, outcome.detail = False, f"{type(exc).__name__}: {exc}"
+                raise StepFailed(
+                    self._where(outcome) + outcome.detail,
+                    Failure(self._where(outcome) + outcome.detail),
+                ) from exc
+            finally:
+                outcome.end = self.timeline.now()
+                self.timeline.add(
+                    outcome.end,
+                    "rig",
+                    "step",
+                    kind,
+                    {
+                        "phase": "end",
+                        "index": index,
+                        "line": outcome.line,
+                        "text": outcome.text,
+                        "start": outcome.start,
+                        "ok": outcome.ok,
+                        "detail": outcome.detail,
+                    },
+                )
+                self.result.steps.append(outcome)
+                if self.on_step is not None:
+                    self.on_step(outcome)
+
+    def _where(self, outcome: StepOutcome) -> str:
+        return f"step {outcome.index + 1} (line {outcome.line}) {outcome.kind}: "
+
+    def _heartbeat(self) -> float:
+        first = next(iter(self.scenario.setup.servers.values()))
+        return first.heartbeat.resolve(DEFAULT_HEARTBEAT) if first.heartbeat else DEFAULT_HEARTBEAT
+
+    def _server_config(self, name: str, url: str | None = None) -> act.ServerConfig:
+        rig = self.servers[name]
+        assert rig.proxies is not None
+        return act.ServerConfig(
+            name=name,
+            base_url=url or rig.proxies.base_url,
+            username=rig.setup.user,
+            password=rig.setup.password,
+            space=rig.setup.space,
+            gateway_url=None if url else rig.proxies.gateway_url,
+        )
+
+    def _selected(self) -> str:
+        self._catch_up()
+        selected = self.observer.series[-1].selected_channel
+        if selected is None:
+            raise StepFailed("no channel is selected: name one with `channel:`")
+        return selected
+
+    def _message_id(self, channel_ref: str, text: str) -> str:
+        assert self.client is not None
+        server, channel = channel_ref.split("/", 1)
+        channel_id = self.client.core.channel_id(server, channel)
+        matches = [
+            m
+            for m in self.client.core.messages(server, channel_id or channel)
+            if m.get("content") == text
+        ]
+        if not matches:
+            raise StepFailed(f"the client shows no message {text!r} in {channel_ref}")
+        return str(matches[-1]["id"])
+
+    async def _server_message_id(self, rig: ServerRig, channel: str, text: str) -> str:
+        matches = [
+            m
+            for m in stored_messages(rig.db)
+            if m.get("channel") == channel and m.get("content") == text
+        ]
+        if not matches:
+            raise StepFailed(f"{rig.name} has no message {text!r} in {channel}")
+        return str(matches[-1]["id"])
+
+    async def _do(self, step: Step, kind: str, value: Any, outcome: StepOutcome) -> None:
+        client = self.client
+        assert client is not None and self.network is not None and self.processes is not None
+        if kind == "connect":
+            await client.act(act.AddServer(self._server_config(value)))
+        elif kind == "add_server":
+            await client.act(act.AddServer(self._server_config(value.server, value.url)))
+        elif kind == "select_channel":
+            server, channel = value.split("/", 1)
+            await client.act(act.SelectChannel(server, channel))
+        elif kind == "send":
+            server, channel = (value.channel or self._selected()).split("/", 1)
+            await client.act(act.SendMessage(server, channel, value.text))
+        elif kind == "edit":
+            ref = value.channel or self._selected()
+            await client.act(
+                act.EditMessage(ref.split("/")[0], self._message_id(ref, value.message), value.text)
+            )
+        elif kind == "delete":
+            ref = value.channel or self._selected()
+            await client.act(
+                act.DeleteMessage(ref.split("/")[0], self._message_id(ref, value.message))
+            )
+        elif kind in ("fetch", "click_retry"):
+            server, channel = value.split("/", 1)
+            await client.act(act.FetchMessages(server, channel))
+        elif kind == "reconnect":
+            await client.act(act.ReconnectServer(value))
+        elif kind == "remove_server":
+            await client.act(act.DisconnectServer(value))
+        elif kind == "enable_bug":
+            await client.act(act.SetBug(value.bug, True))
+        elif kind in ("user_post", "user_edit", "user_delete"):
+            await self._other_user(kind, value)
+        elif kind in ("server_fault", "server_close", "invalid_session"):
+            rig = self.servers[value.server]
+            assert rig.control is not None
+            await rig.control.apply(_fault_spec(kind, value))
+        elif kind == "toxic":
+            await self.network.add_toxic(value.proxy, _toxic_spec(value))
+        elif kind == "proxy_down":
+            for proxy in _proxies_of(value):
+                await self.network.down(proxy)
+        elif kind == "heal":
+            await self._heal(value)
+        elif kind == "kill_server":
+            await self.processes.kill(value)
+        elif kind == "freeze_server":
+            await self.processes.freeze(value)
+        elif kind == "thaw_server":
+            await self.processes.thaw(value)
+        elif kind == "restart_server":
+            await self.processes.restart(value)
+            rig = self.servers[value]
+            info = rig.process.info
+            assert info is not None
+            if rig.control is not None:
+                await rig.control.close()
+            rig.control = FakeServerControl(info.control, info.control_token)
+        elif kind == "wait_for":
+            await self._wait_for(value, outcome)
+        elif kind == "expect":
+            self._expect(value, outcome)
+        elif kind == "pause":
+            await asyncio.sleep(scaled_pause(value, self.timescale, self._heartbeat()))
+        else:  # pragma: no cover - the schema admits no other kind
+            raise StepFailed(f"step {kind!r} is not implemented")
+
+    async def _other_user(self, kind: str, value: Any) -> None:
+        server, channel = value.channel.split("/", 1)
+        rig = self.servers[server]
+        assert rig.control is not None
+        spec: dict[str, Any] = {"kind": "act_as", "user": value.user, "channel": channel}
+        if kind == "user_post":
+            spec |= {"action": "post", "content": value.text}
+        else:
+            message_id = await self._server_message_id(rig, channel, value.message)
+            spec |= {
+                "action": "edit" if kind == "user_edit" else "delete",
+                "message_id": message_id,
+            }
+            if kind == "user_edit":
+                spec["content"] = value.text
+        await rig.control.apply(spec)
+
+    async def _heal(self, target: str) -> None:
+        assert self.network is not None
+        if target == "all":
+            await self.network.heal()
+            servers = list(self.servers)
+        elif "." in target:
+            await self.network.heal(target)
+            servers = []
+        else:
+            for proxy in _proxies_of(target):
+                await self.network.heal(proxy)
+            servers = [target]
+        for name in servers:
+            rig = self.servers[name]
+            if rig.control is not None and rig.process.alive:
+                with contextlib.suppress(Exception):
+                    await rig.control.reset()
+
+    # ------------------------------------------------------------------ checks
+
+    def _catch_up(self) -> None:
+        """Feed the signals recorded since the last call to the observer."""
+        records = self.timeline.records
+        new = records[self._fed :]
+        self._fed = len(records)
+        for s in signals(new):
+            self.observer.feed(s)
+            self._signals.append(SignalSeenAt(s.t, s.name, s.args))
+        self.observer.advance(self.timeline.now())
+
+    def _signals_since(self, start: float) -> list[SignalSeenAt]:
+        return [s for s in self._signals if s.t >= start]
+
+    def _with_live_messages(self, condition: Condition, obs: Observation) -> Observation:
+        """`messages` reads the client's current list (the timeline has no message texts)."""
+        if condition.messages is None or self.client is None:
+            return obs
+        ref = condition.messages.channel
+        server, channel = ref.split("/", 1)
+        core = self.client.core
+        channel_id = core.channel_id(server, channel) or channel
+        shown = [
+            MessageSeen(str(m.get("content", "")), False, str(m.get("id")))
+            for m in core.messages(server, channel_id)
+        ]
+        shown += [
+            MessageSeen(e.content, True)
+            for e in core.failed_entries(server)
+            if str(getattr(e, "channel_id", channel_id)) == channel_id
+        ]
+        return Observation(**{**obs.__dict__, "messages": {**obs.messages, ref: tuple(shown)}})
+
+    async def _wait_for(self, condition: WaitFor, outcome: StepOutcome) -> None:
+        budget = scaled_deadline(
+            condition.within, self.timescale, self._heartbeat(), self.options.deadline_floor
+        )
+        start = outcome.start
+        assert self.client is not None
+        last: list[str] = []
+        held_at: list[float] = []
+
+        def holds() -> bool:
+            nonlocal last
+            self._catch_up()
+            series = self.observer.since(start)
+            if condition.messages is not None:
+                series = [self._with_live_messages(condition, series[-1])]
+            held, last = first_hold(condition, series, self._signals_since(start))
+            if held is not None:
+                held_at.append(held.t)
+            return held is not None
+
+        # Re-checked after every step of the client (inputs, timers, timed hides).
+        if await self.client.wait(holds, budget):
+            outcome.detail = f"held at t={held_at[-1]:.3f}"
+            return
+        message = (
+            f"{self._where(outcome)}not seen within {condition.within} "
+            f"({budget:.2f}s real at timescale {self.timescale:g})"
+        )
+        raise StepFailed(message, self._condition_failure(message, condition, last, start))
+
+    def _expect(self, condition: Condition, outcome: StepOutcome) -> None:
+        self._catch_up()
+        obs = self._with_live_messages(condition, self.observer.series[-1])
+        wrong = check(condition, obs, self._signals_since(outcome.start))
+        if wrong:
+            message = f"{self._where(outcome)}the state now differs"
+            raise StepFailed(message, self._condition_failure(message, condition, wrong, 0.0))
+
+    def _condition_failure(
+        self, title: str, condition: Condition, wrong: list[str], since: float
+    ) -> Failure:
+        """Expected vs observed, side by side: the condition against what was seen."""
+        expected = [line for line in _condition_lines(condition)]
+        observed: list[str] = []
+        servers = set((condition.status or {}).keys())
+        if condition.banner is not None:
+            servers.add(condition.banner.server or self.observer.series[-1].screen_server or "")
+        series = self.observer.since(since)
+        for name in sorted(s for s in servers if s):
+            if condition.banner is not None:
+                observed += [
+                    f"t={s.t:8.3f}  banner {name}: {s.text}" for s in banner_series(series, name)
+                ]
+            if condition.status:
+                observed += [
+                    f"t={s.t:8.3f}  status {name}: {s.text}"
+                    for s in status_series(signals(self.timeline.records), name)
+                    if s.t >= since
+                ]
+        observed += [f"now: {w}" for w in wrong]
+        return Failure(title, expected, observed)
+
+    # ------------------------------------------------------------------ verdict
+
+    def _merge_server_history(self) -> None:
+        start_wall = float(self.timeline.records[0].data.get("wall", time.time()))
+        start_t = self.timeline.records[0].t
+        for rig in self.servers.values():
+            for h in read_history(rig.history_path):
+                t = start_t + float(h.get("t", start_wall)) - start_wall
+                self.timeline.add(
+                    t,
+                    f"server:{rig.name}",
+                    str(h.get("kind", "")),
+                    str(h.get("name", "")),
+                    dict(h.get("data") or {}),
+                )
+
+    def _judge(self) -> None:
+        self._merge_server_history()
+        records = sorted(self.timeline.records, key=lambda r: r.t)
+        self._catch_up()
+        series = self.observer.series
+        wiring = {
+            name: ServerWiring(rig.proxies.gateway_url, rig.proxies.base_url + "/api/v1")
+            for name, rig in self.servers.items()
+            if rig.proxies is not None
+        }
+        for name, expect in self.scenario.timeline.servers.items():
+            self.result.failures += judge_server(
+                name, expect, records, series, wiring, self.timescale
+            )
+        stored = {name: stored_messages(rig.db) for name, rig in self.servers.items()}
+        users = {name: user_id(rig.db, rig.setup.user) or "" for name, rig in self.servers.items()}
+        report = check_delivery(records, stored, users)
+        expected = self.scenario.timeline.delivery
+        if expected.messages_match_server:
+            report.mismatched_lists += self._list_mismatches(stored)
+        self.result.delivery = report
+        self.timeline.add(self.timeline.now(), "rig", "log", "delivery", report.counts())
+        wrong = [
+            f"{k}: expected {getattr(expected, k)}, counted {v}"
+            for k, v in report.counts().items()
+            if getattr(expected, k, None) is not None and getattr(expected, k) != v
+        ]
+        if not report.ok or wrong:
+            wanted = {k: getattr(expected, k, None) for k in report.counts()}
+            rows = [
+                f"{k} {0 if v is None else v}"
+                for k, v in wanted.items()
+                if v is not None or k in ("lost", "duplicated", "reordered", "unexpected")
+            ]
+            self.result.failures.append(
+                Failure("delivery (client-behaviour.md s.6)", rows, [report.summary(), *wrong])
+            )
+
+    def _list_mismatches(self, stored: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """The selected channel's list against the server's, if the run ended synced."""
+        problems = []
+        for (server, channel_id), ids in self._final_lists.items():
+            last = [s for s in status_series(signals(self.timeline.records), server)]
+            if not last or last[-1].text != "connected":
+                continue
+            server_ids = [
+                str(m["id"]) for m in stored.get(server, []) if str(m["channel_id"]) == channel_id
+            ]
+            problems += compare_lists(server, channel_id, ids, server_ids)
+        return problems
+
+    def _client_lists(self) -> dict[tuple[str, str], list[str]]:
+        """The selected channel's message ids as the client holds them, at the end."""
+        assert self.client is not None
+        selected = self.client.core.selected_channel()
+        if selected is None:
+            return {}
+        server, channel_id = selected
+        ids = [str(m["id"]) for m in self.client.core.messages(server, channel_id) if "id" in m]
+        return {(server, channel_id): ids}
+
+
+def _fault_spec(kind: str, value: Any) -> dict[str, Any]:
+    if kind == "server_close":
+        return {"kind": "close", "code": value.code, "reason": value.reason}
+    if kind == "invalid_session":
+        return {"kind": "invalid_session", "resumable": value.resumable}
+    return dict(value.faults())
+
+
+def _toxic_spec(value: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for key, raw in value.attributes.items():
+        seconds = value.attribute_seconds(key)
+        if seconds is not None and isinstance(raw, str):
+            unit = 1_000_000 if (value.type, key) == ("slicer", "delay") else 1000
+            attributes[key] = seconds * unit
+        else:
+            attributes[key] = raw
+    spec: dict[str, Any] = {
+        "type": value.type,
+        "stream": value.stream,
+        "toxicity": value.toxicity,
+        "attributes": attributes,
+    }
+    if value.name:
+        spec["name"] = value.name
+    return spec
+
+
+def _proxies_of(target: str) -> list[str]:
+    return [target] if "." in target else [f"{target}.rest", f"{target}.gateway"]
+
+
+def _condition_lines(condition: Condition) -> list[str]:
+    lines = []
+    for server, status in (condition.status or {}).items():
+        lines.append(f"status {server}: {status}")
+    if condition.banner is not None:
+        whose = f" {condition.banner.server}" if condition.banner.server else ""
+        lines.append(f"banner{whose}: {describe_banner(condition.banner)}")
+    if condition.composer is not None:
+        lines.append(f"composer: {condition.composer.model_dump(exclude_none=True)}")
+    for server, dot in (condition.dot or {}).items():
+        lines.append(f"dot {server}: {dot}")
+    if condition.message_view is not None:
+        lines.append(f"message view: {condition.message_view.text!r}")
+    if condition.messages is not None:
+        lines.append(f"messages: {condition.messages.model_dump(exclude_defaults=True)}")
+    for server, depth in (condition.queue or {}).items():
+        lines.append(f"queue {server}: {depth}")
+    if condition.mode is not None:
+        lines.append(f"mode: {condition.mode}")
+    if condition.signal is not None:
+        lines.append(f"signal: {condition.signal.name} {condition.signal.args or ''}")
+    return lines
