@@ -1,1 +1,7 @@
-"""accord-rig."""
+"""The asyncio driver: runs the pure client core against real TLS sockets."""
+
+from client.driver.driver import AsyncClientDriver, DriverError
+from client.driver.errors import classify
+from client.driver.tls import client_ssl_context
+
+__all__ = ["AsyncClientDriver", "DriverError", "classify", "client_ssl_context"]
