@@ -1,0 +1,64 @@
+"""History: everything on the wire, timestamped, redacted, as a file and over the API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from fs_helpers import Client, eventually
+
+from fake_server import FakeServer
+
+
+async def test_history_records_http_frames_and_connections(
+    client: Client, server: FakeServer
+) -> None:
+    before = time.time()
+    gw, _ = await client.ready("alice")
+    await client.post("alice", "recorded", nonce="n-9")
+    await gw.recv()
+    await gw.ws.close(code=4000, message=b"bye")
+    await eventually(lambda: any(r["kind"] == "conn" and r["name"] == "close"
+                                 for r in server.history_records()))
+    records = server.history_records()
+    kinds = {(r["kind"], r["name"]) for r in records}
+    assert {("server", "start"), ("http", "request"), ("http", "response"), ("conn", "open"),
+            ("conn", "close"), ("frame", "in"), ("frame", "out")} <= kinds
+    assert all(before - 5 < r["t"] < time.time() + 1 for r in records)
+    assert [r["i"] for r in records] == sorted(r["i"] for r in records)
+    create = next(r for r in records if r["kind"] == "frame" and r["name"] == "out"
+                  and r["data"].get("frame", {}).get("type") == "message.create")
+    assert create["data"]["frame"]["data"]["content"] == "recorded"
+    close = next(r for r in records if r["kind"] == "conn" and r["name"] == "close")
+    assert close["data"] | {"conn": 0} == close["data"] | {
+        "conn": 0, "code": 4000, "reason": "bye", "by": "client", "parked": True}
+    # The file holds the same records, one JSON object per line.
+    lines = server.config.history_path.read_text().splitlines()
+    assert [json.loads(line)["i"] for line in lines] == [r["i"] for r in records]
+
+
+async def test_tokens_and_passwords_are_redacted(client: Client, server: FakeServer) -> None:
+    token = await client.login("alice")
+    gw = await client.connect()
+    await gw.recv()
+    await gw.identify(token)
+    await gw.ws.send_str(f"garbage with {token} inside")  # a non-JSON frame: closes 4002
+    await gw.closed()
+    await client.request("GET", "/users/@me", token=token)
+    text = server.config.history_path.read_text()
+    assert token not in text
+    assert '"password"' in text and '"password":"password"' not in text
+    assert "[redacted]" in text
+
+
+async def test_history_spans_restarts(make_config) -> None:  # type: ignore[no-untyped-def]
+    config = make_config()
+    async with FakeServer(config) as first:
+        boot1 = first.history.boot
+        last1 = first.history_records()[-1]["i"]
+    async with FakeServer(config) as second:
+        records = second.history_records()
+        assert {r["boot"] for r in records} == {boot1, second.history.boot}
+        assert [r["i"] for r in records] == list(range(1, len(records) + 1))
+        names = [r["name"] for r in second.history_records(after=last1)]
+        assert names == ["stop", "start"]
