@@ -1,0 +1,163 @@
+"""pytest plugin (entry point `pytest11: accord_rig`): every `*.scenario.yaml` is a
+test file holding one scenario; its tags are markers (`flow:x-y` -> `flow_x_y`).
+
+A malformed file is a collection error carrying the loader's message (file, line,
+field), never a traceback. Scenarios need the real Toxiproxy: one server per pytest
+process, started on first use and stopped at the end; if it is missing the
+scenario fails (it is not skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scenarios.errors import ScenarioError
+from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
+from scenarios.render import failure_report
+from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
+
+_TOXIPROXY = pytest.StashKey[Any]()
+_NAMES = pytest.StashKey[dict[str, Path]]()
+
+
+def marker_name(tag: str) -> str:
+    """`flow:gateway-disconnect` -> `flow_gateway_disconnect`."""
+    return re.sub(r"[^a-z0-9_]", "_", tag)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("accord-rig", "accord-rig scenarios")
+    group.addoption(
+        "--rig-timescale",
+        type=float,
+        default=None,
+        help="timescale for every scenario (default: each file's, else 0.05)",
+    )
+    group.addoption("--rig-seed", type=int, default=None, help="client RNG seed for every scenario")
+    group.addoption("--rig-repeat", type=int, default=1, help="run each scenario N times")
+    group.addoption(
+        "--rig-tag",
+        action="append",
+        default=[],
+        help="only scenarios with this tag (repeatable: any of them)",
+    )
+    group.addoption(
+        "--rig-out",
+        default=None,
+        help="keep each run's timeline, logs and databases under this folder",
+    )
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.loaded.scenario.name)
+        self.result = result
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> list[pytest.Item]:
+        try:
+            loaded = load_scenario(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        names = self.config.stash.setdefault(_NAMES, {})
+        name = loaded.scenario.name
+        if name in names and names[name] != self.path:
+            line = loaded.lines.line_of(("name",))
+            raise self.CollectError(
+                f"{self.path}:{line}: name: duplicate scenario name {name!r} (also {names[name]})"
+            )
+        names[name] = self.path
+        wanted = self.config.getoption("--rig-tag")
+        if wanted and not set(wanted) & set(loaded.scenario.tags):
+            return []
+        repeat = max(1, int(self.config.getoption("--rig-repeat")))
+        items: list[pytest.Item] = []
+        for run in range(repeat):
+            item_name = name if repeat == 1 else f"{name}[run{run + 1}]"
+            item = ScenarioItem.from_parent(self, name=item_name, loaded=loaded)
+            for tag in loaded.scenario.tags:
+                marker = marker_name(tag)
+                self.config.addinivalue_line("markers", f"{marker}: scenario tag {tag}")
+                item.add_marker(marker)
+            items.append(item)
+        return items
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, loaded: LoadedScenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.result: ScenarioResult | None = None
+
+    def runtest(self) -> None:
+        toxiproxy = _toxiproxy(self.config)  # raises (a failure) when Toxiproxy is missing
+        options = RunOptions(
+            toxiproxy=toxiproxy,
+            work_dir=self._work_dir(),
+            timescale=self.config.getoption("--rig-timescale"),
+            seed=self.config.getoption("--rig-seed"),
+        )
+        run = ScenarioRun(self.loaded, options)
+        self.result = asyncio.run(run.run())
+        _report_to_allure(self.result)
+        if not self.result.passed:
+            raise ScenarioFailed(self.result)
+
+    def _work_dir(self) -> Path:
+        out = self.config.getoption("--rig-out")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.name).strip("-")[:80]
+        if out:
+            path = Path(out) / safe
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
+        return Path(factory.mktemp(safe[:30] or "scenario", numbered=True))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return failure_report(excinfo.value.result)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.loaded.lines.line_of(("name",)) - 1, f"scenario: {self.name}"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name.endswith(SUFFIX):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _toxiproxy(config: pytest.Config) -> Any:
+    server = config.stash.get(_TOXIPROXY, None)
+    if server is None:
+        from chaos import ToxiproxyServer
+
+        server = ToxiproxyServer.from_env_or_start()
+        config.stash[_TOXIPROXY] = server
+    return server
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = config.stash.get(_TOXIPROXY, None)
+    if server is not None:
+        server.stop()
+        del config.stash[_TOXIPROXY]
+
+
+def _report_to_allure(result: ScenarioResult) -> None:
+    """One Allure step per scenario step, the timeline and its picture attached.
+    Emitted after the run, synchronously (allure steps cannot wrap async code)."""
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a rig dependency
+        return
+    from scenarios.allure_report import attach_run
+
+    attach_run(allure, result)
