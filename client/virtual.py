@@ -88,6 +88,7 @@ class FakePeer:
     rest_enabled: bool = True  # False: every request fails with REFUSED
     gateway_refuse: bool = False  # every OpenSocket fails with REFUSED
     gateway_accept: bool = True  # False: opens hang (no answer at all)
+    close_on_open: tuple[int, str] | None = None  # accept the socket, then close it so
     send_hello: bool = True
     answer_handshake: bool = True  # IDENTIFY -> READY, RESUME -> replay + resumed
     ack_heartbeats: bool = True
@@ -238,6 +239,9 @@ class FakePeer:
             return []
         self.conns[eff.conn] = _PeerConn(eff.conn)
         out: list[TransportInput] = [SocketOpened(eff.conn)]
+        if self.close_on_open is not None:
+            self.conns.pop(eff.conn, None)
+            return [*out, SocketClosed(eff.conn, *self.close_on_open)]
         if self.send_hello:
             hello: dict[str, Any] = {}
             if self.heartbeat_ms is not None:
