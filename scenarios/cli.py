@@ -1,0 +1,217 @@
+"""`accord-rig`: run, list and validate scenarios; render the HTML report.
+
+`run` validates every file first (a bad file: exit 4 with file:line: field:
+message, nothing run), then delegates to pytest with this package's plugin, so
+JUnit XML (`--junitxml`) and Allure results (`--alluredir`) come from pytest.
+Exit codes: 0 all passed, 1 a scenario failed, 4 bad scenario file or usage,
+130 interrupted. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from scenarios.errors import UsageError
+from scenarios.loader import LoadedScenario, discover, load_all
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
+DEFAULT_PATHS = ["scenarios"]
+err = Console(stderr=True, highlight=False)
+
+
+class _BadUsage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit 2; usage is exit 4 here
+        raise _BadUsage(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="accord-rig", description="Accord client resilience rig")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run scenarios (through pytest)")
+    run.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios/)")
+    run.add_argument("-k", dest="keyword", help="only scenarios whose name matches (pytest -k)")
+    run.add_argument("--tag", action="append", default=[], help="only scenarios with this tag")
+    run.add_argument(
+        "--timescale", type=_positive_float, help="override every scenario's timescale"
+    )
+    run.add_argument("--seed", type=int, help="override every scenario's seed")
+    run.add_argument("--repeat", type=_positive_int, default=1, help="run each scenario N times")
+    run.add_argument("--junitxml", help="write JUnit XML here")
+    run.add_argument("--alluredir", help="write Allure results here")
+    run.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), e.g. 2 or auto")
+    run.add_argument("--out", help="keep every run's timeline, logs and databases here")
+    lst = sub.add_parser("list", help="list scenarios")
+    lst.add_argument("paths", nargs="*")
+    lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
+    val = sub.add_parser("validate", help="check scenario files without running them")
+    val.add_argument("paths", nargs="+")
+    rep = sub.add_parser("report", help="render the HTML report from Allure results")
+    rep.add_argument("--alluredir", default="out/allure-results")
+    rep.add_argument("-o", "--output", default="out/allure-report")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _load(paths: Sequence[str]) -> list[LoadedScenario] | None:
+    """Every scenario under `paths`, or None after printing every problem."""
+    files = discover(paths or DEFAULT_PATHS)
+    if not files:
+        raise UsageError(f"no *.scenario.yaml under {', '.join(paths or DEFAULT_PATHS)}")
+    loaded, problems = load_all(files)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]error[/red] {problem}", soft_wrap=True)
+        err.print(f"{len(problems)} problem(s) in scenario files; nothing was run")
+        return None
+    return loaded
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load(args.paths)
+    if loaded is None:
+        return EXIT_BAD_INPUT
+    err.print(f"[green]ok[/green] {len(loaded)} scenario(s) valid")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    loaded = _load(args.paths)
+    if loaded is None:
+        return EXIT_BAD_INPUT
+    if args.tags:
+        counts = Counter(tag for item in loaded for tag in item.scenario.tags)
+        for tag, count in sorted(counts.items()):
+            print(f"{tag}\t{count}")
+        return EXIT_OK
+    for item in loaded:
+        tags = ", ".join(item.scenario.tags)
+        print(f"{item.scenario.name}\t{item.path}\t{tags}")
+    return EXIT_OK
+
+
+class _Progress:
+    """A pytest plugin object: one line per scenario on stderr, and how the run ended."""
+
+    def __init__(self) -> None:
+        self.collect_errors = 0
+        self.interrupted = False
+        self.started = time.monotonic()
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.collect_errors += 1
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.interrupted = True
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when != "call" and not (report.when == "setup" and report.failed):
+            return
+        name = report.nodeid.split("::", 1)[-1]
+        mark = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+        err.print(f"{mark} {name} [dim]({report.duration:.2f}s)[/dim]", soft_wrap=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.paths)
+    if loaded is None:
+        return EXIT_BAD_INPUT
+    import pytest
+
+    pytest_args = [
+        *(args.paths or DEFAULT_PATHS),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-o",
+        "console_output_style=classic",
+    ]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    for tag in args.tag:
+        pytest_args += ["--rig-tag", tag]
+    if args.timescale is not None:
+        pytest_args += ["--rig-timescale", repr(args.timescale)]
+    if args.seed is not None:
+        pytest_args += ["--rig-seed", str(args.seed)]
+    if args.repeat > 1:
+        pytest_args += ["--rig-repeat", str(args.repeat)]
+    if args.junitxml:
+        pytest_args += ["--junitxml", args.junitxml]
+    if args.alluredir:
+        pytest_args += ["--alluredir", args.alluredir]
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    if args.out:
+        pytest_args += ["--rig-out", args.out]
+    progress = _Progress()
+    err.print(f"accord-rig: {len(loaded)} scenario(s)")
+    code = int(pytest.main(pytest_args, plugins=[progress]))
+    if progress.interrupted:
+        return EXIT_INTERRUPTED
+    if progress.collect_errors:
+        return EXIT_BAD_INPUT
+    if code == 5:
+        err.print("no scenario matched the selection")
+        return EXIT_BAD_INPUT
+    if code == 4:
+        return EXIT_BAD_INPUT
+    return EXIT_OK if code == 0 else EXIT_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from scenarios.html_report import render_html
+
+    results = Path(args.alluredir)
+    if not results.is_dir() or not any(results.iterdir()):
+        raise UsageError(f"{results}: no Allure results (run with --alluredir first)")
+    out = render_html(results, Path(args.output))
+    err.print(f"report: {out}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        command = {
+            "run": cmd_run,
+            "list": cmd_list,
+            "validate": cmd_validate,
+            "report": cmd_report,
+        }[args.command]
+        return command(args)
+    except (_BadUsage, UsageError) as exc:
+        err.print(f"[red]error[/red] {exc}", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
