@@ -311,7 +311,7 @@ async def test_rest_latency_and_malformed(client: Client, server: FakeServer) ->
     status, _, _ = await client.request("GET", "/users/@me", token=token)
     assert status == 200 and time.monotonic() - start >= 0.1
     await server.apply({"kind": "rest_malformed", "path": "/users/@me"})
-    status, body, resp = await client.request("GET", "/users/@me", token=token)
+    status, body, _ = await client.request("GET", "/users/@me", token=token)
     assert status == 200 and body == '{"data": {"id": '
     with pytest.raises(ValueError):
         json.loads(body)
