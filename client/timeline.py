@@ -251,6 +251,9 @@ class Recorder:
             self._record_effect(now, effect)
             if isinstance(effect, Signal):
                 self.view.apply(now, effect)
+                # Per signal, not per step: one step often passes the banner through
+                # several states (disconnected, then attempt 1/10) and each counts.
+                self._note_view(now)
             elif isinstance(effect, IO_EFFECTS):
                 io.append(effect)
         self._note_view(now)
