@@ -19,7 +19,8 @@ _JSON_SECRET = re.compile(
     re.IGNORECASE,
 )
 _KEY_VALUE = re.compile(
-    r"\b((?:token|password|control_token|authorization)\s*[=:]\s*)(?!<redacted>)[^\s,;&\"']+",
+    r"\b((?:token|password|control_token|authorization)\s*[=:]\s*)"
+    r"(?!<redacted>|Bearer\b|Bot\b)[^\s,;&\"']+",
     re.IGNORECASE,
 )
 _HEX_TOKEN = re.compile(r"\b[0-9a-fA-F]{64}\b")  # the fake server's token format
