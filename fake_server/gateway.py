@@ -336,7 +336,10 @@ class Connection:
         seq = data["seq"]
         replay = session.replay_after(seq) if 0 < seq <= session.seq else None
         if replay is None:
-            self.server.sessions.end(session)  # seq 0, ahead, or older than the buffer
+            # seq 0, ahead, or older than the buffer: a parked session is over; a live
+            # one is left alone (a stray RESUME must not kill a working socket).
+            if session.conn is None:
+                self.server.sessions.end(session)
             self._reject_handshake()
             return
         old = session.conn
