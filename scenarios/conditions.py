@@ -109,6 +109,8 @@ def _check_composer(condition: Condition, obs: Observation) -> list[str]:
         wrong.append(
             f"composer placeholder: expected {wanted.placeholder!r}, seen {seen.placeholder!r}"
         )
+    if wanted.text is not None and seen.text != wanted.text:
+        wrong.append(f"composer text: expected {wanted.text!r}, seen {seen.text!r}")
     if wanted.label is not None and seen.label != wanted.label:
         wrong.append(f"composer label: expected {wanted.label!r}, seen {seen.label!r}")
     return wrong

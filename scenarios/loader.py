@@ -134,9 +134,37 @@ def _semantic_problems(scenario: Scenario, lines: LineMap, path: Path) -> list[P
         else:
             for sub, server in _referenced_servers(value, where):
                 check(sub, server)
+        problems.extend(_spec_problems(kind, value, where, lines, path))
     for server in scenario.timeline.servers:
         check(("timeline", server), server)
     return problems
+
+
+def _spec_problems(kind: str, value: Any, where: Path_, lines: LineMap, path: Path) -> list[Problem]:
+    """Fault and toxic specs are checked by the code that will apply them."""
+    if kind == "server_fault":
+        from fake_server.faults import FaultSpecError, parse_fault
+
+        try:
+            parse_fault(value.faults())
+        except FaultSpecError as exc:
+            at = (*where, *[p for p in exc.field.split(".") if p])
+            return [Problem(path, lines.line_of(at), dotted(at), exc.message)]
+    elif kind == "toxic":
+        from chaos.toxics import ToxicSpecError, parse_toxic
+
+        from scenarios.runner import toxic_spec
+
+        try:
+            parse_toxic(toxic_spec(value))
+        except ToxicSpecError as exc:
+            out = []
+            for problem in exc.problems:
+                field, _, message = problem.partition(": ")
+                at = (*where, *[p for p in field.split(".") if p and p != "(toxic)"])
+                out.append(Problem(path, lines.line_of(at), dotted(at), message))
+            return out
+    return []
 
 
 def load_scenario(path: Path, text: str | None = None) -> LoadedScenario:

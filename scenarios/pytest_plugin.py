@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,9 @@ class ScenarioItem(pytest.Item):
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.name).strip("-")[:80]
         if out:
             path = Path(out) / safe
-            path.mkdir(parents=True, exist_ok=True)
+            if path.exists():  # a previous run's database must not leak into this one
+                shutil.rmtree(path)
+            path.mkdir(parents=True)
             return path
         factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
         return Path(factory.mktemp(safe[:30] or "scenario", numbered=True))

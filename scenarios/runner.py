@@ -397,7 +397,7 @@ class ScenarioRun:
             assert rig.control is not None
             await rig.control.apply(_fault_spec(kind, value))
         elif kind == "toxic":
-            await self.network.add_toxic(value.proxy, _toxic_spec(value))
+            await self.network.add_toxic(value.proxy, toxic_spec(value))
         elif kind == "proxy_down":
             for proxy in _proxies_of(value):
                 await self.network.down(proxy)
@@ -643,7 +643,8 @@ def _fault_spec(kind: str, value: Any) -> dict[str, Any]:
     return dict(value.faults())
 
 
-def _toxic_spec(value: Any) -> dict[str, Any]:
+def toxic_spec(value: Any) -> dict[str, Any]:
+    """A scenario's toxic as chaos.parse_toxic takes it (durations in Toxiproxy units)."""
     attributes: dict[str, Any] = {}
     for key, raw in value.attributes.items():
         seconds = value.attribute_seconds(key)

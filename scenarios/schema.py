@@ -161,6 +161,7 @@ class ComposerState(Strict):
     enabled: bool | None = None
     placeholder: str | None = None
     label: str | None = Field(None, description="the outcome label under the composer; '' for none")
+    text: str | None = Field(None, description="the text left in the input ('' = empty)")
 
 
 class MessagesState(Strict):
