@@ -175,3 +175,23 @@ Action = (
     | DiscardFailedMessage
     | SetBug
 )
+
+# For isinstance checks: every action class.
+ACTION_TYPES: tuple[type, ...] = (
+    AddServer,
+    ConfigureServer,
+    ConnectServer,
+    DisconnectServer,
+    ReconnectServer,
+    SelectChannel,
+    SendMessage,
+    StartEdit,
+    EditMessage,
+    DeleteMessage,
+    FetchMessages,
+    AddReaction,
+    RemoveReaction,
+    RetryFailedMessage,
+    DiscardFailedMessage,
+    SetBug,
+)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from client.core import signals as sig
 from client.core.actions import (
+    ACTION_TYPES,
     Action,
     AddReaction,
     AddServer,
@@ -203,8 +204,10 @@ class ClientCore:
             self._route_socket(now, item)
         elif isinstance(item, HttpResponse | HttpFailed):
             self._route_http(now, item)
-        else:
+        elif isinstance(item, ACTION_TYPES):
             self._on_action(now, item)
+        else:
+            raise TypeError(f"ClientCore.handle: not an input or action: {item!r}")
 
     def advance(self, now: float) -> None:
         self._timers.fire_due(now)
