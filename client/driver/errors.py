@@ -8,6 +8,7 @@ REFUSED `Could not connect to server`, DNS `Could not resolve hostname`, TLS
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 
@@ -17,6 +18,7 @@ from client.core.io import NetError
 
 # The peer went away in the middle of an exchange (TLS handshake or request).
 _DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError)
+_DROPPED_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
 
 
 def describe(exc: BaseException) -> str:
@@ -35,10 +37,9 @@ def classify(exc: BaseException) -> NetError:
         return _classify_connect(exc.os_error)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return NetError.NO_RESPONSE
-    if isinstance(exc, aiohttp.ClientOSError):
-        return (
-            NetError.NO_RESPONSE if isinstance(exc.__cause__ or exc, _DROPPED) else NetError.OTHER
-        )
+    if isinstance(exc, aiohttp.ClientOSError):  # failed while sending or reading
+        dropped = exc.errno in _DROPPED_ERRNOS or isinstance(exc.__cause__, _DROPPED)
+        return NetError.NO_RESPONSE if dropped else NetError.OTHER
     if isinstance(exc, _DROPPED):
         return NetError.NO_RESPONSE
     if isinstance(exc, ssl.SSLError):
