@@ -502,10 +502,9 @@ class ClientCore:
     def _gw_ready(self, now: float, srv: _Server, data: Any, resumed: bool) -> None:
         srv.escalation_guard = False
         srv.reauthing = False
-        if srv.signalled_at_open:
-            srv.signalled_at_open = False
-        else:
+        if not (srv.signalled_at_open and srv.status == CONNECTED):
             self._announce_connected(srv)
+        srv.signalled_at_open = False
         srv.adding = False
         srv.in_outage = False
         srv.syncing = True

@@ -1,0 +1,100 @@
+"""Small pieces: timings, timers, redaction, input validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from client.core.actions import ServerConfig
+from client.core.client import ClientCore
+from client.core.io import (
+    CancelTimer,
+    Effect,
+    HttpRequest,
+    SendText,
+    SetTimer,
+    SocketOpened,
+)
+from client.core.redact import REDACTED, redact_effect, redact_frame
+from client.core.timers import Timers
+from client.core.timings import Timings
+
+
+def test_timings_defaults_match_the_spec_table() -> None:
+    t = Timings()
+    assert (t.heartbeat_default, t.open_timeout, t.hello_timeout, t.ready_timeout) == (
+        45.0,
+        10.0,
+        10.0,
+        10.0,
+    )
+    assert (t.close_handshake, t.backoff_base, t.max_attempts) == (1.0, 1.0, 10)
+    assert (t.invalid_session_wait_min, t.invalid_session_wait_max) == (1.0, 5.0)
+    assert (t.rest_timeout, t.rate_limit_retries, t.rate_limit_fallback) == (30.0, 3, (1, 2, 4))
+    assert t.rate_limit_cap == 60.0
+    assert (t.loading_timer, t.green_banner, t.label_hide, t.queue_capacity) == (15, 3, 5, 20)
+
+
+def test_timescale_multiplies_every_duration() -> None:
+    t = Timings(scale=0.05)
+    assert t.scaled(t.rest_timeout) == pytest.approx(1.5)
+    assert t.backoff_delay(1, 0.5) == pytest.approx(0.05 + 0.025)
+    assert t.backoff_delay(9, 0.0) == pytest.approx(32 * 0.05)
+    assert t.rate_limit_fallback_wait(2) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="scale"):
+        Timings(scale=0)
+
+
+def test_timers_fire_in_time_order_and_report() -> None:
+    out: list[Effect] = []
+    timers = Timers(out)
+    fired: list[tuple[str, float]] = []
+    timers.set("b", 0.0, 2.0, lambda now: fired.append(("b", now)))
+    timers.set("a", 0.0, 1.0, lambda now: fired.append(("a", now)))
+    timers.set("c", 0.0, 5.0, lambda now: fired.append(("c", now)))
+    timers.cancel("c")
+    assert timers.next_deadline() == 1.0
+    assert timers.fire_due(3.0) == 2
+    assert [name for name, _ in fired] == ["a", "b"]
+    assert timers.next_deadline() is None
+    assert out[:3] == [SetTimer("b", 2.0, 2.0), SetTimer("a", 1.0, 1.0), SetTimer("c", 5.0, 5.0)]
+    assert out[3] == CancelTimer("c")
+
+
+def test_redaction_of_io_effects() -> None:
+    frame = json.dumps({"op": 2, "data": {"token": "Bearer abc", "intents": []}})
+    assert "abc" not in redact_frame(frame) and REDACTED in redact_frame(frame)
+    assert redact_frame('{"op":1,"data":5}') == '{"op":1,"data":5}'
+    assert redact_frame("garbage") == "garbage"
+    req = HttpRequest(
+        1,
+        "POST",
+        "https://x/api/v1/auth/login",
+        (("Authorization", "Bearer abc"), ("User-Agent", "u")),
+        b'{"username": "alice", "password": "pw"}',
+    )
+    red = redact_effect(req)
+    assert isinstance(red, HttpRequest)
+    assert dict(red.headers) == {"Authorization": REDACTED, "User-Agent": "u"}
+    assert b"pw" not in (red.body or b"") and b"alice" in (red.body or b"")
+    send = redact_effect(SendText(3, frame))
+    assert isinstance(send, SendText) and "abc" not in send.text
+
+
+def test_handle_rejects_what_is_not_an_input() -> None:
+    core = ClientCore(bugs=())
+    with pytest.raises(TypeError, match="not an input or action"):
+        core.handle(0.0, "hello")  # type: ignore[arg-type]
+    core.handle(0.0, SocketOpened(99))  # an unknown conn is ignored, not an error
+    assert core.status("x") == "none"
+
+
+def test_server_config_derives_urls_and_hides_password() -> None:
+    cfg = ServerConfig("alpha", "https://127.0.0.1:8443/", "alice", "s3cret", "accord")
+    assert cfg.rest_base == "https://127.0.0.1:8443/api/v1"
+    assert cfg.gateway == "wss://127.0.0.1:8443/ws?v=1&encoding=json"
+    assert "s3cret" not in repr(cfg)
+    other = dataclasses.replace(cfg, gateway_url="wss://127.0.0.1:9000/ws")
+    assert other.gateway == "wss://127.0.0.1:9000/ws" and other.validate() is None
