@@ -196,3 +196,13 @@ async def test_ws_path_accepts_query(client: Client) -> None:
     msg = await ws.receive(timeout=5)
     assert msg.type is aiohttp.WSMsgType.TEXT and '"op":5' in msg.data
     await ws.close()
+
+
+async def test_stray_resume_does_not_kill_a_live_session(client: Client) -> None:
+    live, ready = await client.ready("alice")
+    stray = await client.connect()
+    await stray.recv()
+    await stray.resume(client.tokens["alice"], ready["data"]["session_id"], 99)
+    assert await stray.recv() == {"op": 7, "data": {"resumable": False}}
+    await client.post("bob", "still delivered")
+    assert (await live.recv())["data"]["content"] == "still delivered"
