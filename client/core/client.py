@@ -251,7 +251,7 @@ class ClientCore:
         if srv is None:
             return []
         cache = srv.messages.get(channel_id, {})
-        return [cache[k] for k in sorted(cache, key=_id_key)]
+        return [dict(cache[k]) for k in sorted(cache, key=_id_key)]
 
     def channel_id(self, server: str, name: str) -> str | None:
         srv = self._servers.get(server)

@@ -15,6 +15,7 @@ exist only after this gateway has seen a READY.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from enum import Enum
@@ -328,6 +329,7 @@ class Gateway:
         if (
             isinstance(interval_ms, int | float)
             and not isinstance(interval_ms, bool)
+            and math.isfinite(interval_ms)
             and interval_ms > 0
         ):
             self.heartbeat_interval = interval_ms / 1000.0  # as received, never rescaled

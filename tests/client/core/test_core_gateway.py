@@ -360,3 +360,17 @@ def test_garbage_frames_are_logged_and_ignored(garbage: str) -> None:
     assert [e for _, e in r.log[mark:] if isinstance(e, Log)]
     r.advance(100)
     assert core.status("alpha") == "connected"
+
+
+@pytest.mark.parametrize("interval", ["Infinity", "NaN", "-5", "0", '"45000"', "true"])
+def test_unusable_hello_interval_falls_back_to_the_default(interval: str) -> None:
+    core, r, peers = make()
+    peer = peers["alpha"]
+    peer.send_hello = False
+    r.do(ConnectServer("alpha"))
+    r.settle()
+    (conn,) = r.open_sockets
+    r.frame(conn, '{"op":5,"data":{"heartbeat_interval":' + interval + "}}")
+    assert core.next_deadline() is not None
+    r.advance(45)
+    assert _beats(r, conn) == [45.0]

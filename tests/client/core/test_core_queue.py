@@ -8,7 +8,12 @@ import pytest
 from core_helpers import connect, is_synced, live_conn, make
 
 from client.core import signals as sig
-from client.core.actions import ConnectServer, SendMessage
+from client.core.actions import (
+    ConnectServer,
+    DiscardFailedMessage,
+    RetryFailedMessage,
+    SendMessage,
+)
 from client.core.client import ClientCore
 from client.core.io import HttpRequest
 from client.virtual import HANG, FakePeer, HttpAnswer, VirtualRunner
@@ -257,3 +262,29 @@ def test_direct_send_while_connected() -> None:
     assert [m["content"] for m in msgs] == ["hi"]
     # the gateway echo of the same message does not duplicate it
     assert len(r.signals("alpha", [sig.MESSAGE_RECEIVED])) == 1
+
+
+def test_failed_entry_retry_and_discard() -> None:
+    core, r, peers = make()
+    connect(core, r)
+    peer = peers["alpha"]
+    _go_offline(r, peer)
+    r.do(SendMessage("alpha", "general", "refused once"))
+    r.do(SendMessage("alpha", "general", "refused twice"))
+    state = {"refuse": True}
+    peer.rules.append(
+        lambda req: (
+            HttpAnswer(403, {"error": {"code": "forbidden", "message": "no"}})
+            if req.method == "POST" and state["refuse"]
+            else None
+        )
+    )
+    _come_back(core, r, peer)
+    first, second = core.failed_entries("alpha")
+    state["refuse"] = False
+    r.do(RetryFailedMessage("alpha", first.nonce))
+    r.do(DiscardFailedMessage("alpha", second.nonce))
+    r.settle()
+    assert _stored(peer) == ["refused once"]
+    assert core.failed_entries("alpha") == []
+    assert r.signals("alpha", [sig.MESSAGE_SENT])[-1].args[2] == first.nonce  # same nonce
