@@ -37,6 +37,9 @@ class MiniAccord:
         self.identifies = 0
         self.resumes = 0
         self.hang_posts = False  # POST /messages never answers
+        self.hang_lists = False  # GET /messages never answers
+        self.acks = True  # answer heartbeats with op 4
+        self.close_frames: list[tuple[int, str]] = []  # what clients closed with
         self._release = asyncio.Event()
         self._next_id = 1000
         self.app = web.Application()
@@ -113,6 +116,8 @@ class MiniAccord:
         return web.json_response({"data": []})
 
     async def list_messages(self, request: web.Request) -> web.Response:
+        if self.hang_lists:
+            await self._release.wait()
         limit = int(request.query.get("limit", "50"))
         after = request.query.get("after")
         if after:
@@ -134,14 +139,21 @@ class MiniAccord:
         await ws.prepare(request)
         await ws.send_str(json.dumps({"op": 5, "data": {"heartbeat_interval": self.heartbeat_ms}}))
         session: Session | None = None
-        async for msg in ws:
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.CLOSE:
+                self.close_frames.append((int(msg.data), str(msg.extra or "")))
+                break
+            if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                break
             if msg.type is not WSMsgType.TEXT:
                 continue
             frame = json.loads(msg.data)
             op, data = frame.get("op"), frame.get("data")
             if op == 1:
                 self.heartbeats += 1
-                await ws.send_str('{"op":4}')
+                if self.acks:
+                    await ws.send_str('{"op":4}')
             elif op == 2:
                 self.identifies += 1
                 session = Session(secrets.token_hex(8), ws=ws, transport=request.transport)

@@ -178,3 +178,61 @@ async def test_plain_http_is_refused_before_any_socket_opens(
     assert driver.timeline.select(kind="effect") == []  # no request, no socket
     assert connections == 0
     assert driver.snapshot()["add_server"]["error"] == "Only https:// servers are supported"
+
+
+async def test_withheld_acks_close_4000_heartbeat_timeout_then_resume(
+    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+) -> None:
+    server = MiniAccord(heartbeat_ms=50, password=PASSWORD)
+    async with serve_app(server.app, server_ssl) as port:
+        await driver.act(AddServer(config(f"https://127.0.0.1:{port}")))
+        await synced(driver)
+        server.acks = False
+        await driver.wait_for(lambda: bool(signals(driver, sig.SERVER_DISCONNECTED)), LIVENESS)
+        assert signals(driver, sig.SERVER_DISCONNECTED) == [["alpha", 4000, "heartbeat timeout"]]
+        server.acks = True
+        await synced(driver, 2)
+        # The green banner hides by itself: the driver wakes up for the view's deadline.
+        await driver.wait_for(
+            lambda: not driver.snapshot()["banner"]["visible"], LIVENESS, "banner hidden"
+        )
+        # (checked before the server shuts down: its shutdown stops the ACKs)
+        texts = [
+            r.data["changes"]["banner.text"][1]
+            for r in driver.timeline.select(kind="view", name="diff")
+            if "banner.text" in r.data["changes"]
+        ]
+        assert texts[2:] == [
+            "Heartbeat timeout. Reconnecting...",
+            "Reconnecting... (attempt 1/10)",
+            "Reconnected — syncing data...",
+            "Reconnected!",
+            "",
+        ]
+        assert server.close_frames == [(4000, "heartbeat timeout")]
+        assert (server.identifies, server.resumes) == (1, 1)
+
+
+async def test_message_view_times_out_then_shows_the_late_failure(
+    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+) -> None:
+    server = MiniAccord(heartbeat_ms=200, password=PASSWORD)
+    async with serve_app(server.app, server_ssl) as port:
+        await driver.act(AddServer(config(f"https://127.0.0.1:{port}")))
+        await synced(driver)
+        server.hang_lists = True
+        await driver.act(SelectChannel("alpha", "general"))
+
+        def view_text() -> str:
+            return str(driver.snapshot()["message_view"]["text"])
+
+        await driver.wait_for(lambda: view_text() == "Loading timed out. Click to retry", LIVENESS)
+        # The request is still running; the REST timeout (30 s scaled) ends it later.
+        failed = "Failed to load messages: Request timed out\nClick to retry"
+        await driver.wait_for(lambda: view_text() == failed, LIVENESS)
+    states = [
+        r.data["changes"]["message_view.state"][1]
+        for r in driver.timeline.select(kind="view", name="diff")
+        if "message_view.state" in r.data["changes"]
+    ]
+    assert states == ["loading", "timed_out", "failed"]
