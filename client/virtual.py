@@ -307,6 +307,7 @@ class VirtualRunner:
         self._queue: list[tuple[float, int, TransportInput]] = []
         self._order = 0
         self._conn_peer: dict[int, FakePeer] = {}
+        self._steps_now = 0
         self._collect()
 
     # ------------------------------------------------------------------ input
@@ -364,6 +365,10 @@ class VirtualRunner:
             self._step(nxt)
         self.now = max(self.now, t)
 
+    # A loop that never lets virtual time move (e.g. instant reconnects against a
+    # zero-latency peer) is reported instead of hanging the test.
+    MAX_STEPS_AT_ONE_INSTANT = 100_000
+
     def run_until(self, predicate: Callable[[], bool], within: float = 3600.0) -> float:
         """Jump from event to event until `predicate()`; returns the virtual time.
         Raises AssertionError when `within` virtual seconds pass first."""
@@ -387,6 +392,13 @@ class VirtualRunner:
         return min(times) if times else None
 
     def _step(self, t: float) -> None:
+        if t > self.now:
+            self._steps_now = 0
+        self._steps_now += 1
+        if self._steps_now > self.MAX_STEPS_AT_ONE_INSTANT:
+            raise AssertionError(
+                f"no progress: over {self.MAX_STEPS_AT_ONE_INSTANT} steps at t={t}"
+            )
         self.now = max(self.now, t)
         if self._queue and self._queue[0][0] <= self.now:
             _, _, item = heapq.heappop(self._queue)
