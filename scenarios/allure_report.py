@@ -1,21 +1,20 @@
-"""Allure output of one scenario run: labels, one step per scenario step, the
-timeline (JSON lines) and its picture attached. Does nothing when Allure is not
-collecting (no --alluredir)."""
+"""Allure output of one scenario run (labels, one step per scenario step, the
+timeline picture and records, server histories) through reports/, plus the
+failure report with expected and observed side by side. Outside a pytest run
+with --alluredir, Allure calls do nothing."""
 
 from __future__ import annotations
 
-import contextlib
+from pathlib import Path
 from typing import Any
 
 from scenarios.render import failure_report, side_by_side
 from scenarios.runner import ScenarioResult
 
 
-class _StepFailed(AssertionError):
-    pass
+def attach_run(allure: Any, result: ScenarioResult, secrets: list[str]) -> None:
+    from reports.allure import attach_run as attach_records
 
-
-def attach_run(allure: Any, result: ScenarioResult) -> None:
     scenario = result.loaded.scenario
     allure.dynamic.title(scenario.name)
     if scenario.description:
@@ -23,16 +22,20 @@ def attach_run(allure: Any, result: ScenarioResult) -> None:
     for tag in scenario.tags:
         allure.dynamic.tag(tag)
         family, _, name = tag.partition(":")
-        if family in ("flow", "feature"):
+        if family == "flow":
             allure.dynamic.feature(name)
+        else:
+            allure.dynamic.story(tag)
     allure.dynamic.parameter("timescale", result.timescale)
     allure.dynamic.parameter("seed", result.seed)
-    for step in result.steps:
-        title = f"line {step.line}: {step.text}"
-        # Leaving the block by an exception marks the Allure step failed.
-        with contextlib.suppress(_StepFailed), allure.step(title):
-            if not step.ok:
-                raise _StepFailed(step.detail)
+    records = result.timeline.records
+    attach_records(
+        records,
+        png=_timeline_png(result),
+        histories=result.histories,
+        secrets=secrets,
+        step_details={s.index: s.detail for s in result.steps if s.detail},
+    )
     for failure in result.failures:
         allure.attach(
             side_by_side(failure), name=failure.title, attachment_type=allure.attachment_type.TEXT
@@ -43,29 +46,19 @@ def attach_run(allure: Any, result: ScenarioResult) -> None:
             name="failure report",
             attachment_type=allure.attachment_type.TEXT,
         )
-    if result.timeline_path is not None and result.timeline_path.exists():
-        allure.attach.file(
-            str(result.timeline_path),
-            name="timeline.jsonl",
-            attachment_type=allure.attachment_type.TEXT,
+
+
+def _timeline_png(result: ScenarioResult) -> Path | None:
+    """The timeline picture (None if it cannot be drawn: a picture never changes a verdict)."""
+    from reports.timeline_png import render_timeline_png
+
+    if result.timeline_path is None:
+        return None
+    try:
+        return render_timeline_png(
+            result.timeline.records,
+            result.timeline_path.with_suffix(".png"),
+            title=result.loaded.scenario.name,
         )
-        picture = _timeline_png(result)
-        if picture is not None:
-            allure.attach.file(
-                str(picture), name="timeline.png", attachment_type=allure.attachment_type.PNG
-            )
-
-
-def _timeline_png(result: ScenarioResult) -> Any:
-    """The timeline picture, drawn by reports/ (None if it cannot be drawn)."""
-    assert result.timeline_path is not None
-    try:
-        from reports.timeline_png import render_timeline_png
-    except ImportError:
+    except Exception:
         return None
-    out = result.timeline_path.with_suffix(".png")
-    try:
-        render_timeline_png(result.timeline.records, out, title=result.loaded.scenario.name)
-    except Exception:  # a picture must never turn a verdict around
-        return None
-    return out

@@ -140,7 +140,9 @@ def _semantic_problems(scenario: Scenario, lines: LineMap, path: Path) -> list[P
     return problems
 
 
-def _spec_problems(kind: str, value: Any, where: Path_, lines: LineMap, path: Path) -> list[Problem]:
+def _spec_problems(
+    kind: str, value: Any, where: Path_, lines: LineMap, path: Path
+) -> list[Problem]:
     """Fault and toxic specs are checked by the code that will apply them."""
     if kind == "server_fault":
         from fake_server.faults import FaultSpecError, parse_fault
@@ -152,7 +154,6 @@ def _spec_problems(kind: str, value: Any, where: Path_, lines: LineMap, path: Pa
             return [Problem(path, lines.line_of(at), dotted(at), exc.message)]
     elif kind == "toxic":
         from chaos.toxics import ToxicSpecError, parse_toxic
-
         from scenarios.runner import toxic_spec
 
         try:

@@ -106,7 +106,7 @@ class ScenarioItem(pytest.Item):
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())
-        _report_to_allure(self.result)
+        _report_to_allure(self.result, run.secrets())
         if not self.result.passed:
             raise ScenarioFailed(self.result)
 
@@ -154,13 +154,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[_TOXIPROXY]
 
 
-def _report_to_allure(result: ScenarioResult) -> None:
-    """One Allure step per scenario step, the timeline and its picture attached.
-    Emitted after the run, synchronously (allure steps cannot wrap async code)."""
+def _report_to_allure(result: ScenarioResult, secrets: list[str]) -> None:
+    """Steps and attachments, emitted after the run, synchronously (allure steps
+    cannot wrap async code)."""
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a rig dependency
         return
     from scenarios.allure_report import attach_run
 
-    attach_run(allure, result)
+    attach_run(allure, result, secrets)

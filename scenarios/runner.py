@@ -94,6 +94,7 @@ class ScenarioResult:
     delivery: DeliveryReport | None = None
     error: str = ""  # a failure of the rig itself (not of the client)
     timeline_path: Path | None = None
+    histories: dict[str, Path] = field(default_factory=dict)  # fake-server history files
 
     @property
     def passed(self) -> bool:
@@ -109,6 +110,7 @@ class ServerRig:
     control: FakeServerControl | None = None
     proxies: ServerProxies | None = None
     ca: str = ""
+    control_tokens: list[str] = field(default_factory=list, repr=False)  # one per start
 
     @property
     def history_path(self) -> Path:
@@ -119,7 +121,9 @@ def step_text(step: Step) -> str:
     """A step as one line of YAML, for reports."""
     dumped = step.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
     return str(
-        yaml.safe_dump(dumped, default_flow_style=True, width=1000, allow_unicode=True)
+        yaml.safe_dump(
+            dumped, default_flow_style=True, width=1000, allow_unicode=True, sort_keys=False
+        )
     ).strip()[1:-1]
 
 
@@ -220,6 +224,8 @@ class ScenarioRun:
             self.servers[name] = rig
             info = await asyncio.to_thread(process.start)
             rig.control = FakeServerControl(info.control, info.control_token)
+            rig.control_tokens.append(info.control_token)
+            self.result.histories[name] = rig.history_path
             rig.ca = info.ca
             rig.proxies = await self.network.add_server(name, info.port)
             backend.register(name, process)
@@ -261,6 +267,10 @@ class ScenarioRun:
         self.client = None
         if problems and not self.result.error:
             self.result.error = "cleanup: " + "; ".join(problems)
+
+    def secrets(self) -> list[str]:
+        """Strings no report may show (the fake servers' control tokens)."""
+        return [token for rig in self.servers.values() for token in rig.control_tokens]
 
     # ------------------------------------------------------------------ steps
 
@@ -417,6 +427,7 @@ class ScenarioRun:
             if rig.control is not None:
                 await rig.control.close()
             rig.control = FakeServerControl(info.control, info.control_token)
+            rig.control_tokens.append(info.control_token)
         elif kind == "wait_for":
             await self._wait_for(value, outcome)
         elif kind == "expect":
