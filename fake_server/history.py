@@ -11,24 +11,20 @@ from pathlib import Path
 from typing import Any
 
 REDACTED = "[redacted]"
-_SECRET_KEYS = frozenset({"token", "password", "authorization", "control_token"})
 # Tokens are 64 hex chars; also catch them inside free text (a garbled IDENTIFY).
 _TOKEN_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
+# The value of a secret key in compact JSON text: a string or a bare scalar.
+_SECRET_VALUE_RE = re.compile(
+    r'"(token|password|authorization|control_token)":("(?:[^"\\]|\\.)*"|[^,}\]]+)',
+    re.IGNORECASE,
+)
 _MAX_TEXT = 4096
 
 
-def redact(value: Any) -> Any:
-    """A copy of `value` with secrets replaced; strings are scanned for tokens."""
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if k.lower() in _SECRET_KEYS and v is not None else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _TOKEN_RE.sub(REDACTED, value)
-    return value
+def redact_json_text(text: str) -> str:
+    """Redact compact JSON text in one pass (what the history writes; cheap at fan-out)."""
+    text = _SECRET_VALUE_RE.sub(lambda m: f'"{m.group(1)}":"{REDACTED}"', text)
+    return _TOKEN_RE.sub(REDACTED, text)
 
 
 def clip(text: str) -> str:
@@ -49,7 +45,7 @@ class History:
         self._next_index = _count_lines(path) + 1
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (held open for the run)
 
-    def record(self, kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    def record(self, kind: str, name: str, data: dict[str, Any]) -> None:
         rec = {
             "i": self._next_index,
             "t": time.time(),
@@ -57,13 +53,13 @@ class History:
             "boot": self.boot,
             "kind": kind,
             "name": name,
-            "data": redact(data),
+            "data": data,
         }
         self._next_index += 1
         if not self._file.closed:
-            self._file.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
+            text = json.dumps(rec, separators=(",", ":"), default=str)
+            self._file.write(redact_json_text(text) + "\n")
             self._file.flush()
-        return rec
 
     def read(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Records with `i > after` from the file (so earlier runs are included)."""
