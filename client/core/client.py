@@ -42,6 +42,7 @@ from client.core.actions import (
     StartEdit,
 )
 from client.core.bugs import DESCRIPTIONS, Bug, as_bugs, bugs_from_env
+from client.core.cache import ServerCache, dict_items, str_id
 from client.core.gateway import FATAL_CODES, Gateway
 from client.core.io import (
     Effect,
@@ -111,10 +112,7 @@ class _Server:
     skip_next_flush: bool = False  # bug 6
     user_id: str | None = None
     space_id: str | None = None
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
-    members: dict[str, Any] = field(default_factory=dict)
-    roles: list[Any] = field(default_factory=list)
-    messages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    cache: ServerCache = field(default_factory=ServerCache)
     failed: list[FailedEntry] = field(default_factory=list)
     queue: deque[QueuedMessage] = field(default_factory=deque)
     flushing: bool = False
@@ -124,19 +122,6 @@ class _Server:
     @property
     def name(self) -> str:
         return self.config.name
-
-
-def _id_key(message_id: str) -> tuple[int, int, str]:
-    """Snowflakes sort numerically; anything else after them, by text."""
-    return (0, int(message_id), "") if message_id.isdigit() else (1, 0, message_id)
-
-
-def _str_id(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 class _GatewayHooks:
@@ -250,19 +235,18 @@ class ClientCore:
         srv = self._servers.get(server)
         if srv is None:
             return []
-        cache = srv.messages.get(channel_id, {})
-        return [dict(cache[k]) for k in sorted(cache, key=_id_key)]
+        return srv.cache.ordered(channel_id)
 
     def channel_id(self, server: str, name: str) -> str | None:
         srv = self._servers.get(server)
-        return self._resolve_channel(srv, name) if srv else None
+        return srv.cache.resolve_channel(name) if srv else None
 
     def channels(self, server: str) -> dict[str, str]:
         """id -> name for the server's channels."""
         srv = self._servers.get(server)
         if srv is None:
             return {}
-        return {cid: str(ch.get("name", "")) for cid, ch in srv.channels.items()}
+        return {cid: srv.cache.channel_name(cid) for cid in srv.cache.channels}
 
     def selected_channel(self) -> tuple[str, str] | None:
         return self._selected
@@ -437,13 +421,13 @@ class ClientCore:
             step(t, "GET", "/users/@me", after_me)
 
         def after_me(t: float, data: Any) -> None:
-            srv.user_id = _str_id(data.get("id")) if isinstance(data, dict) else None
+            srv.user_id = str_id(data.get("id")) if isinstance(data, dict) else None
             step(t, "GET", "/users/@me/spaces", after_spaces)
 
         def after_spaces(t: float, data: Any) -> None:
             spaces = data if isinstance(data, list) else []
             match = [s for s in spaces if isinstance(s, dict) and s.get("slug") == cfg.space]
-            space_id = _str_id(match[0].get("id")) if match else None
+            space_id = str_id(match[0].get("id")) if match else None
             if space_id is None:
                 fail(t, f"Space not found: {cfg.space}")
                 return
@@ -670,22 +654,18 @@ class ClientCore:
         def after_members(t: float, res: RestResult) -> None:
             if not live():
                 return
-            if res.ok and isinstance(res.data, list):
-                srv.members = {
-                    str(_str_id(m.get("user_id") or m.get("id")) or i): m
-                    for i, m in enumerate(res.data)
-                    if isinstance(m, dict)
-                }
-            elif not res.ok:
+            if res.ok:
+                srv.cache.set_members(res.data)
+            else:
                 self._log("warning", f"refetch members failed: {res.error}", srv.name)
             self._call(t, srv, "GET", f"/spaces/{srv.space_id}/roles", after_roles)
 
         def after_roles(t: float, res: RestResult) -> None:
             if not live():
                 return
-            if res.ok and isinstance(res.data, list):
-                srv.roles = list(res.data)
-            elif not res.ok:
+            if res.ok:
+                srv.cache.set_roles(res.data)
+            else:
                 self._log("warning", f"refetch roles failed: {res.error}", srv.name)
             selected = self._selected
             if selected is not None and selected[0] == srv.name:
@@ -717,8 +697,7 @@ class ClientCore:
         self._signal(sig.MESSAGES_LOADING, srv.name, channel_id)
 
         def request(t: float) -> None:
-            cache = srv.messages.get(channel_id, {})
-            newest = max(cache, key=_id_key) if cache else None
+            newest = srv.cache.newest_id(channel_id)
             if newest is None:
                 path = f"/channels/{channel_id}/messages?limit={MESSAGE_PAGE}"
             else:
@@ -732,9 +711,7 @@ class ClientCore:
                 self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
                 then(t)
                 return
-            batch = (
-                [m for m in res.data if isinstance(m, dict)] if isinstance(res.data, list) else []
-            )
+            batch = dict_items(res.data)
             for msg in batch:
                 self._store_message(srv, msg, channel_id)
             received[0] += len(batch)
@@ -750,33 +727,18 @@ class ClientCore:
     # ================================================================== channels and messages
 
     def _store_channels(self, now: float, srv: _Server, data: Any) -> None:
-        if not isinstance(data, list):
-            return
-        channels: dict[str, dict[str, Any]] = {}
-        for ch in data:
-            cid = _str_id(ch.get("id")) if isinstance(ch, dict) else None
-            if cid is not None and isinstance(ch, dict):
-                channels[cid] = ch
-        srv.channels = channels
+        srv.cache.set_channels(data)
         self._resolve_pending_selection(now, srv)
 
-    def _resolve_channel(self, srv: _Server, ref: str) -> str | None:
-        if ref in srv.channels:
-            return ref
-        for cid, ch in srv.channels.items():
-            if ch.get("name") == ref:
-                return cid
-        return None
-
     def _select(self, now: float, srv: _Server, ref: str) -> None:
-        cid = self._resolve_channel(srv, ref)
+        cid = srv.cache.resolve_channel(ref)
         if cid is None:
             self._pending_selection = (srv.name, ref)
             self._log("info", f"channel {ref!r} not known yet; selecting it when it is", srv.name)
             return
         self._pending_selection = None
         self._selected = (srv.name, cid)
-        self._signal(sig.CHANNEL_SELECTED, srv.name, cid, str(srv.channels[cid].get("name", "")))
+        self._signal(sig.CHANNEL_SELECTED, srv.name, cid, srv.cache.channel_name(cid))
         if srv.status in (CONNECTED, DISCONNECTED, RECONNECTING) and srv.rest.token:
             self._load_channel(now, srv, cid)
 
@@ -784,16 +746,14 @@ class ClientCore:
         pending = self._pending_selection
         if pending is None or pending[0] != srv.name:
             return
-        cid = self._resolve_channel(srv, pending[1])
+        cid = srv.cache.resolve_channel(pending[1])
         if cid is not None:
             self._pending_selection = None
             self._selected = (srv.name, cid)
-            self._signal(
-                sig.CHANNEL_SELECTED, srv.name, cid, str(srv.channels[cid].get("name", ""))
-            )
+            self._signal(sig.CHANNEL_SELECTED, srv.name, cid, srv.cache.channel_name(cid))
 
     def _fetch_channel(self, now: float, srv: _Server, ref: str) -> None:
-        cid = self._resolve_channel(srv, ref) or ref
+        cid = srv.cache.resolve_channel(ref) or ref
         if not srv.rest.token:
             self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, cid, NOT_CONNECTED)
             return
@@ -809,9 +769,7 @@ class ClientCore:
             if not res.ok:
                 self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
                 return
-            batch = (
-                [m for m in res.data if isinstance(m, dict)] if isinstance(res.data, list) else []
-            )
+            batch = dict_items(res.data)
             for msg in batch:
                 self._store_message(srv, msg, channel_id)
             self._signal(sig.MESSAGES_LOADED, srv.name, channel_id, len(batch))
@@ -820,78 +778,45 @@ class ClientCore:
 
     def _store_message(
         self, srv: _Server, msg: dict[str, Any], channel_hint: str | None = None
-    ) -> bool:
-        """Cache by (server, channel, id); True when the id is new."""
-        mid = _str_id(msg.get("id"))
-        cid = _str_id(msg.get("channel_id")) or channel_hint
-        if mid is None or cid is None:
+    ) -> str | None:
+        """Cache it; `message_received` when its id is new. Returns the id."""
+        stored = srv.cache.store_message(msg, channel_hint)
+        if stored is None:
             self._log("warning", "ignored a message without id or channel_id", srv.name)
-            return False
-        cache = srv.messages.setdefault(cid, {})
-        new = mid not in cache
-        cache[mid] = msg
-        if new:
+            return None
+        cid, mid, is_new = stored
+        if is_new:
             self._signal(sig.MESSAGE_RECEIVED, srv.name, cid, mid)
-        return new
-
-    def _find_message(self, srv: _Server, message_id: str) -> tuple[str, dict[str, Any]] | None:
-        for cid, cache in srv.messages.items():
-            if message_id in cache:
-                return cid, cache[message_id]
-        return None
+        return mid
 
     def _gw_event(self, now: float, srv: _Server, event_type: str, data: Any) -> None:
         if not isinstance(data, dict):
             self._log("warning", f"ignored {event_type} without an object payload", srv.name)
             return
+        cache = srv.cache
         if event_type == "message.create":
             self._store_message(srv, data)
         elif event_type == "message.update":
-            mid = _str_id(data.get("id"))
+            mid = self._store_message(srv, data)
             if mid is not None:
-                self._store_message(srv, data)
                 self._signal(sig.MESSAGE_EDITED, srv.name, mid)
         elif event_type == "message.delete":
-            mid = _str_id(data.get("id"))
-            found = self._find_message(srv, mid) if mid else None
-            if mid and found:
-                del srv.messages[found[0]][mid]
+            mid = str_id(data.get("id"))
+            if mid is not None and cache.remove_message(mid) is not None:
                 self._signal(sig.MESSAGE_DELETED, srv.name, mid)
         elif event_type in ("reaction.add", "reaction.remove"):
-            self._apply_reaction(srv, data, event_type == "reaction.add")
+            changed = cache.apply_reaction(data, event_type == "reaction.add")
+            if changed is not None:
+                self._signal(sig.REACTION_CHANGED, srv.name, *changed)
         elif event_type in ("channel.create", "channel.update"):
-            cid = _str_id(data.get("id"))
-            if cid is not None:
-                srv.channels[cid] = data
-                self._resolve_pending_selection(now, srv)
+            cache.put_channel(data)
+            self._resolve_pending_selection(now, srv)
         elif event_type == "channel.delete":
-            cid = _str_id(data.get("id"))
-            if cid is not None:
-                srv.channels.pop(cid, None)
+            cache.drop_channel(data)
         elif event_type == "member.join":
-            uid = _str_id(data.get("user_id") or data.get("id"))
-            if uid is not None:
-                srv.members[uid] = data
+            cache.put_member(data)
         elif event_type == "member.leave":
-            uid = _str_id(data.get("user_id") or data.get("id"))
-            if uid is not None:
-                srv.members.pop(uid, None)
-
-    def _apply_reaction(self, srv: _Server, data: dict[str, Any], added: bool) -> None:
-        mid = _str_id(data.get("message_id"))
-        found = self._find_message(srv, mid) if mid else None
-        if not mid or not found:
-            return
-        cid, msg = found
-        emoji, user = data.get("emoji"), data.get("user_id")
-        reactions = msg.get("reactions")
-        entries: list[Any] = list(reactions) if isinstance(reactions, list) else []
-        key = {"emoji": emoji, "user_id": user}
-        entries = [e for e in entries if e != key]
-        if added:
-            entries.append(key)
-        msg["reactions"] = entries
-        self._signal(sig.REACTION_CHANGED, srv.name, cid, mid)
+            cache.drop_member(data)
 
     # ================================================================== sending and the queue
 
@@ -907,7 +832,7 @@ class ClientCore:
         return self._new_nonce()
 
     def _send(self, now: float, srv: _Server, ref: str, content: str) -> None:
-        cid = self._resolve_channel(srv, ref) or ref
+        cid = srv.cache.resolve_channel(ref) or ref
         if srv.status in (ERROR, CONNECTING, NONE) or srv.syncing:
             self._signal(sig.MESSAGE_SEND_REFUSED, srv.name, cid, content, sig.REFUSED_DISABLED)
             return
@@ -946,7 +871,7 @@ class ClientCore:
         message_id = ""
         if isinstance(msg, dict):
             self._store_message(srv, msg, channel_id)
-            message_id = _str_id(msg.get("id")) or ""
+            message_id = str_id(msg.get("id")) or ""
         self._signal(sig.MESSAGE_SENT, srv.name, channel_id, nonce, message_id)
 
     def _enqueue(self, now: float, srv: _Server, channel_id: str, content: str) -> None:
@@ -1017,7 +942,7 @@ class ClientCore:
     # ================================================================== edits, deletes, reactions
 
     def _edit(self, now: float, srv: _Server, message_id: str, content: str) -> None:
-        found = self._find_message(srv, message_id)
+        found = srv.cache.find_message(message_id)
         if found is None:
             self._signal(sig.MESSAGE_EDIT_FAILED, srv.name, message_id, UNKNOWN_MESSAGE)
             return
@@ -1037,7 +962,7 @@ class ClientCore:
         self._call(now, srv, "PATCH", path, done, {"content": content})
 
     def _delete(self, now: float, srv: _Server, message_id: str) -> None:
-        found = self._find_message(srv, message_id)
+        found = srv.cache.find_message(message_id)
         if found is None:
             self._signal(sig.MESSAGE_DELETE_FAILED, srv.name, message_id, UNKNOWN_MESSAGE)
             return
@@ -1047,7 +972,7 @@ class ClientCore:
             if self._servers.get(srv.name) is not srv:
                 return
             if res.ok:
-                if srv.messages.get(cid, {}).pop(message_id, None) is not None:
+                if srv.cache.remove_message(message_id) is not None:
                     self._signal(sig.MESSAGE_DELETED, srv.name, message_id)
             else:
                 self._signal(sig.MESSAGE_DELETE_FAILED, srv.name, message_id, res.error)
@@ -1055,7 +980,7 @@ class ClientCore:
         self._call(now, srv, "DELETE", f"/channels/{cid}/messages/{message_id}", done)
 
     def _react(self, now: float, srv: _Server, message_id: str, emoji: str, add: bool) -> None:
-        found = self._find_message(srv, message_id)
+        found = srv.cache.find_message(message_id)
         cid = found[0] if found else ""
         if found is None:
             self._signal(sig.REACTION_FAILED, srv.name, cid, message_id, emoji, UNKNOWN_MESSAGE)

@@ -165,7 +165,6 @@ class Gateway:
         self.heartbeat_interval: float | None = None
         self._ack_pending = False
         self._resume_pending = False
-        self._sent_resume = False
 
     # ------------------------------------------------------------------ queries
 
@@ -235,7 +234,6 @@ class Gateway:
     def _open(self, now: float) -> None:
         self.conn = self._next_id()
         self._ack_pending = False
-        self._sent_resume = False
         self.heartbeat_interval = None
         self._out.append(OpenSocket(conn=self.conn, url=self.url))
         self._timers.set(
@@ -347,7 +345,6 @@ class Gateway:
                 },
             )
             self._resume_pending = True
-            self._sent_resume = True
         else:
             self._send(
                 now,

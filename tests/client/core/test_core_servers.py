@@ -161,7 +161,7 @@ def test_gateway_events_update_caches() -> None:
     r.settle()
     (cached,) = core.messages("alpha", "201")
     assert cached["content"] == "edited"
-    assert cached["reactions"] == [{"emoji": "👍", "user_id": "2"}]
+    assert cached["reactions"] == [{"emoji": "👍", "count": 1}]  # the server's own shape
     peer.dispatch("message.delete", {"id": msg["id"], "channel_id": "201", "space_id": "100"})
     peer.dispatch("channel.create", {"id": "203", "name": "new"})
     r.push(peer)

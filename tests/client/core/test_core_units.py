@@ -98,3 +98,29 @@ def test_server_config_derives_urls_and_hides_password() -> None:
     assert "s3cret" not in repr(cfg)
     other = dataclasses.replace(cfg, gateway_url="wss://127.0.0.1:9000/ws")
     assert other.gateway == "wss://127.0.0.1:9000/ws" and other.validate() is None
+
+
+def test_cache_keys_ids_and_counts_reactions() -> None:
+    from client.core.cache import ServerCache
+
+    cache = ServerCache()
+    cache.set_channels([{"id": 201, "name": "general"}, "junk", {"name": "no id"}])
+    assert cache.resolve_channel("general") == "201" and cache.resolve_channel("201") == "201"
+    assert cache.store_message({"id": "10", "channel_id": "201"}) == ("201", "10", True)
+    assert cache.store_message({"id": "9", "channel_id": "201"}) == ("201", "9", True)
+    assert cache.store_message({"id": "10", "channel_id": "201", "x": 1}) == ("201", "10", False)
+    assert cache.store_message({"channel_id": "201"}) is None
+    assert [m["id"] for m in cache.ordered("201")] == ["9", "10"]
+    assert cache.newest_id("201") == "10"
+    event = {"message_id": "10", "emoji": "👍", "user_id": "2"}
+    assert cache.apply_reaction(event, True) == ("201", "10")
+    assert cache.apply_reaction({**event, "user_id": "3"}, True) == ("201", "10")
+    assert cache.find_message("10") == (
+        "201",
+        {"id": "10", "channel_id": "201", "x": 1, "reactions": [{"emoji": "👍", "count": 2}]},
+    )
+    cache.apply_reaction(event, False)
+    cache.apply_reaction(event, False)
+    assert cache.ordered("201")[1]["reactions"] == []
+    assert cache.apply_reaction({"message_id": "404", "emoji": "x"}, True) is None
+    assert cache.remove_message("9") == "201" and cache.remove_message("9") is None
