@@ -128,9 +128,7 @@ class AsyncClientDriver:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.cancel()
+        self._wake_waiters()  # they see `_stopped` and raise
 
     async def __aenter__(self) -> AsyncClientDriver:
         await self.start()
@@ -146,6 +144,8 @@ class AsyncClientDriver:
 
     async def act(self, action: Any) -> None:
         """A user action (a `client.core.actions` dataclass), fed to the core now."""
+        if self._stopped or self._session is None:
+            raise RuntimeError("the driver is not running")
         self._raise_failure()
         self._feed(action)
         self._raise_failure()
@@ -162,6 +162,8 @@ class AsyncClientDriver:
                     self._raise_failure()
                     if predicate():
                         return
+                    if self._stopped:
+                        raise RuntimeError(f"the driver stopped while waiting for {what}")
                     waiter: asyncio.Future[None] = loop.create_future()
                     self._waiters.add(waiter)
                     try:
@@ -207,6 +209,9 @@ class AsyncClientDriver:
         for effect in effects:
             self._perform(effect)
         self._reschedule()
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -225,9 +230,7 @@ class AsyncClientDriver:
         if self._failure is None:
             self._failure = DriverError(f"{what}: {describe(exc)}")
             self._failure.__cause__ = exc
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_waiters()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:

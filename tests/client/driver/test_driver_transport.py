@@ -32,7 +32,7 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
-from client.driver import AsyncClientDriver
+from client.driver import AsyncClientDriver, DriverError
 
 LIVENESS = 10.0  # generous bound for anything that should happen "at once"
 
@@ -98,6 +98,7 @@ class GatewayApp:
         self.received: list[str] = []
         self.close_frames: list[tuple[int, str]] = []
         self.ended = asyncio.Event()
+        self.hanging = asyncio.Event()
         self.app = web.Application()
         self.app.router.add_get("/ws", self.ws)
         self.app.router.add_get("/hang", self.hang)
@@ -137,6 +138,7 @@ class GatewayApp:
         )
 
     async def hang(self, request: web.Request) -> web.Response:
+        self.hanging.set()
         try:
             await asyncio.sleep(LIVENESS * 2)
         finally:
@@ -268,11 +270,7 @@ async def test_cancel_http_drops_the_request_and_reports_nothing(
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
         await driver.act(Do((HttpRequest(6, "GET", f"https://127.0.0.1:{port}/hang", (), None),)))
-        await driver.wait_for(
-            lambda: driver.timeline.first(kind="effect", name="HttpRequest") is not None,
-            LIVENESS,
-        )
-        await asyncio.sleep(0)  # let the request task start
+        await asyncio.wait_for(gateway.hanging.wait(), LIVENESS)  # the request is in flight
         await driver.act(Do((CancelHttp(6),)))
     core = core_of(driver)
     assert core.of(HttpResponse) == [] and core.of(HttpFailed) == []
@@ -411,3 +409,30 @@ async def test_stop_leaves_no_task_behind(ca_file: Path, server_ssl: ssl.SSLCont
         client_tasks = [t for t in others if "client/driver" in repr(t.get_coro())]
         assert client_tasks == []
         await asyncio.wait_for(gateway.ended.wait(), LIVENESS)  # the server saw it go
+
+
+class BrokenCore(ScriptedCore):
+    def handle(self, now: float, event: Any) -> None:
+        if isinstance(event, SocketOpenFailed):
+            raise KeyError("core bug")
+        super().handle(now, event)
+
+
+async def test_a_core_exception_fails_the_run_loudly(ca_file: Path) -> None:
+    async with AsyncClientDriver(BrokenCore(), ca_file=ca_file) as driver:
+        await driver.act(Do((OpenSocket(1, f"wss://127.0.0.1:{closed_port()}/ws"),)))
+        with pytest.raises(DriverError, match="core failed on SocketOpenFailed: KeyError"):
+            await driver.wait_for(lambda: False, LIVENESS)
+        with pytest.raises(DriverError):
+            await driver.act(Do(()))
+
+
+async def test_stop_ends_waits_and_refuses_actions(ca_file: Path) -> None:
+    driver = AsyncClientDriver(ScriptedCore(), ca_file=ca_file)
+    await driver.start()
+    waiting = asyncio.create_task(driver.wait_for(lambda: False, LIVENESS, "never"))
+    await driver.stop()
+    with pytest.raises(RuntimeError, match="stopped while waiting for never"):
+        await waiting
+    with pytest.raises(RuntimeError, match="not running"):
+        await driver.act(Do(()))
