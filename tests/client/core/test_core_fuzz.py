@@ -1,0 +1,84 @@
+"""Seeded random abuse: whatever the network does, the core neither raises nor
+breaks its own invariants (statuses, signal shape, queue cap, one socket)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from core_helpers import connect, make
+
+from client.core import signals as sig
+from client.core.actions import ReconnectServer, SendMessage
+from client.core.io import HttpFailed, HttpResponse, NetError, Signal, SocketText
+
+STATUSES = {"none", "connecting", "connected", "disconnected", "reconnecting", "error"}
+FRAMES = [
+    "garbage",
+    "{}",
+    '{"op": 1}',
+    '{"op": 4}',
+    '{"op": 5, "data": {"heartbeat_interval": 1000}}',
+    '{"op": 6}',
+    '{"op": 7, "data": true}',
+    '{"op": 7, "data": {"resumable": false}}',
+    '{"op": 0, "type": "ready", "seq": 1, "data": {"session_id": "z"}}',
+    '{"op": 0, "type": "resumed", "seq": 3, "data": null}',
+    '{"op": 0, "type": "message.create", "seq": 4, "data": {"id": "77", "channel_id": "201"}}',
+    '{"op": 0, "type": "message.delete", "seq": 5, "data": {"id": "77"}}',
+    '{"op": 0, "type": "reaction.add", "seq": 6, "data": {"message_id": "77", "emoji": 1}}',
+    '{"op": 0, "type": "channel.create", "seq": 7, "data": "not a dict"}',
+    '{"op": 0, "seq": "x"}',
+]
+BODIES = [b"", b"null", b"[]", b"<html>", b'{"data": null}', b'{"data": [1, "x", {}]}',
+          b'{"error": {"message": 5}}', b'{"data": {"token": 7}}']  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_network_never_breaks_the_core(seed: int) -> None:
+    rng = random.Random(seed)
+    core, r, peers = make(latency=0.01)
+    connect(core, r)
+    peer = peers["alpha"]
+    for _ in range(400):
+        roll = rng.random()
+        conns = list(r.open_sockets)
+        if roll < 0.3 and conns:
+            r.do(SocketText(rng.choice(conns), rng.choice(FRAMES)))
+        elif roll < 0.4 and conns:
+            code = rng.choice([1000, 1006, 4000, 4003, 4004, 4009, 4999])
+            r.close(rng.choice(conns), code, "")
+        elif roll < 0.55 and r.open_http:
+            req = rng.choice(list(r.open_http))
+            r.open_http.pop(req)
+            if rng.random() < 0.3:
+                r.do(HttpFailed(req, rng.choice(list(NetError))))
+            else:
+                status = rng.choice([200, 201, 400, 401, 404, 408, 429, 500, 503])
+                headers = (("Retry-After", rng.choice(["0.1", "x", "-1", "1e9"])),)
+                r.do(HttpResponse(req, status, headers, rng.choice(BODIES)))
+        elif roll < 0.7:
+            r.do(SendMessage("alpha", rng.choice(["general", "201", "nope"]), "m"))
+        elif roll < 0.75:
+            r.do(ReconnectServer("alpha"))
+        elif roll < 0.8:
+            peer.gateway_refuse = not peer.gateway_refuse
+            peer.rest_enabled = rng.random() < 0.8
+        else:
+            r.advance(rng.choice([0.01, 0.5, 5.0, 50.0]))
+        assert core.status("alpha") in STATUSES
+        assert len(core.queue("alpha")) <= 20
+        gateway_sockets = [c for c, url in r.open_sockets.items() if "/ws" in url]
+        assert len(gateway_sockets) <= 1, gateway_sockets
+    for e in r.effects(Signal):
+        assert isinstance(e, Signal)
+        if e.name not in (sig.MODE_CHANGED, sig.BUG_ENABLED):
+            assert e.args[0] == "alpha", e
+    json.dumps([e.args for e in r.effects(Signal) if isinstance(e, Signal)], default=str)
+    # nothing queued is ever dropped silently: sent, a failed entry, or still queued
+    queued = {s.args[3] for s in r.signals("alpha", [sig.MESSAGE_QUEUED])}
+    sent = {s.args[2] for s in r.signals("alpha", [sig.MESSAGE_SENT])}
+    failed = {s.args[2] for s in r.signals("alpha", [sig.MESSAGE_FAILED_ENTRY])}
+    still = {q.nonce for q in core.queue("alpha")}
+    assert queued <= sent | failed | still
