@@ -113,6 +113,7 @@ class Timeline:
     def __init__(self, origin: float | None = None) -> None:
         self.origin = time.monotonic() if origin is None else origin
         self._records: list[Record] = []
+        self._by_kind: dict[str, list[Record]] = {}  # so polling one kind stays cheap
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -121,9 +122,13 @@ class Timeline:
     def add(
         self, t: float, src: str, kind: str, name: str, data: dict[str, Any] | None = None
     ) -> Record:
-        record = Record(t, src, kind, name, json_safe(data or {}))
+        return self.append(Record(t, src, kind, name, json_safe(data or {})))
+
+    def append(self, record: Record) -> Record:
+        """Append a record as it is (already redacted, e.g. loaded from a dump)."""
         with self._lock:
             self._records.append(record)
+            self._by_kind.setdefault(record.kind, []).append(record)
         return record
 
     @property
@@ -147,9 +152,11 @@ class Timeline:
         until: float | None = None,
     ) -> list[Record]:
         """Records matching every given filter, `since <= t <= until`, in order."""
+        with self._lock:
+            pool = list(self._records if kind is None else self._by_kind.get(kind, ()))
         return [
             r
-            for r in self.records
+            for r in pool
             if (kind is None or r.kind == kind)
             and (name is None or r.name == name)
             and (src is None or r.src == src)
@@ -184,7 +191,7 @@ class Timeline:
                 record = Record.from_json(line)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"timeline line {number}: not a record ({exc})") from exc
-            timeline._records.append(record)
+            timeline.append(record)
         return timeline
 
     @classmethod
