@@ -23,7 +23,7 @@ from client.virtual import FakePeer, VirtualRunner
 
 
 def connected_core() -> tuple[ClientCore, VirtualRunner, FakePeer]:
-    core = ClientCore(Timings(), seed=1, bugs=())
+    core = ClientCore(Timings(), seed=1, bugs=(), environ={})
     peer = FakePeer()
     runner = VirtualRunner(core, [peer])
     runner.do(ConfigureServer(ServerConfig("alpha", peer.base_url, "alice", "password", "accord")))

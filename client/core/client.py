@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -161,9 +161,12 @@ class ClientCore:
         seed: int = 0,
         bugs: Iterable[int] | None = None,
         instance: str = "",
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """`bugs=None` reads ACCORD_RIG_BUGS; `instance` salts message nonces so
-        two runs with one seed against one database never share a nonce."""
+        """The switches on are `bugs` plus those named in ACCORD_RIG_BUGS (read from
+        `environ`, default `os.environ`; pass `{}` for a hermetic core), so a whole
+        catalogue can be run against a buggy client. `instance` salts message
+        nonces so two runs with one seed against one database never share one."""
         self.timings = timings or Timings()
         self.seed = seed
         self._out: list[Effect] = []
@@ -178,7 +181,7 @@ class ClientCore:
         nonce_rng = random.Random(f"{seed}:nonce:{instance}")
         self._nonce_prefix = f"{nonce_rng.getrandbits(48):012x}"
         self._nonce_count = 0
-        self.bugs: set[Bug] = set(bugs_from_env() if bugs is None else as_bugs(bugs))
+        self.bugs: set[Bug] = set(as_bugs(bugs or ())) | bugs_from_env(environ)
         for bug in sorted(self.bugs):
             self._announce_bug(bug)
 

@@ -34,7 +34,7 @@ def make(
     scale: float = 1.0,
     latency: float = 0.0,
 ) -> tuple[ClientCore, VirtualRunner, dict[str, FakePeer]]:
-    core = ClientCore(Timings(scale=scale), seed=SEED, bugs=bugs)
+    core = ClientCore(Timings(scale=scale), seed=SEED, bugs=bugs, environ={})
     peers = {n: FakePeer(base_url=f"https://{n}.test:8443", latency=latency) for n in names}
     runner = VirtualRunner(core, peers.values())
     for name, peer in peers.items():

@@ -243,13 +243,18 @@ def test_bugs_from_env_and_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert bugs_from_env({ENV_VAR: "2,3"}) == {Bug(2), Bug(3)}
     monkeypatch.setenv(ENV_VAR, "5")
     assert ClientCore().bugs == {Bug(5)}
-    assert ClientCore(bugs=()).bugs == set()  # an explicit set wins over the env
+    assert ClientCore(bugs=[1]).bugs == {Bug(1), Bug(5)}  # both sources count
+    assert ClientCore(bugs=[1], environ={}).bugs == {Bug(1)}  # hermetic
     monkeypatch.delenv(ENV_VAR)
     assert ClientCore().bugs == set()
+    with pytest.raises(ValueError, match="11"):
+        ClientCore(bugs=[11])
+    with pytest.raises(ValueError, match="ACCORD_RIG_BUGS"):
+        ClientCore(environ={ENV_VAR: "seven"})
 
 
 def test_enabled_bugs_are_announced_and_warned() -> None:
-    core = ClientCore(bugs=[4, 8])
+    core = ClientCore(bugs=[4, 8], environ={})
     effects = core.take_effects()
     assert [e for e in effects if isinstance(e, Signal)] == [
         Signal(sig.BUG_ENABLED, ("*", 4)),
@@ -262,4 +267,4 @@ def test_enabled_bugs_are_announced_and_warned() -> None:
     assert Bug.ONLY_NINE_RETRIES in core.bugs
     core.handle(0.0, SetBug(1, enabled=False))
     assert Bug.ONLY_NINE_RETRIES not in core.bugs
-    assert ClientCore(bugs=()).take_effects() == []
+    assert ClientCore(bugs=(), environ={}).take_effects() == []

@@ -84,7 +84,7 @@ def test_redaction_of_io_effects() -> None:
 
 
 def test_handle_rejects_what_is_not_an_input() -> None:
-    core = ClientCore(bugs=())
+    core = ClientCore(bugs=(), environ={})
     with pytest.raises(TypeError, match="not an input or action"):
         core.handle(0.0, "hello")  # type: ignore[arg-type]
     core.handle(0.0, SocketOpened(99))  # an unknown conn is ignored, not an error
