@@ -53,7 +53,7 @@ async def info(request: web.Request) -> web.Response:
 async def add_fault(request: web.Request) -> web.Response:
     try:
         raw = json.loads(await request.text())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return _error(400, "invalid_request", f"body is not valid JSON: {exc}", field="")
     if not isinstance(raw, dict):
         return _error(400, "invalid_request", "body must be a JSON object (a fault spec)",
@@ -84,7 +84,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise web.HTTPBadRequest(
             text=json.dumps({"error": {"code": "invalid_request", "field": name,
                                        "message": f"{name} must be a non-negative integer"}}),

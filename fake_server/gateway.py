@@ -232,7 +232,7 @@ class Connection:
     def _on_text(self, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             frame = None
         valid = isinstance(frame, dict) and type(frame.get("op")) is int
         if valid:
@@ -286,6 +286,8 @@ class Connection:
             if token.startswith(prefix):
                 token = token[len(prefix) :]
                 break
+        if not token.isascii():  # tokens are hex; anything else (even "\ud800") is bad
+            return None
         return self.server.store.user_for_token(token)
 
     def _bad_token(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ PUBLIC_ROUTES = frozenset({("POST", "/auth/login"), ("POST", "/auth/register"),
 MAX_CONTENT = 4000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _req_ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 def api_path(request: web.Request) -> str:
@@ -63,7 +65,7 @@ def _body_for_history(body: bytes | str | None) -> Any:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return clip(text)
 
 
@@ -96,6 +98,9 @@ async def history_middleware(request: web.Request, handler: Handler) -> web.Stre
     except asyncio.CancelledError:
         server.history.record("http", "response", {**base, "status": None, "cancelled": True})
         raise
+    except Exception:  # a bug: answer 500 with the envelope, keep serving, say what broke
+        log.exception("handler failed: %s %s", request.method, request.path)
+        resp = error_response(ApiError(500, "internal error"))
     body = resp.body if isinstance(resp, web.Response) else None
     user = request.get(USER)
     server.history.record(
@@ -224,6 +229,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         body = json.loads(text) if text.strip() else None
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc.msg} at char {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, "[[[[..."
+        raise ApiError(400, f"body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
     return body
@@ -237,14 +244,25 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str
         return None
     if not isinstance(value, str):
         raise ApiError(400, f"field {name} must be a string")
+    if not _encodable(value):
+        raise ApiError(400, f"field {name} is not valid UTF-8 text")
     return value
+
+
+def _encodable(text: str) -> bool:
+    """False for lone surrogates ("\\ud800" in JSON), which SQLite cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _is_decimal(raw, 9) or not low <= int(raw) <= high:
         raise ApiError(400, f"query {name} must be an integer {low}..{high}")
     return int(raw)
 
@@ -253,9 +271,14 @@ def id_query(request: web.Request, name: str) -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not _is_decimal(raw, 19):
         raise ApiError(400, f"query {name} must be a snowflake id")
     return raw
+
+
+def _is_decimal(text: str, max_digits: int) -> bool:
+    """ASCII digits only (str.isdigit accepts '²'), short enough for SQLite's INTEGER."""
+    return text.isascii() and text.isdigit() and len(text) <= max_digits and int(text) < 2**63
 
 
 # ---------------------------------------------------------------------- handlers
@@ -344,7 +367,7 @@ async def space_roles(request: web.Request) -> web.Response:
 
 def _channel(request: web.Request) -> dict[str, Any]:
     cid = request.match_info["channel_id"]
-    if not cid.isdigit():
+    if not _is_decimal(cid, 19):
         raise ApiError(404, f"unknown channel {cid}")
     return _server(request).ops.channel_for(request[USER], cid)
 
@@ -369,8 +392,11 @@ async def create_message(request: web.Request) -> web.Response:
         raise ApiError(413, f"content longer than {MAX_CONTENT} characters")
     reply_to = text_field(body, "reply_to", required=False)
     nonce = body.get("nonce")
-    if nonce is not None and not isinstance(nonce, str | int):
-        raise ApiError(400, "field nonce must be a string or an integer")
+    if nonce is not None and (
+        isinstance(nonce, bool) or not isinstance(nonce, str | int) or len(str(nonce)) > 100
+        or not _encodable(str(nonce))
+    ):
+        raise ApiError(400, "field nonce must be a string or an integer (at most 100 chars)")
     nonce_text = None if nonce is None else str(nonce)
     message = _server(request).ops.post(request[USER], channel, content, reply_to, nonce_text)
     return ok(message)

@@ -92,3 +92,33 @@ async def test_binary_frames_and_pings_are_ignored(client: Client) -> None:
     if msg.type is aiohttp.WSMsgType.PONG:
         msg = await alice.recv_raw()
     assert json.loads(msg.data) == {"op": 4}
+
+
+async def test_nasty_rest_inputs_get_400_not_500(client: Client) -> None:
+    token = await client.login()
+    cid = await client.channel_id()
+    cases = [
+        ("POST", f"/channels/{cid}/messages", '{"content": "\\ud800"}'),  # lone surrogate
+        ("POST", f"/channels/{cid}/messages", '{"content": "x", "nonce": ' + "9" * 5000 + "}"),
+        ("POST", f"/channels/{cid}/messages", "[" * 100_000),  # nested too deep
+        ("POST", f"/channels/{cid}/messages", '{"content": "x", "nonce": true}'),
+        ("POST", "/auth/login", '{"username": "\\udfff", "password": "p"}'),
+        ("GET", f"/channels/{cid}/messages?limit=²", None),
+        ("GET", f"/channels/{cid}/messages?after=99999999999999999999999", None),
+    ]
+    for method, path, body in cases:
+        status, answer, _ = await client.request(method, path, token=token, data=body)
+        assert status == 400, (path, body and body[:40], answer)
+        assert answer["error"]["code"] == "invalid_request"
+    assert client.server.messages() == []
+
+
+async def test_nasty_gateway_inputs(client: Client) -> None:
+    for text in ('{"op": 2, "data": {"token": "Bearer \\ud800"}}', "[" * 100_000):
+        gw = await client.connect()
+        await gw.recv()
+        await gw.ws.send_str(text)
+        assert await gw.recv() == INVALID
+    alice, _ = await client.ready("alice")
+    await alice.ws.send_str("[" * 100_000)
+    assert await alice.closed() == (4002, "decode error")

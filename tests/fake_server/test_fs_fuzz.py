@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import string
 from typing import Any
 
 import aiohttp
+import pytest
 from fs_helpers import Client, Gateway
 
 from fake_server import FakeServer
@@ -36,8 +38,15 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
 
 
+NASTY = ['{"op": 2, "data": {"token": "Bearer \\ud800"}}', "[" * 20_000,
+         '{"op": 1, "data": ' + "9" * 5000 + "}", '{"content": "\\udfff", "nonce": "\\ud800"}',
+         '{"content": "x", "nonce": ' + "1" * 30 + "}"]
+
+
 def _random_frame(rng: random.Random, token: str) -> str:
-    kind = rng.randrange(6)
+    kind = rng.randrange(7)
+    if kind == 6:
+        return rng.choice(NASTY)
     if kind == 0:
         return "".join(rng.choice(string.printable) for _ in range(rng.randrange(60)))
     if kind == 1:
@@ -62,7 +71,10 @@ async def _acked_or_closed(gw: Gateway) -> bool:
             return True
 
 
-async def test_fuzz_frames_and_bodies(client: Client, server: FakeServer) -> None:
+async def test_fuzz_frames_and_bodies(
+    client: Client, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
     rng = random.Random(20261127)
     token = await client.login("alice")
     bystander, _ = await client.ready("bob")
@@ -93,11 +105,12 @@ async def test_fuzz_frames_and_bodies(client: Client, server: FakeServer) -> Non
              "/nowhere", f"/channels/{cid}/messages/1/reactions/x/@me"]
     for _ in range(BODIES):
         method = rng.choice(["GET", "POST", "PATCH", "DELETE", "PUT"])
-        body = rng.choice([json.dumps(_random_value(rng)), "{", "", "\x00\xff",
+        body = rng.choice([json.dumps(_random_value(rng)), "{", "", "\x00\xff", rng.choice(NASTY),
                            json.dumps({"content": _random_value(rng), "nonce": _random_value(rng),
                                        "username": "alice", "password": _random_value(rng)})])
+        query = rng.choice(["", "?limit=²", "?after=" + "9" * 25, "?limit=0", "?after=x&limit=7"])
         status, answer, _ = await client.request(
-            method, rng.choice(paths), token=rng.choice([token, None, "bad"]), data=body
+            method, rng.choice(paths) + query, token=rng.choice([token, None, "bad"]), data=body
         )
         assert status in ALLOWED_STATUSES, (status, answer)
         if status not in (200, 404, 405):
@@ -116,3 +129,5 @@ async def test_fuzz_frames_and_bodies(client: Client, server: FakeServer) -> Non
     async with client.http.get(server.info.health, ssl=client.ssl,
                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
         assert resp.status == 200
+    # No handler crashed on the way (aiohttp logs unhandled errors at ERROR).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
