@@ -1,0 +1,216 @@
+"""End to end through the real Toxiproxy: `accord-rig run` in a subprocess.
+
+A wrong expectation fails with both timelines side by side; nothing is left
+behind (processes, proxies, ports) after a pass, a failure or a Ctrl-C; a missing
+Toxiproxy fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from chaos import ToxiproxyServer
+from chaos.toxiproxy_server import find_binary
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 120
+
+PASSING = """\
+name: connects and sends
+tags: [flow:e2e-smoke]
+setup: {servers: [alpha], timescale: 0.05}
+steps:
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, within: 10s}
+  - send: hello
+  - wait_for: {signal: {name: message_sent}, within: 10s}
+timeline:
+  alpha:
+    status: [connecting, connected]
+  delivery: {delivered: 1}
+"""
+
+WRONG_BANNER = """\
+name: expects the wrong banner
+tags: [flow:e2e-wrong]
+setup:
+  servers: {alpha: {heartbeat: 10s}}
+  timescale: 0.05
+steps:
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, within: 10s}
+  - server_close: {server: alpha, code: 1001, reason: bye}
+  - wait_for: {banner: {color: green, text: "Reconnected!"}, within: 30s}
+timeline:
+  alpha:
+    banners:
+      in_order:
+        - {color: yellow, text: "Heartbeat timeout. Reconnecting..."}
+"""
+
+SLOW = """\
+name: waits a long time
+setup: {servers: [alpha], timescale: 0.05}
+steps:
+  - connect: alpha
+  - wait_for: {status: {alpha: connected}, within: 10s}
+  - pause: 20m
+"""
+
+
+@pytest.fixture(scope="module")
+def toxiproxy() -> Iterator[ToxiproxyServer]:
+    server = ToxiproxyServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def rig(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", *args],
+        cwd=REPO, env={**os.environ, **(env or {})}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def proxies(server: ToxiproxyServer) -> dict[str, object]:
+    return asyncio.run(server.api().proxies())
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and int(proc.name) != os.getpid():
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ports_of_run(out: Path) -> set[int]:
+    """Every port the run listened on: fake servers (history) and proxies (client URLs)."""
+    ports: set[int] = set()
+    for history in out.rglob("*.history.jsonl"):
+        for line in history.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "server" and record.get("name") == "start":
+                ports.add(int(urlsplit(record["data"]["rest"]).port or 0))
+    for timeline in out.rglob("timeline.jsonl"):
+        for line in timeline.read_text().splitlines():
+            record = json.loads(line)
+            if record["name"] in ("HttpRequest", "OpenSocket"):
+                ports.add(int(urlsplit(record["data"]["url"]).port or 0))
+    ports.discard(0)
+    return ports
+
+
+def assert_nothing_left(out: Path, server: ToxiproxyServer, ports: set[int]) -> None:
+    assert proxies(server) == {}, "the run left proxies in Toxiproxy"
+    assert processes_mentioning(str(out)) == [], "the run left child processes"
+    assert ports, "no ports were found for the run"
+    assert [p for p in ports if port_in_use(p)] == [], "the run left ports open"
+
+
+def test_pass_and_wrong_banner_then_nothing_left(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    scenarios = tmp_path / "cases"
+    scenarios.mkdir()
+    (scenarios / "pass.scenario.yaml").write_text(PASSING)
+    (scenarios / "wrong.scenario.yaml").write_text(WRONG_BANNER)
+    out = tmp_path / "out"
+    junit = tmp_path / "junit.xml"
+    run = rig(
+        "run",
+        str(scenarios),
+        "--out",
+        str(out),
+        "--junitxml",
+        str(junit),
+        env={"TOXIPROXY_URL": toxiproxy.url},
+    )
+    stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    assert run.returncode == 1, stdout + stderr
+    assert "PASS connects and sends" in stderr
+    assert "FAIL expects the wrong banner" in stderr
+    # The failure shows the expected and the observed banners side by side.
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("banners of alpha"))
+    assert "expected" in lines[header + 1] and "| observed" in lines[header + 1]
+    table = "\n".join(lines[header : header + 12])
+    row = next(line for line in lines[header:] if "Heartbeat timeout. Reconnecting..." in line)
+    assert "| t=" in row, table
+    assert "Server going away. Reconnecting..." in table, table
+    assert junit.read_text().count("<testcase") == 2
+    assert_nothing_left(out, toxiproxy, ports_of_run(out))
+
+
+def test_ctrl_c_stops_the_run_and_leaves_nothing(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    case = tmp_path / "slow.scenario.yaml"
+    case.write_text(SLOW)
+    out = tmp_path / "out"
+    run = rig("run", str(case), "--out", str(out), env={"TOXIPROXY_URL": toxiproxy.url})
+    try:
+        deadline = time.monotonic() + 60
+        seen_ports: set[int] = set()
+        # Wait until the run is in its pause: both proxies exist and the client connected.
+        while time.monotonic() < deadline and run.poll() is None:
+            listed = proxies(toxiproxy)
+            servers = [p for p in processes_mentioning(str(out)) if "fake_server" in p]
+            if len(listed) == 2 and servers:
+                seen_ports = {int(str(p["listen"]).rsplit(":", 1)[1]) for p in listed.values()}  # type: ignore[index]
+                break
+            time.sleep(0.05)  # polling an external process, with a deadline
+        assert seen_ports, "the run never got going"
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 130, stdout + stderr
+    assert_nothing_left(out, toxiproxy, seen_ports | ports_of_run(out))
+
+
+def test_missing_toxiproxy_fails_instead_of_skipping(tmp_path: Path) -> None:
+    case = tmp_path / "pass.scenario.yaml"
+    case.write_text(PASSING)
+    env = {"TOXIPROXY_SERVER": str(tmp_path / "no-such-toxiproxy"), "TOXIPROXY_URL": ""}
+    run = rig("run", str(case), env=env)
+    stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    assert run.returncode == 1, stdout + stderr
+    assert "no-such-toxiproxy" in stdout
+    assert "skipped" not in stdout
+
+
+def test_toxiproxy_binary_is_installed() -> None:
+    # The rig's own scripts build it; without it the scenarios above cannot pass.
+    assert find_binary().exists()
