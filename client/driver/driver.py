@@ -269,8 +269,14 @@ class AsyncClientDriver:
             self._running_loop().call_soon(self._feed, failed)
             return
         assert self._session is not None, "start() the driver first"
-        sock = GatewaySocket(effect.conn, effect.url, self._session, self._ssl, self._feed)
+        sock = GatewaySocket(
+            effect.conn, effect.url, self._session, self._ssl, self._feed, self._note_conn
+        )
         self._sockets[effect.conn] = sock
+
+    def _note_conn(self, name: str, data: dict[str, Any]) -> None:
+        if not self._stopped:
+            self.timeline.add(self.now(), "client", "conn", name, data)
 
     def _keep_until_done(self, sock: GatewaySocket) -> None:
         """A socket the core let go still finishes its close; stop() waits for it."""

@@ -36,12 +36,14 @@ class GatewaySocket:
         session: aiohttp.ClientSession,
         ssl_context: ssl.SSLContext,
         report: Callable[[TransportInput], None],
+        note: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.conn = conn
         self.url = url
         self._session = session
         self._ssl = ssl_context
         self._report = report
+        self._note = note or (lambda name, data: None)  # driver-side facts for the timeline
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._silenced = False
@@ -159,10 +161,13 @@ class GatewaySocket:
                 with contextlib.suppress(ValueError):  # queued frames go out first
                     await self._outbox.join()
                 await ws.close(code=code, message=reason.encode())
+            self._note("close_handshake_done", {"conn": self.conn, "code": code})
         except TimeoutError:
             log.debug("gateway socket %s: close handshake timed out, aborting", self.conn)
+            self._note("close_handshake_timeout", {"conn": self.conn, "aborted": True})
         except Exception as exc:
             log.debug("gateway socket %s close failed: %s", self.conn, describe(exc))
+            self._note("close_failed", {"conn": self.conn, "detail": describe(exc)})
         finally:
             _abort_transport(ws)
             for task in list(self._tasks):

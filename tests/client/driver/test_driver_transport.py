@@ -191,6 +191,7 @@ async def test_client_close_sends_code_and_reason_and_reports_nothing_more(
         await driver.act(Do((CloseSocket(2, 4000, "heartbeat timeout", 5.0),)))
         await asyncio.wait_for(gateway.ended.wait(), LIVENESS)
         assert gateway.close_frames == [(4000, "heartbeat timeout")]
+        await driver.wait_for_record(LIVENESS, kind="conn", name="close_handshake_done")
         await driver.act(Do((SendText(2, "late"),)))  # the core let go: ignored
     assert core_of(driver).of(SocketClosed) == []
 
@@ -218,6 +219,8 @@ async def test_client_close_aborts_when_the_peer_never_answers(
         # Only the client's abort after the handshake timeout ends the server's read.
         await asyncio.wait_for(gone.wait(), LIVENESS)
     assert seen[:1] == b"\x88"  # the client did send its close frame first
+    aborted = driver.timeline.first(kind="conn", name="close_handshake_timeout")
+    assert aborted is not None and aborted.data == {"conn": 3, "aborted": True}
     assert core_of(driver).of(SocketClosed) == []
 
 
