@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,15 @@ from fs_helpers import TIMESCALE, Client
 
 from fake_server import FakeServer, ServerConfig
 from fake_server.tls import TlsFiles, client_context, ensure_test_pki
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test also fails if a server handler crashed (aiohttp logs it at ERROR)."""
+    caplog.set_level(logging.ERROR)
+    yield
+    errors = [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert errors == [], errors
 
 
 @pytest.fixture(scope="session")
