@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -89,7 +90,7 @@ def rig(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def proxies(server: ToxiproxyServer) -> dict[str, object]:
+def proxies(server: ToxiproxyServer) -> dict[str, dict[str, Any]]:
     return asyncio.run(server.api().proxies())
 
 
@@ -186,7 +187,7 @@ def test_ctrl_c_stops_the_run_and_leaves_nothing(
             listed = proxies(toxiproxy)
             servers = [p for p in processes_mentioning(str(out)) if "fake_server" in p]
             if len(listed) == 2 and servers:
-                seen_ports = {int(str(p["listen"]).rsplit(":", 1)[1]) for p in listed.values()}  # type: ignore[index]
+                seen_ports = {int(str(p["listen"]).rsplit(":", 1)[1]) for p in listed.values()}
                 break
             time.sleep(0.05)  # polling an external process, with a deadline
         assert seen_ports, "the run never got going"
