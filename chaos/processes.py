@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ class ProcessFailed(RuntimeError):
 
 
 class ManagedProcess:
-    """One child process; stdout lines go to `on_line` and to the log file."""
+    """One child process; stdout lines go to `on_line`, both streams to the log file,
+    and the last stderr lines are kept for error messages."""
 
     def __init__(
         self,
@@ -44,7 +46,8 @@ class ManagedProcess:
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.frozen = False
-        self._reader: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
+        self._stderr_tail: deque[str] = deque(maxlen=40)
 
     @property
     def pid(self) -> int | None:
@@ -61,45 +64,51 @@ class ManagedProcess:
     def start(self, on_line: Callable[[str], None] | None = None) -> None:
         if self.alive:
             raise ProcessFailed(f"already running (pid {self.pid}): {self.argv[0]}")
-        log: IO[bytes] | int = subprocess.DEVNULL
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,  # a terminal Ctrl-C reaches the rig, not the child
-            )
-        finally:
-            if not isinstance(log, int):
-                log.close()
-        self.frozen = False
-        self._reader = threading.Thread(
-            target=self._drain, args=(self.process, on_line), daemon=True, name="proc-stdout"
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,  # a terminal Ctrl-C reaches the rig, not the child
         )
-        self._reader.start()
+        self.frozen = False
+        self._stderr_tail.clear()
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._drain, args=(self.process.stdout, on_line), daemon=True),
+            threading.Thread(
+                target=self._drain, args=(self.process.stderr, self._stderr_tail.append),
+                daemon=True,
+            ),
+        ]  # fmt: skip
+        for reader in self._readers:
+            reader.start()
 
-    def _drain(
-        self, process: subprocess.Popen[bytes], on_line: Callable[[str], None] | None
-    ) -> None:
-        assert process.stdout is not None
+    def _drain(self, stream: IO[bytes], on_line: Callable[[str], None] | None) -> None:
+        """Copy a pipe to the log line by line (a full pipe would stall the child)."""
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
-            for raw in process.stdout:
+            for raw in stream:
                 if log:
                     log.write(raw)
                     log.flush()
                 if on_line:
                     on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
         finally:
-            process.stdout.close()
+            stream.close()
             if log:
                 log.close()
+
+    def stderr_tail(self, wait: float = 1.0) -> str:
+        """The last stderr lines (all of them once the process has exited)."""
+        if not self.alive:
+            for reader in self._readers:
+                reader.join(wait)
+        return "\n".join(self._stderr_tail)
 
     def kill(self) -> None:
         """SIGKILL (kill -9) and reap it."""
@@ -135,10 +144,6 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(grace)
-
-    def wait_reader(self, timeout: float = 2.0) -> None:
-        if self._reader is not None:
-            self._reader.join(timeout)
 
     def _require_alive(self, what: str) -> None:
         if not self.alive:
@@ -263,6 +268,8 @@ class FakeServerProcess:
                 if line.lstrip().startswith("{"):
                     ready.set()
 
+        if self.alive:
+            raise ProcessFailed(f"the fake server is already running (pid {self.pid})")
         self._process = ManagedProcess(self.argv(), log_path=self.log_path, env=self.env)
         self._process.start(on_line)
         self.starts += 1
@@ -300,10 +307,10 @@ class FakeServerProcess:
             if code is not None
             else (f"printed no JSON line within {self.ready_timeout:.1f}s")
         )
-        tail = ""
-        if self.log_path and self.log_path.exists():
-            tail = "; log tail: " + self.log_path.read_text("utf-8", "replace")[-800:].strip()
-        return f"fake server ({' '.join(self.command)}) {why}{tail}"
+        stderr = process.stderr_tail()[-800:].strip()
+        tail = f"; stderr: {stderr}" if stderr else ""
+        where = f" (log: {self.log_path})" if self.log_path else ""
+        return f"fake server ({' '.join(self.command)}) {why}{tail}{where}"
 
     def stop(self) -> None:
         if self._process is not None:

@@ -31,8 +31,9 @@ def server(tmp_path: Path) -> Iterator[FakeServerProcess]:
     process.stop()
 
 
-def test_start_reads_the_startup_line(server: FakeServerProcess) -> None:
+def test_start_reads_the_startup_line(server: FakeServerProcess, tmp_path: Path) -> None:
     info = server.start()
+    assert "starting up" in (tmp_path / "alpha.log").read_text()  # stdout goes to the log
     assert server.alive and server.port == info.port > 0
     assert info.rest == f"https://127.0.0.1:{info.port}"
     assert info.raw["starts"] == 1
@@ -80,6 +81,17 @@ def test_a_crash_at_startup_is_reported_with_code_and_log(tmp_path: Path) -> Non
     )
     with pytest.raises(ProcessFailed, match=r"exited with code 3.*cannot open the database"):
         process.start()
+    assert "cannot open the database" in (tmp_path / "log").read_text()
+    # Without a log file the error still carries the child's stderr.
+    unlogged = FakeServerProcess(tmp_path / "db", command=STUB, extra_args=["--fail-with", "4"])
+    with pytest.raises(ProcessFailed, match=r"exited with code 4.*cannot open the database"):
+        unlogged.start()
+
+
+def test_starting_a_running_server_again_is_refused(server: FakeServerProcess) -> None:
+    server.start()
+    with pytest.raises(ProcessFailed, match="already running"):
+        server.start()
 
 
 def test_an_unreadable_startup_line_is_a_clear_error(tmp_path: Path) -> None:
