@@ -82,6 +82,13 @@ class ReconnectServer:
 
 
 @dataclass(frozen=True, slots=True)
+class SelectServer:
+    """The user picks a server in the space bar (its banner shows, no channel)."""
+
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
 class SelectChannel:
     server: str
     channel: str  # id or name
@@ -163,6 +170,7 @@ Action = (
     | ConnectServer
     | DisconnectServer
     | ReconnectServer
+    | SelectServer
     | SelectChannel
     | SendMessage
     | StartEdit
@@ -183,6 +191,7 @@ ACTION_TYPES: tuple[type, ...] = (
     ConnectServer,
     DisconnectServer,
     ReconnectServer,
+    SelectServer,
     SelectChannel,
     SendMessage,
     StartEdit,

@@ -36,6 +36,7 @@ from client.core.actions import (
     RemoveReaction,
     RetryFailedMessage,
     SelectChannel,
+    SelectServer,
     SendMessage,
     ServerConfig,
     SetBug,
@@ -307,6 +308,10 @@ class ClientCore:
             self._remove(now, srv)
         elif isinstance(action, ReconnectServer):
             self._user_reconnect(now, srv)
+        elif isinstance(action, SelectServer):
+            self._pending_selection = None
+            self._selected = None
+            self._signal(sig.SERVER_SELECTED, srv.name)
         elif isinstance(action, SelectChannel):
             self._select(now, srv, action.channel)
         elif isinstance(action, SendMessage):
@@ -324,7 +329,9 @@ class ClientCore:
         elif isinstance(action, RetryFailedMessage):
             self._retry_failed(now, srv, action.nonce)
         elif isinstance(action, DiscardFailedMessage):
-            srv.failed = [f for f in srv.failed if f.nonce != action.nonce]
+            for entry in [f for f in srv.failed if f.nonce == action.nonce]:
+                srv.failed.remove(entry)
+                self._signal(sig.FAILED_ENTRY_DISCARDED, srv.name, entry.channel_id, entry.nonce)
         else:  # pragma: no cover - exhaustive over Action
             raise TypeError(f"ClientCore.handle: unsupported input {action!r}")
 

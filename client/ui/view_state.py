@@ -69,6 +69,9 @@ class ViewState:
             self._forget(server)  # the config entry was rolled back
         elif name == sig.CHANNEL_SELECTED:
             self._select(server, str(args[1]), str(args[2]))
+        elif name == sig.SERVER_SELECTED:
+            self._selected_server, self._selected_channel = server, None
+            self._server(server).show_current_status()
         elif server in self.servers:
             self._apply_message(t, name, server, args)
 
@@ -101,7 +104,7 @@ class ViewState:
                 self._composer(server, args[1]).queue_full(t, hide_after, str(args[2]))
         elif name == sig.MESSAGE_SEND_FAILED:
             self._composer(server, args[1]).send_failed(t, hide_after, str(args[2]), str(args[3]))
-        elif name == sig.MESSAGE_SENT:
+        elif name in (sig.MESSAGE_SENT, sig.FAILED_ENTRY_DISCARDED):  # args[2] is the nonce
             self._list(server, args[1]).failed.pop(str(args[2]), None)
         elif name == sig.MESSAGE_FAILED_ENTRY:
             entry_args = (str(args[2]), str(args[3]), str(args[4]))

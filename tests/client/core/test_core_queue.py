@@ -288,3 +288,5 @@ def test_failed_entry_retry_and_discard() -> None:
     assert _stored(peer) == ["refused once"]
     assert core.failed_entries("alpha") == []
     assert r.signals("alpha", [sig.MESSAGE_SENT])[-1].args[2] == first.nonce  # same nonce
+    discarded = r.signals("alpha", [sig.FAILED_ENTRY_DISCARDED])
+    assert [s.args[2] for s in discarded] == [second.nonce]  # the view drops it too

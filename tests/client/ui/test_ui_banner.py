@@ -211,3 +211,17 @@ def test_removed_server_disappears_and_mode_follows_the_signal() -> None:
     assert snap["mode"] == "CONNECTING"
     assert view.status("alpha") == "none"
     assert snap["selected"] == {"server": None, "channel_id": None, "channel": None}
+
+
+def test_selecting_a_server_in_the_space_bar_shows_its_banner() -> None:
+    view = fold(
+        (0.0, sig.SERVER_CONNECTING, "alpha"),
+        (0.1, sig.SERVER_CONNECTED, "alpha"),
+        (0.2, sig.SERVER_CONNECTING, "beta"),
+        (0.3, sig.CHANNEL_SELECTED, "alpha", "201", "general"),
+    )
+    assert view.snapshot(0.3)["banner"] == HIDDEN
+    view.apply(0.4, Signal(sig.SERVER_SELECTED, ("beta",)))
+    snap = view.snapshot(0.4)
+    assert snap["selected"] == {"server": "beta", "channel_id": None, "channel": None}
+    assert snap["banner"] == yellow("Connecting...")

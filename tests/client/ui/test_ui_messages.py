@@ -193,3 +193,18 @@ def test_signals_for_unknown_servers_or_without_args_do_not_crash() -> None:
     view.apply(0.0, Signal(sig.SERVER_SYNCED, ()))
     view.apply(0.0, Signal("some_future_signal", ("alpha",)))
     assert view.snapshot(0.0)["servers"] == {}
+
+
+def test_a_discarded_failed_entry_leaves_the_channel() -> None:
+    from client.core import signals as sig
+    from client.core.io import Signal
+    from client.core.timings import Timings
+    from client.ui import ViewState
+
+    view = ViewState(Timings(scale=0.1))
+    view.apply(0.0, Signal(sig.CHANNEL_SELECTED, ("alpha", "201", "general")))
+    view.apply(0.1, Signal(sig.MESSAGE_FAILED_ENTRY, ("alpha", "201", "n1", "hi", "Too long")))
+    entries = view.snapshot(0.1)["message_view"]["failed_entries"]
+    assert [e["text"] for e in entries] == ["Failed to send: Too long"]
+    view.apply(0.2, Signal(sig.FAILED_ENTRY_DISCARDED, ("alpha", "201", "n1")))
+    assert view.snapshot(0.2)["message_view"]["failed_entries"] == []
