@@ -86,16 +86,21 @@ class ToxiproxyServer:
         binary: Path | None = None,
         ready_timeout: float = 10.0,
         log_path: Path | None = None,
+        seed: int | None = None,
     ) -> ToxiproxyServer:
-        """Start `toxiproxy-server -host 127.0.0.1 -port P` on a free port and wait for it."""
+        """Start `toxiproxy-server -host 127.0.0.1 -port P` on a free port and wait for it.
+
+        `seed` makes toxicity (which connections a toxic with toxicity < 1 hits)
+        reproducible."""
         exe = binary or find_binary()
+        extra = ["-seed", str(seed)] if seed is not None else []
         problem = ""
         for _ in range(3):  # the free port can be taken between probe and bind
             port = free_port(host)
             log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
             try:
                 process = subprocess.Popen(
-                    [str(exe), "-host", host, "-port", str(port)],
+                    [str(exe), "-host", host, "-port", str(port), *extra],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,

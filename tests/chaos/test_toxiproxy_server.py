@@ -20,10 +20,11 @@ def _answers(url: str) -> bool:
 
 
 def test_start_answers_and_stop_ends_the_process() -> None:
-    server = ToxiproxyServer.start()
+    server = ToxiproxyServer.start(seed=7)
     try:
         assert server.owned and server.host == "127.0.0.1"
         assert _answers(server.url)
+        assert server.process is not None and list(server.process.args)[-2:] == ["-seed", "7"]
     finally:
         server.stop()
     assert server.process is not None and server.process.poll() is not None
