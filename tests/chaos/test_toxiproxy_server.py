@@ -24,7 +24,9 @@ def test_start_answers_and_stop_ends_the_process() -> None:
     try:
         assert server.owned and server.host == "127.0.0.1"
         assert _answers(server.url)
-        assert server.process is not None and list(server.process.args)[-2:] == ["-seed", "7"]
+        assert server.process is not None
+        argv = server.process.args
+        assert isinstance(argv, list) and argv[-2:] == ["-seed", "7"]
     finally:
         server.stop()
     assert server.process is not None and server.process.poll() is not None
