@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import resource
 import signal
@@ -197,6 +198,25 @@ def run_load(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------- orchestration
 
 
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_bench(args: argparse.Namespace) -> None:
     nofile = raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="bench-fake-server-") as tmp:
@@ -217,14 +237,23 @@ def run_bench(args: argparse.Namespace) -> None:
                 "--fanout-deadline", str(args.fanout_deadline),
             ]
             started = time.perf_counter()
-            out = subprocess.run(load_cmd, cwd=ROOT, capture_output=True, text=True,
-                                 timeout=args.open_deadline + args.measure_seconds
-                                 + args.fanout_deadline + 120)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"load generator failed ({out.returncode})")
-            result = json.loads(out.stdout.strip().splitlines()[-1])
+            limit = args.open_deadline + args.measure_seconds + args.fanout_deadline + 120
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                load = subprocess.Popen(load_cmd, cwd=ROOT, stdout=out, stderr=err, text=True)
+                peak_rss_kib = 0
+                while load.poll() is None:  # sample the server's memory while loaded
+                    peak_rss_kib = max(peak_rss_kib, rss_kib(server.pid))
+                    if time.perf_counter() - started > limit:
+                        load.kill()
+                    time.sleep(1.0)
+                out.seek(0)
+                err.seek(0)
+                if load.returncode != 0:
+                    print(err.read()[-3000:], file=sys.stderr)
+                    raise SystemExit(f"load generator failed ({load.returncode})")
+                result = json.loads(out.read().strip().splitlines()[-1])
             wall = time.perf_counter() - started
+            server_cpu = cpu_seconds(server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -246,6 +275,9 @@ def run_bench(args: argparse.Namespace) -> None:
           f"{result['fanout_messages'] * result['fanout_sessions']} delivered: "
           f"{result['fanout_messages']} messages x {result['fanout_sessions']} sessions in "
           f"{result['fanout_seconds']} s)")
+    per_session = peak_rss_kib / max(1, result["held_after_open"])
+    print(f"  server process:  peak RSS {peak_rss_kib / 1024:.0f} MiB "
+          f"(~{per_session:.0f} KiB per session), CPU {server_cpu:.1f} s")
     print(f"  wall time:       {wall:.1f} s")
 
 
