@@ -343,3 +343,19 @@ async def test_reset_clears_all(server: FakeServer) -> None:
     await server.apply({"kind": "rest_latency", "seconds": 1})
     assert len(server.faults()) == 2
     assert server.reset() == 2 and server.faults() == []
+
+
+async def test_act_as_typing_and_reactions(client: Client, server: FakeServer) -> None:
+    gw, _ = await client.ready("alice")
+    message = await client.post("alice", "for bob to react to")
+    await gw.recv()
+    await server.apply({"kind": "act_as", "user": "bob", "action": "typing"})
+    typing = await gw.recv()
+    assert typing["type"] == "typing.start" and typing["data"]["channel_id"] == message[
+        "channel_id"]
+    await server.apply({"kind": "act_as", "user": "bob", "action": "react",
+                        "message_id": message["id"], "emoji": "+1"})
+    assert (await gw.recv())["type"] == "reaction.add"
+    await server.apply({"kind": "act_as", "user": "bob", "action": "unreact",
+                        "message_id": message["id"], "emoji": "+1"})
+    assert (await gw.recv())["type"] == "reaction.remove"

@@ -206,3 +206,33 @@ async def test_stray_resume_does_not_kill_a_live_session(client: Client) -> None
     assert await stray.recv() == {"op": 7, "data": {"resumable": False}}
     await client.post("bob", "still delivered")
     assert (await live.recv())["data"]["content"] == "still delivered"
+
+
+async def test_duplicate_nonce_dispatches_once(client: Client, server: FakeServer) -> None:
+    gw, _ = await client.ready("bob")
+    first = await client.post("alice", "exactly once", nonce="dup")
+    again = await client.post("alice", "exactly once", nonce="dup")
+    assert again == first
+    await server.apply({"kind": "send_frame", "frame": {"marker": 1}})
+    frames = [await gw.recv(), await gw.recv()]
+    assert [f.get("type") for f in frames] == ["message.create", None]  # then the marker
+    assert frames[1] == {"marker": 1}
+
+
+async def test_reactions_and_member_join_are_dispatched(client: Client) -> None:
+    gw, _ = await client.ready("bob")
+    message = await client.post("alice", "react")
+    await gw.recv()
+    token = client.tokens["alice"]
+    url = f"/channels/{message['channel_id']}/messages/{message['id']}/reactions/ok/@me"
+    await client.request("PUT", url, token=token)
+    added = await gw.recv()
+    assert added["type"] == "reaction.add"
+    assert added["data"] == {"channel_id": message["channel_id"], "message_id": message["id"],
+                             "user_id": message["author_id"], "emoji": "ok"}
+    await client.request("DELETE", url, token=token)
+    assert (await gw.recv())["type"] == "reaction.remove"
+    await client.request("POST", "/auth/register",
+                         json_body={"username": "erin", "password": "pw"})
+    joined = await gw.recv()
+    assert joined["type"] == "member.join" and joined["data"]["user"]["username"] == "erin"
