@@ -10,6 +10,7 @@ Exit codes: 0 all passed, 1 a scenario failed, 4 bad scenario file or usage,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from scenarios.errors import UsageError
 from scenarios.loader import LoadedScenario, discover, load_all
@@ -85,7 +87,7 @@ def _load(paths: Sequence[str]) -> list[LoadedScenario] | None:
     loaded, problems = load_all(files)
     if problems:
         for problem in problems:
-            err.print(f"[red]error[/red] {problem}", soft_wrap=True)
+            err.print(f"[red]error[/red] {escape(str(problem))}", soft_wrap=True)
         err.print(f"{len(problems)} problem(s) in scenario files; nothing was run")
         return None
     return loaded
@@ -134,7 +136,7 @@ class _Progress:
             return
         name = report.nodeid.split("::", 1)[-1]
         mark = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        err.print(f"{mark} {name} [dim]({report.duration:.2f}s)[/dim]", soft_wrap=True)
+        err.print(f"{mark} {escape(name)} [dim]({report.duration:.2f}s)[/dim]", soft_wrap=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -169,6 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["-n", args.workers]
     if args.out:
         pytest_args += ["--rig-out", args.out]
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        # Scenario paths outside the repo have no ini file: keep pytest-asyncio quiet.
+        pytest_args += ["-o", "asyncio_default_fixture_loop_scope=function"]
     progress = _Progress()
     err.print(f"accord-rig: {len(loaded)} scenario(s)")
     code = int(pytest.main(pytest_args, plugins=[progress]))
@@ -206,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return command(args)
     except (_BadUsage, UsageError) as exc:
-        err.print(f"[red]error[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -156,6 +156,9 @@ class ScenarioRun:
         self.observer = Observer(self.timings)
         self._fed = 0  # timeline records already given to the observer
         self._signals: list[SignalSeenAt] = []
+        # A `signal` check looks back to the end of the previous check (wait_for or
+        # expect), so the signal an action step caused at once still counts.
+        self._checked_at = 0.0
         self.servers: dict[str, ServerRig] = {}
         self.network: NetworkChaos | None = None
         self.processes: ProcessChaos | None = None
@@ -430,8 +433,10 @@ class ScenarioRun:
             rig.control_tokens.append(info.control_token)
         elif kind == "wait_for":
             await self._wait_for(value, outcome)
+            self._checked_at = self.timeline.now()
         elif kind == "expect":
             self._expect(value, outcome)
+            self._checked_at = self.timeline.now()
         elif kind == "pause":
             await asyncio.sleep(scaled_pause(value, self.timescale, self._heartbeat()))
         else:  # pragma: no cover - the schema admits no other kind
@@ -521,7 +526,7 @@ class ScenarioRun:
             series = self.observer.since(start)
             if condition.messages is not None:
                 series = [self._with_live_messages(condition, series[-1])]
-            held, last = first_hold(condition, series, self._signals_since(start))
+            held, last = first_hold(condition, series, self._signals_since(self._checked_at))
             if held is not None:
                 held_at.append(held.t)
             return held is not None
@@ -539,7 +544,7 @@ class ScenarioRun:
     def _expect(self, condition: Condition, outcome: StepOutcome) -> None:
         self._catch_up()
         obs = self._with_live_messages(condition, self.observer.series[-1])
-        wrong = check(condition, obs, self._signals_since(outcome.start))
+        wrong = check(condition, obs, self._signals_since(self._checked_at))
         if wrong:
             message = f"{self._where(outcome)}the state now differs"
             raise StepFailed(message, self._condition_failure(message, condition, wrong, 0.0))

@@ -398,7 +398,10 @@ STEP_KINDS: dict[str, tuple[Any, str]] = {
     "user_edit": (UserEdit, "another user edits their message"),
     "user_delete": (UserDelete, "another user deletes their message"),
     # fake-server faults
-    "server_fault": (ServerFault, "set fake-server faults: {server: alpha, <fault>: <value>}"),
+    "server_fault": (
+        ServerFault,
+        "a fake-server fault: {server: alpha, kind: <kind>, ...its fields}",
+    ),
     "server_close": (CloseSpec, "the server closes the gateway socket with a code"),
     "invalid_session": (InvalidSessionSpec, "the server sends INVALID_SESSION"),
     # network faults (Toxiproxy)

@@ -73,6 +73,65 @@ steps:
 """
 
 
+EVERY_STEP = """\
+name: every step kind once
+tags: [flow:all-steps]
+setup:
+  servers: [alpha]
+  timescale: 0.05
+steps:
+  - add_server: {server: alpha, url: "http://127.0.0.1:1"}
+  - expect: {mode: CONNECTING}
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, mode: LIVE, within: 10s}
+  - send: "first"
+  - wait_for: {signal: {name: message_sent}, within: 5s}
+  - edit: {message: "first", text: "first, edited"}
+  - wait_for: {messages: {channel: alpha/general, includes: ["first, edited"]}, within: 5s}
+  - delete: {message: "first, edited"}
+  - wait_for: {messages: {channel: alpha/general, excludes: ["first, edited"]}, within: 5s}
+  - user_post: {user: bob, channel: alpha/general, text: "from bob"}
+  - wait_for: {messages: {channel: alpha/general, includes: ["from bob"]}, within: 5s}
+  - user_edit: {user: bob, channel: alpha/general, message: "from bob", text: "from bob, edited"}
+  - wait_for: {messages: {channel: alpha/general, includes: ["from bob, edited"]}, within: 5s}
+  - user_delete: {user: bob, channel: alpha/general, message: "from bob, edited"}
+  - wait_for: {messages: {channel: alpha/general, excludes: ["from bob, edited"]}, within: 5s}
+  - fetch: alpha/random
+  - click_retry: alpha/general
+  - proxy_down: alpha.rest
+  - send: "no route"
+  - wait_for: {composer: {label: "Failed to send: Could not connect to server"}, within: 35s}
+  - heal: alpha.rest
+  - freeze_server: alpha
+  - pause: 1s
+  - thaw_server: alpha
+  - wait_for: {status: {alpha: connected}, within: 30s}
+  - proxy_down: alpha.gateway
+  - wait_for: {status: {alpha: reconnecting}, within: 5s}
+  - reconnect: alpha
+  - wait_for: {signal: {name: server_reauthenticating}, within: 5s}
+  - wait_for:
+      status: {alpha: error}
+      banner: {color: red, text: "Connection failed: Reconnection failed", button: Reconnect}
+      within: 30s
+  - heal: all
+  - reconnect: alpha
+  - wait_for: {status: {alpha: connected}, within: 30s}
+  - enable_bug: 7
+  - proxy_down: alpha
+  - wait_for: {status: {alpha: reconnecting}, dot: {alpha: yellow}, within: 5 heartbeats}
+  - heal: all
+  - wait_for: {status: {alpha: connected}, within: 60s}
+  - remove_server: alpha
+  - wait_for: {signal: {name: server_removed}, mode: CONNECTING, within: 5s}
+timeline:
+  alpha:
+    logins: {min: 2}
+  delivery: {messages_match_server: false}
+"""
+
+
 @pytest.fixture(scope="module")
 def toxiproxy() -> Iterator[ToxiproxyServer]:
     server = ToxiproxyServer.start()
@@ -215,3 +274,27 @@ def test_missing_toxiproxy_fails_instead_of_skipping(tmp_path: Path) -> None:
 def test_toxiproxy_binary_is_installed() -> None:
     # The rig's own scripts build it; without it the scenarios above cannot pass.
     assert find_binary().exists()
+
+
+def test_every_step_kind_with_tag_keyword_and_repeat(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "all.scenario.yaml").write_text(EVERY_STEP)
+    (cases / "pass.scenario.yaml").write_text(PASSING)  # filtered out by the tag
+    run = rig(
+        "run",
+        str(cases),
+        "--tag",
+        "flow:all-steps",
+        "-k",
+        "every",
+        "--repeat",
+        "2",
+        env={"TOXIPROXY_URL": toxiproxy.url},
+    )
+    stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, stdout + stderr
+    assert stderr.count("PASS every step kind once[run") == 2, stderr
+    assert "connects and sends" not in stderr
