@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--alluredir", help="write Allure results here")
     run.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), e.g. 2 or auto")
     run.add_argument("--out", help="keep every run's timeline, logs and databases here")
+    run.add_argument(
+        "--bug",
+        type=_bug_number,
+        action="append",
+        default=[],
+        help="switch regression bug N (1..10) on in the client (mutation runs)",
+    )
     lst = sub.add_parser("list", help="list scenarios")
     lst.add_argument("paths", nargs="*")
     lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
@@ -69,6 +76,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _bug_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"bugs are numbered 1..10, got {text}")
     return value
 
 
@@ -167,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["--junitxml", args.junitxml]
     if args.alluredir:
         pytest_args += ["--alluredir", args.alluredir]
+    for bug in args.bug:
+        pytest_args += ["--rig-bug", str(bug)]
     if args.workers:
         pytest_args += ["-n", args.workers]
     if args.out:

@@ -48,6 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="only scenarios with this tag (repeatable: any of them)",
     )
     group.addoption(
+        "--rig-bug",
+        type=int,
+        action="append",
+        default=[],
+        help="switch regression bug N (1..10) on in the client for every scenario",
+    )
+    group.addoption(
         "--rig-out",
         default=None,
         help="keep each run's timeline, logs and databases under this folder",
@@ -103,6 +110,7 @@ class ScenarioItem(pytest.Item):
             work_dir=self._work_dir(),
             timescale=self.config.getoption("--rig-timescale"),
             seed=self.config.getoption("--rig-seed"),
+            bugs=tuple(self.config.getoption("--rig-bug")),
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())

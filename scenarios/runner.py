@@ -69,6 +69,7 @@ class RunOptions:
     timescale: float | None = None  # None: the scenario's, else DEFAULT_TIMESCALE
     seed: int | None = None
     deadline_floor: float = DEADLINE_FLOOR
+    bugs: tuple[int, ...] = ()  # regression switches on for every scenario (mutation runs)
 
 
 @dataclass
@@ -236,7 +237,7 @@ class ScenarioRun:
             self.timeline,
             self.timings,
             seed=self.seed,
-            bugs=self.scenario.setup.bugs,
+            bugs=sorted({*self.scenario.setup.bugs, *self.options.bugs}),
             ca_files=[rig.ca for rig in self.servers.values()],
             instance=self.network.run_id,
         )
