@@ -238,7 +238,7 @@ class ScenarioRun:
             self.timings,
             seed=self.seed,
             bugs=sorted({*self.scenario.setup.bugs, *self.options.bugs}),
-            ca_files=[rig.ca for rig in self.servers.values()],
+            ca_files=[rig.ca for rig in self.servers.values() if rig.setup.trusted],
             instance=self.network.run_id,
         )
         await self.client.start()
@@ -379,6 +379,9 @@ class ScenarioRun:
             await client.act(act.AddServer(self._server_config(value)))
         elif kind == "add_server":
             await client.act(act.AddServer(self._server_config(value.server, value.url)))
+        elif kind == "connect_saved":
+            await client.act(act.ConfigureServer(self._server_config(value)))
+            await client.act(act.ConnectServer(value))
         elif kind == "select_channel":
             server, channel = value.split("/", 1)
             await client.act(act.SelectChannel(server, channel))

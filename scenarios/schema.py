@@ -105,6 +105,9 @@ class ServerSetup(Strict):
     heartbeat: DurationField | None = Field(
         None, description="the HELLO heartbeat interval the fake server announces (default 45s)"
     )
+    trusted: bool = Field(
+        True, description="false: the client does not trust this server's test CA (TLS errors)"
+    )
 
 
 def _servers_list_to_map(value: Any) -> Any:
@@ -383,6 +386,11 @@ STEP_KINDS: dict[str, tuple[Any, str]] = {
     "add_server": (
         AddServerSpec,
         "add a server with an explicit URL (e.g. to see http:// refused)",
+    ),
+    "connect_saved": (
+        ServerName,
+        "connect a server already in the saved config, as at app start "
+        "(no add-server probe, no rollback: a failure shows the red banner)",
     ),
     "select_channel": (ChannelRef, "select SERVER/CHANNEL (loads its messages)"),
     "send": (Annotated[SendSpec, BeforeValidator(_send_text)], "type and send a message"),
