@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from chaos.lifetime import die_with_parent
+
 
 class ProcessFailed(RuntimeError):
     """A managed process did not start, or died when it was needed."""
@@ -74,6 +76,7 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,  # a terminal Ctrl-C reaches the rig, not the child
+            preexec_fn=die_with_parent,  # and a SIGKILLed rig takes it along
         )
         self.frozen = False
         self._stderr_tail.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from chaos.lifetime import die_with_parent
 from chaos.toxiproxy_api import ToxiproxyApi
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,7 @@ class ToxiproxyServer:
                     stdout=log,
                     stderr=log,
                     start_new_session=True,  # a Ctrl-C on the rig does not hit it first
+                    preexec_fn=die_with_parent,  # nor does it outlive a SIGKILLed rig
                 )
             finally:
                 if log_path:
