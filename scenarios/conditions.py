@@ -80,6 +80,15 @@ def check(
     for server, depth in (condition.queue or {}).items():
         if obs.server(server).queue != depth:
             wrong.append(f"queue of {server}: expected {depth}, seen {obs.server(server).queue}")
+    if condition.inline_errors is not None and sorted(condition.inline_errors) != list(
+        obs.inline_errors
+    ):
+        wrong.append(
+            f"inline errors: expected {sorted(condition.inline_errors)}, "
+            f"seen {list(obs.inline_errors)}"
+        )
+    if condition.editing is not None and obs.editing != condition.editing:
+        wrong.append(f"edit mode: expected {condition.editing}, seen {obs.editing}")
     if condition.mode is not None and obs.mode != condition.mode:
         wrong.append(f"mode: expected {condition.mode}, seen {obs.mode}")
     if condition.signal is not None:

@@ -61,6 +61,8 @@ class Observation:
     composer: ComposerSeen | None = None
     message_view: str = ""  # loading / failure text; "" when messages show
     messages: dict[str, tuple[MessageSeen, ...]] = field(default_factory=dict)  # by SERVER/CHANNEL
+    inline_errors: tuple[str, ...] = ()  # "Edit failed: ..." / "Delete failed: ..." now shown
+    editing: bool = False  # a message of the selected server is in edit mode
 
     def server(self, name: str) -> ServerSeen:
         return self.servers.get(name, ServerSeen("none"))

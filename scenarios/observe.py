@@ -65,6 +65,8 @@ def to_observation(t: float, snap: dict[str, Any], queues: dict[str, int]) -> Ob
         composer=composer,
         message_view=str(view.get("text", "")),
         messages=messages,
+        inline_errors=tuple(sorted(str(e) for e in (view.get("inline_errors") or {}).values())),
+        editing=view.get("editing") is not None,
     )
 
 

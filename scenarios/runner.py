@@ -707,6 +707,10 @@ def _condition_lines(condition: Condition) -> list[str]:
         lines.append(f"queue {server}: {depth}")
     if condition.mode is not None:
         lines.append(f"mode: {condition.mode}")
+    if condition.inline_errors is not None:
+        lines.append(f"inline errors: {sorted(condition.inline_errors)}")
+    if condition.editing is not None:
+        lines.append(f"edit mode: {condition.editing}")
     if condition.signal is not None:
         lines.append(f"signal: {condition.signal.name} {condition.signal.args or ''}")
     return lines

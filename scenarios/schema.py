@@ -199,6 +199,12 @@ class Condition(Strict):
     messages: MessagesState | None = None
     queue: dict[ServerName, Annotated[int, Field(ge=0)]] | None = None
     mode: Literal["CONNECTING", "LIVE"] | None = None
+    inline_errors: list[str] | None = Field(
+        None,
+        description="the inline errors now shown on the selected server's messages "
+        "('Edit failed: ...', 'Delete failed: ...'), in any order; [] for none",
+    )
+    editing: bool | None = Field(None, description="a message is in edit mode")
     signal: SignalSeen | None = Field(
         None, description="a signal was emitted (since the step began)"
     )
