@@ -78,7 +78,7 @@ def test_bug_is_caught(bug: int, tmp_path: Path) -> None:
     passed = [o.name for o in outcomes if o.passed]
     assert not passed, f"with bug {bug} on these scenarios still pass: {passed}"
     rig_errors = [o.name for o in outcomes if "rig error:" in o.text]
-    assert not rig_errors, f"these failed by a rig error, not the bug: {rig_errors}\n{output[-3000:]}"
+    assert not rig_errors, f"failed by a rig error, not the bug: {rig_errors}\n{output[-3000:]}"
 
 
 def test_bug_scenarios_pass_without_switches(tmp_path: Path) -> None:
