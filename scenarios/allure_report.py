@@ -28,7 +28,7 @@ def attach_run(allure: Any, result: ScenarioResult, secrets: list[str]) -> None:
             allure.dynamic.story(tag)
     allure.dynamic.parameter("timescale", result.timescale)
     allure.dynamic.parameter("seed", result.seed)
-    records = result.timeline.records
+    records = result.records
     attach_records(
         records,
         png=_timeline_png(result),
@@ -56,7 +56,7 @@ def _timeline_png(result: ScenarioResult) -> Path | None:
         return None
     try:
         return render_timeline_png(
-            result.timeline.records,
+            result.records,
             result.timeline_path.with_suffix(".png"),
             title=result.loaded.scenario.name,
         )

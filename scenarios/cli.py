@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import time
 from collections import Counter
@@ -134,6 +135,7 @@ class _Progress:
     """A pytest plugin object: one line per scenario on stderr, and how the run ended."""
 
     def __init__(self) -> None:
+        self.rows: list[Any] = []  # reports.summary.SummaryRow per scenario run
         self.collect_errors = 0
         self.interrupted = False
         self.started = time.monotonic()
@@ -148,9 +150,20 @@ class _Progress:
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when != "call" and not (report.when == "setup" and report.failed):
             return
+        self._keep_summary(report)
         name = report.nodeid.split("::", 1)[-1]
         mark = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         err.print(f"{mark} {escape(name)} [dim]({report.duration:.2f}s)[/dim]", soft_wrap=True)
+
+    def _keep_summary(self, report: Any) -> None:
+        from reports.summary import RunFacts, SummaryRow
+        from scenarios.pytest_plugin import SUMMARY_PROPERTY
+
+        for key, value in report.user_properties:
+            if key == SUMMARY_PROPERTY:
+                row = json.loads(value)
+                row["facts"] = RunFacts(**row["facts"])
+                self.rows.append(SummaryRow(**row))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -193,6 +206,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress()
     err.print(f"accord-rig: {len(loaded)} scenario(s)")
     code = int(pytest.main(pytest_args, plugins=[progress]))
+    if progress.rows:
+        from reports.summary import print_summary
+
+        # A pipe gets a wide table rather than rich's 80 columns.
+        wide = err if err.is_terminal else Console(stderr=True, width=160, highlight=False)
+        print_summary(progress.rows, console=wide)
     if progress.interrupted:
         return EXIT_INTERRUPTED
     if progress.collect_errors:

@@ -10,6 +10,8 @@ scenario fails (it is not skipped).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 import shutil
 from pathlib import Path
@@ -22,6 +24,7 @@ from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
 from scenarios.render import failure_report
 from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
 
+SUMMARY_PROPERTY = "accord_rig_summary"
 _TOXIPROXY = pytest.StashKey[Any]()
 _NAMES = pytest.StashKey[dict[str, Path]]()
 
@@ -115,6 +118,8 @@ class ScenarioItem(pytest.Item):
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())
         _report_to_allure(self.result, run.secrets())
+        # The summary row travels with the report (also from xdist workers) to the CLI.
+        self.user_properties.append((SUMMARY_PROPERTY, _summary_json(self.name, self.result)))
         if not self.result.passed:
             raise ScenarioFailed(self.result)
 
@@ -160,6 +165,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if server is not None:
         server.stop()
         del config.stash[_TOXIPROXY]
+
+
+def _summary_json(name: str, result: ScenarioResult) -> str:
+    from reports.summary import summary_row
+
+    first = result.error or (result.failures[0].title if result.failures else "")
+    return json.dumps(dataclasses.asdict(summary_row(name, result.passed, result.records, first)))
 
 
 def _report_to_allure(result: ScenarioResult, secrets: list[str]) -> None:

@@ -30,7 +30,7 @@ from chaos import (
 )
 from client.core import actions as act
 from client.core.timings import Timings
-from client.timeline import Timeline
+from client.timeline import Record, Timeline
 from scenarios.conditions import SignalSeenAt, check, describe_banner, first_hold
 from scenarios.delivery import DeliveryReport, check_delivery, compare_lists
 from scenarios.fake_control import (
@@ -100,6 +100,11 @@ class ScenarioResult:
     @property
     def passed(self) -> bool:
         return not self.failures and not self.error
+
+    @property
+    def records(self) -> list[Record]:
+        """The timeline in time order (the servers' histories are merged in at the end)."""
+        return sorted(self.timeline.records, key=lambda r: r.t)
 
 
 @dataclass
@@ -188,7 +193,7 @@ class ScenarioRun:
         if not self.result.error:
             self._judge()
         path = self.options.work_dir / "timeline.jsonl"
-        self.timeline.dump(path)
+        path.write_text("".join(r.to_json() + "\n" for r in self.result.records), encoding="utf-8")
         self.result.timeline_path = path
         return self.result
 
