@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import signal
+import sqlite3
+import ssl
 import sys
 from pathlib import Path
 
@@ -51,8 +53,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
 
 
 async def serve(config: ServerConfig) -> None:
-    server = FakeServer(config)
-    info = await server.start()
+    try:
+        server = FakeServer(config)
+        info = await server.start()
+    except (OSError, sqlite3.Error, ssl.SSLError) as exc:
+        raise SystemExit(f"python -m fake_server: cannot start: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

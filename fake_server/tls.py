@@ -45,7 +45,10 @@ def resolve_tls(config: ServerConfig) -> TlsFiles:
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(files.cert), str(files.key))
+    try:
+        ctx.load_cert_chain(str(files.cert), str(files.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise OSError(f"cannot load TLS certificate {files.cert} / key {files.key}: {exc}") from exc
     return ctx
 
 
