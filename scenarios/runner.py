@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,16 @@ from scenarios.timescale import (
     scaled_deadline,
     scaled_pause,
 )
-from scenarios.verdict import Failure, ServerWiring, banner_series, judge_server, status_series
+from scenarios.verdict import (
+    Failure,
+    Seen,
+    ServerWiring,
+    banner_series,
+    composer_series,
+    dot_series,
+    judge_server,
+    status_series,
+)
 
 
 class StepFailed(Exception):
@@ -490,6 +500,9 @@ class ScenarioRun:
 
     def _catch_up(self) -> None:
         """Feed the signals recorded since the last call to the observer."""
+        if len(self.timeline) == self._fed:
+            self.observer.advance(self.timeline.now())
+            return
         records = self.timeline.records
         new = records[self._fed :]
         self._fed = len(records)
@@ -561,26 +574,30 @@ class ScenarioRun:
     def _condition_failure(
         self, title: str, condition: Condition, wrong: list[str], since: float
     ) -> Failure:
-        """Expected vs observed, side by side: the condition against what was seen."""
-        expected = [line for line in _condition_lines(condition)]
-        observed: list[str] = []
-        servers = set((condition.status or {}).keys())
-        if condition.banner is not None:
-            servers.add(condition.banner.server or self.observer.series[-1].screen_server or "")
+        """Expected vs observed, side by side: the condition against what was seen
+        since the step began (the state current then included)."""
         series = self.observer.since(since)
-        for name in sorted(s for s in servers if s):
-            if condition.banner is not None:
-                observed += [
-                    f"t={s.t:8.3f}  banner {name}: {s.text}" for s in banner_series(series, name)
-                ]
-            if condition.status:
-                observed += [
-                    f"t={s.t:8.3f}  status {name}: {s.text}"
-                    for s in status_series(signals(self.timeline.records), name)
-                    if s.t >= since
-                ]
+        screen = series[-1].screen_server or ""
+        observed: list[str] = []
+
+        def add(what: str, items: list[Seen]) -> None:
+            observed.extend(f"t={s.t:8.3f}  {what}: {s.text}" for s in items)
+
+        for name in sorted(condition.status or {}):
+            add(f"status {name}", _dedupe_seen(series, partial(_status_of, name)))
+        if condition.banner is not None:
+            name = condition.banner.server or screen
+            add(f"banner {name}", banner_series(series, name))
+        for name in sorted(condition.dot or {}):
+            add(f"dot {name}", dot_series(series, name))
+        if condition.composer is not None:
+            for part in ("placeholder", "label", "text"):
+                if getattr(condition.composer, part) is not None:
+                    add(f"composer {part}", composer_series(series, screen, part))
+        if condition.message_view is not None:
+            add("message view", _dedupe_seen(series, lambda o: repr(o.message_view)))
         observed += [f"now: {w}" for w in wrong]
-        return Failure(title, expected, observed)
+        return Failure(title, _condition_lines(condition), observed)
 
     # ------------------------------------------------------------------ verdict
 
@@ -658,6 +675,19 @@ class ScenarioRun:
         server, channel_id = selected
         ids = [str(m["id"]) for m in self.client.core.messages(server, channel_id) if "id" in m]
         return {(server, channel_id): ids}
+
+
+def _status_of(server: str, obs: Observation) -> str:
+    return obs.server(server).status
+
+
+def _dedupe_seen(series: list[Observation], value: Callable[[Observation], str]) -> list[Seen]:
+    out: list[Seen] = []
+    for obs in series:
+        text = value(obs)
+        if not out or out[-1].text != text:
+            out.append(Seen(obs.t, text, text))
+    return out
 
 
 def _fault_spec(kind: str, value: Any) -> dict[str, Any]:
