@@ -235,9 +235,15 @@ class FakeServer:
 
     async def apply(self, raw: FaultSpec | dict[str, Any]) -> FaultResult:
         """Apply one fault spec: act now, or stand on the board until used up or cleared.
-        Raises FaultSpecError (with `.field`) on an invalid spec."""
+        Raises FaultSpecError (with `.field`) on an invalid spec, and ApiError when an
+        `act_as` is refused (unknown user, channel or message; not the author)."""
         spec = parse_fault(raw)
-        result = self._apply_now(spec)
+        try:
+            result = self._apply_now(spec)
+        except ApiError as err:
+            self.history.record("fault", "apply", {"id": None, "spec": spec.model_dump(
+                mode="json"), "error": err.message, "status": err.status})
+            raise
         fault_id = None
         if result is None:
             fault_id = self.board.add(spec).id
@@ -285,29 +291,27 @@ class FakeServer:
         return None
 
     def _act_as(self, spec: ActAsSpec) -> dict[str, Any]:
+        """Raises ApiError (e.g. 404 unknown message, 403 not the author) like REST would."""
         user = self.store.user_by_name(spec.user)
         if user is None:
-            return {"error": f"unknown user {spec.user}"}
-        try:
-            channel = self.ops.channel_for(user, spec.channel)
-            if spec.action == "post":
-                assert spec.content is not None
-                return {"message": self.ops.post(user, channel, spec.content, None, spec.nonce)}
-            if spec.action == "edit":
-                assert spec.content is not None and spec.message_id is not None
-                return {"message": self.ops.edit(user, channel, spec.message_id, spec.content)}
-            if spec.action == "delete":
-                assert spec.message_id is not None
-                self.ops.delete(user, channel, spec.message_id)
-                return {"deleted": spec.message_id}
-            if spec.action == "typing":
-                self.ops.typing(user, channel, int(time.time()))
-                return {}
-            assert spec.message_id is not None and spec.emoji is not None
-            self.ops.react(user, channel, spec.message_id, spec.emoji, spec.action == "react")
+            raise ApiError(404, f"unknown user {spec.user}")
+        channel = self.ops.channel_for(user, spec.channel)
+        if spec.action == "post":
+            assert spec.content is not None
+            return {"message": self.ops.post(user, channel, spec.content, None, spec.nonce)}
+        if spec.action == "edit":
+            assert spec.content is not None and spec.message_id is not None
+            return {"message": self.ops.edit(user, channel, spec.message_id, spec.content)}
+        if spec.action == "delete":
+            assert spec.message_id is not None
+            self.ops.delete(user, channel, spec.message_id)
+            return {"deleted": spec.message_id}
+        if spec.action == "typing":
+            self.ops.typing(user, channel, int(time.time()))
             return {}
-        except ApiError as err:
-            return {"error": err.message, "status": err.status}
+        assert spec.message_id is not None and spec.emoji is not None
+        self.ops.react(user, channel, spec.message_id, spec.emoji, spec.action == "react")
+        return {}
 
     def fault_fired(self, fault: ActiveFault, **where: Any) -> None:
         self.history.record(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from fake_server.errors import ApiError
 from fake_server.faults import FaultSpecError
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ async def add_fault(request: web.Request) -> web.Response:
         result = await _server(request).apply(raw)
     except FaultSpecError as exc:
         return _error(400, "invalid_request", str(exc), field=exc.field)
+    except ApiError as err:  # an act_as the REST API would refuse too
+        return _error(err.status, err.code, err.message)
     return web.json_response({"data": result.to_json()})
 
 

@@ -120,3 +120,10 @@ async def test_act_as_over_http(server: FakeServer, client: Client) -> None:
     assert status == 200 and body["data"]["id"] is None
     frame = await gw.recv()
     assert frame["data"] == body["data"]["result"]["message"]
+
+
+async def test_refused_act_as_is_an_http_error(server: FakeServer) -> None:
+    status, body = await _control(server, "POST", "/faults", body={
+        "kind": "act_as", "user": "bob", "action": "edit", "message_id": "42",
+        "content": "x"})
+    assert status == 404 and body["error"]["code"] == "not_found"

@@ -9,7 +9,7 @@ import time
 import pytest
 from fs_helpers import TIMESCALE, Client, eventually
 
-from fake_server import FakeServer
+from fake_server import ApiError, FakeServer
 
 INVALID = {"op": 7, "data": {"resumable": False}}
 
@@ -236,9 +236,13 @@ async def test_act_as_bob_posts_edits_deletes(client: Client, server: FakeServer
     deleted = await gw.recv()
     assert deleted["type"] == "message.delete" and deleted["data"]["id"] == message["id"]
     assert server.messages() == []
-    refused = await server.apply({"kind": "act_as", "user": "carol", "action": "delete",
-                                  "message_id": "1"})
-    assert refused.result["status"] == 404
+    with pytest.raises(ApiError) as refused:
+        await server.apply({"kind": "act_as", "user": "carol", "action": "delete",
+                            "message_id": "1"})
+    assert refused.value.status == 404
+    with pytest.raises(ApiError) as unknown:
+        await server.apply({"kind": "act_as", "user": "mallory", "action": "typing"})
+    assert unknown.value.status == 404
 
 
 # ---------------------------------------------------------------------- REST
