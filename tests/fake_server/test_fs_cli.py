@@ -62,12 +62,19 @@ async def test_cli_prints_one_json_line_and_stops_on_sigterm(tmp_path: Path) -> 
         assert info["gateway"].startswith("wss://127.0.0.1:") and info["gateway"].endswith("/ws")
         assert info["control"].startswith("http://127.0.0.1:")
         assert Path(info["ca"]).parent == tmp_path / "cli-tls"
-        async with aiohttp.ClientSession() as http, http.get(
-            info["health"], ssl=client_context(Path(info["ca"]))
-        ) as resp:
-            assert await resp.json() == {"ok": True}
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), START_DEADLINE) == 0
+        ssl = client_context(Path(info["ca"]))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(info["health"], ssl=ssl) as resp:
+                assert await resp.json() == {"ok": True}
+            token, _, _ = await _login_and_post(http, info, ssl, 0)
+            ws = await http.ws_connect(info["gateway"], ssl=ssl)
+            await ws.receive_json(timeout=5)
+            await ws.send_json({"op": 2, "data": {"token": f"Bearer {token}"}})
+            assert (await ws.receive_json(timeout=5))["type"] == "ready"
+            proc.send_signal(signal.SIGTERM)  # with a session open: it is closed cleanly
+            msg = await ws.receive(timeout=START_DEADLINE)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+            assert await asyncio.wait_for(proc.wait(), START_DEADLINE) == 0
         assert proc.stdout is not None and await proc.stdout.read() == b""  # exactly one line
     last = json.loads(db.with_name("cli.history.jsonl").read_text().splitlines()[-1])
     assert (last["kind"], last["name"]) == ("server", "stop")
