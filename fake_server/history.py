@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -19,6 +20,7 @@ _SECRET_VALUE_RE = re.compile(
     re.IGNORECASE,
 )
 _MAX_TEXT = 4096
+_CHECKPOINT = 512
 
 
 def redact_json_text(text: str) -> str:
@@ -42,8 +44,18 @@ class History:
         self.boot = secrets.token_hex(4)
         self._start = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._next_index = _count_lines(path) + 1
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (held open for the run)
+        self._next_index = _last_index(path) + 1
+        self._file = open(path, "ab")  # noqa: SIM115 (held open for the run)
+        self._offset = self._file.tell()
+        if self._offset and _last_byte(path) != b"\n":
+            self._write(b"\n")  # end a line torn by kill -9 so ours starts clean
+        # (first i, byte offset) every _CHECKPOINT records: reads seek, not rescan.
+        self._checkpoints: list[tuple[int, int]] = [(self._next_index, self._offset)]
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+        self._offset += len(data)
 
     def record(self, kind: str, name: str, data: dict[str, Any]) -> None:
         rec = {
@@ -55,22 +67,29 @@ class History:
             "name": name,
             "data": data,
         }
+        if self._file.closed:
+            return
+        if (self._next_index - self._checkpoints[0][0]) % _CHECKPOINT == 0:
+            self._checkpoints.append((self._next_index, self._offset))
         self._next_index += 1
-        if not self._file.closed:
-            text = json.dumps(rec, separators=(",", ":"), default=str)
-            self._file.write(redact_json_text(text) + "\n")
-            self._file.flush()
+        text = json.dumps(rec, separators=(",", ":"), default=str)  # ASCII only
+        self._write((redact_json_text(text) + "\n").encode("ascii"))
 
     def read(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Records with `i > after` from the file (so earlier runs are included)."""
+        start = 0
+        pos = bisect.bisect_right(self._checkpoints, (after + 1, 2**63)) - 1
+        if pos >= 0:
+            start = self._checkpoints[pos][1]
         out: list[dict[str, Any]] = []
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
             for line in fh:
                 try:
                     rec = json.loads(line)
                 except ValueError:
                     continue  # a line torn by kill -9
-                if rec.get("i", 0) > after:
+                if isinstance(rec, dict) and rec.get("i", 0) > after:
                     out.append(rec)
                     if limit is not None and len(out) >= limit:
                         break
@@ -83,14 +102,20 @@ class History:
             self._file.close()
 
 
-def _count_lines(path: Path) -> int:
+def _last_index(path: Path) -> int:
     if not path.exists():
         return 0
     last = 0
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         for line in fh:
             try:
                 last = max(last, int(json.loads(line).get("i", 0)))
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 continue
     return last
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)

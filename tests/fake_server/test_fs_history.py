@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from fs_helpers import Client, eventually
 
 from fake_server import FakeServer
+from fake_server.history import History
 
 
 async def test_history_records_http_frames_and_connections(
@@ -62,3 +64,20 @@ async def test_history_spans_restarts(make_config) -> None:  # type: ignore[no-u
         assert [r["i"] for r in records] == list(range(1, len(records) + 1))
         names = [r["name"] for r in second.history_records(after=last1)]
         assert names == ["stop", "start"]
+
+
+def test_reads_seek_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "h.history.jsonl"
+    first = History(path)
+    for n in range(1500):
+        first.record("frame", "out", {"n": n})
+    assert [r["i"] for r in first.read(after=1000, limit=3)] == [1001, 1002, 1003]
+    assert len(first.read(after=1)) == 1499
+    first.close()
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"i": 1501, "t": 1, "kind": "fra')  # what kill -9 can leave behind
+    second = History(path)
+    second.record("server", "start", {})
+    records = second.read(after=1499)
+    assert [(r["i"], r["kind"]) for r in records] == [(1500, "frame"), (1501, "server")]
+    assert second.read(after=0, limit=1)[0]["data"] == {"n": 0}
