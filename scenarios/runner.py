@@ -201,7 +201,10 @@ class ScenarioRun:
             # Also on Ctrl-C: asyncio.run cancels this task once; awaiting here is fine.
             await self._stop()
         if not self.result.error:
-            self._judge()
+            try:
+                self._judge()
+            except Exception as exc:  # a broken verdict is the rig's failure, reported as such
+                self.result.error = f"verdict: {type(exc).__name__}: {exc}"
         path = self.options.work_dir / "timeline.jsonl"
         path.write_text("".join(r.to_json() + "\n" for r in self.result.records), encoding="utf-8")
         self.result.timeline_path = path
