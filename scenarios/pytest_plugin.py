@@ -117,7 +117,9 @@ class ScenarioItem(pytest.Item):
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())
-        _report_to_allure(self.result, run.secrets())
+        # The timeline picture costs ~1 s of CPU a run: draw it only when kept.
+        if self.config.getoption("--alluredir", None) or self.config.getoption("--rig-out"):
+            _report_to_allure(self.result, run.secrets())
         # The summary row travels with the report (also from xdist workers) to the CLI.
         self.user_properties.append((SUMMARY_PROPERTY, _summary_json(self.name, self.result)))
         if not self.result.passed:

@@ -180,7 +180,6 @@ class ScenarioRun:
         self.processes: ProcessChaos | None = None
         self.client: ClientHarness | None = None
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
-        self.on_step: Callable[[StepOutcome], None] | None = None
         self._final_lists: dict[tuple[str, str], list[str]] = {}
 
     # ------------------------------------------------------------------ run
@@ -338,8 +337,6 @@ class ScenarioRun:
                     },
                 )
                 self.result.steps.append(outcome)
-                if self.on_step is not None:
-                    self.on_step(outcome)
 
     def _where(self, outcome: StepOutcome) -> str:
         return f"step {outcome.index + 1} (line {outcome.line}) {outcome.kind}: "

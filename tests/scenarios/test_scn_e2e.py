@@ -298,3 +298,12 @@ def test_every_step_kind_with_tag_keyword_and_repeat(
     assert run.returncode == 0, stdout + stderr
     assert stderr.count("PASS every step kind once[run") == 2, stderr
     assert "connects and sends" not in stderr
+
+
+def test_timescale_one_works(tmp_path: Path, toxiproxy: ToxiproxyServer) -> None:
+    # Real-time durations end to end (the fatal-close starter takes ~2-3 s at 1.0).
+    case = REPO / "scenarios" / "starter" / "fatal_close.scenario.yaml"
+    run = rig("run", str(case), "--timescale", "1.0", env={"TOXIPROXY_URL": toxiproxy.url})
+    stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, stdout + stderr
+    assert "PASS a fatal close code" in stderr
