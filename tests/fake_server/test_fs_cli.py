@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from fake_server.__main__ import parse_args
 from fake_server.tls import client_context
 
 START_DEADLINE = 20.0  # real seconds: process start and TLS setup do not scale
@@ -118,3 +120,27 @@ async def test_kill_9_then_restart_keeps_messages_port_and_ca(tmp_path: Path) ->
     posted = [r for r in records if r["kind"] == "http" and r["name"] == "response"
               and r["data"]["method"] == "POST" and r["data"]["path"].endswith("/messages")]
     assert len(posted) == 20  # written before the kill, kept
+
+
+def test_flags_build_the_config(tmp_path: Path) -> None:
+    config = parse_args([
+        "--db", str(tmp_path / "x.db"), "--port", "8443", "--control-port", "9000",
+        "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem",
+        "--heartbeat-interval", "30000", "--timescale", "0.05", "--replay-buffer", "10",
+        "--resume-window", "5",
+    ])
+    assert (config.port, config.control_port, config.host, config.control_host) == (
+        8443, 9000, "127.0.0.1", "127.0.0.1")
+    assert (config.tls_cert, config.tls_key, config.tls_ca) == (
+        Path("c.pem"), Path("k.pem"), Path("ca.pem"))
+    assert (config.heartbeat_interval_ms, config.timescale, config.replay_buffer,
+            config.resume_window_s) == (30000, 0.05, 10, 5.0)
+    assert config.scaled_ms(30000) == 1500
+
+
+@pytest.mark.parametrize("argv", [["--tls-cert", "c.pem"], ["--timescale", "0"],
+                                  ["--replay-buffer", "0"], ["--port", "x"]])
+def test_bad_flags_exit_with_usage(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
