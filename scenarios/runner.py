@@ -127,6 +127,7 @@ class ServerRig:
     proxies: ServerProxies | None = None
     ca: str = ""
     control_tokens: list[str] = field(default_factory=list, repr=False)  # one per start
+    open_faults: dict[str, str] = field(default_factory=dict)  # fault id -> kind, standing
 
     @property
     def history_path(self) -> Path:
@@ -272,6 +273,8 @@ class ScenarioRun:
             if rig.control is not None:
                 with contextlib.suppress(Exception):
                     await rig.control.close()
+        for rig in self.servers.values():
+            self._end_server_faults(rig, "cleanup")
         if self.network is not None:
             try:
                 await self.network.close()
@@ -425,9 +428,7 @@ class ScenarioRun:
         elif kind in ("user_post", "user_edit", "user_delete"):
             await self._other_user(kind, value)
         elif kind in ("server_fault", "server_close", "invalid_session"):
-            rig = self.servers[value.server]
-            assert rig.control is not None
-            await rig.control.apply(_fault_spec(kind, value))
+            await self._server_fault(self.servers[value.server], _fault_spec(kind, value))
         elif kind == "toxic":
             await self.network.add_toxic(value.proxy, toxic_spec(value))
         elif kind == "proxy_down":
@@ -444,6 +445,7 @@ class ScenarioRun:
         elif kind == "restart_server":
             await self.processes.restart(value)
             rig = self.servers[value]
+            self._end_server_faults(rig, "restarted")
             info = rig.process.info
             assert info is not None
             if rig.control is not None:
@@ -495,6 +497,28 @@ class ScenarioRun:
             if rig.control is not None and rig.process.alive:
                 with contextlib.suppress(Exception):
                     await rig.control.reset()
+            self._end_server_faults(rig, "healed")
+
+    async def _server_fault(self, rig: ServerRig, spec: dict[str, Any]) -> None:
+        """Apply a fake-server fault, with a fault window on the timeline (for the
+        picture): immediate faults open and close at once, standing ones last
+        until healed or until the run ends."""
+        assert rig.control is not None and self.network is not None
+        answer = await rig.control.apply(spec)
+        faults = self.network.faults
+        fault_id = faults.new_id(str(spec["kind"]))
+        faults.record("start", str(spec["kind"]), fault_id, rig.name, spec=spec)
+        if answer.get("id") is None:
+            faults.record("end", str(spec["kind"]), fault_id, rig.name)
+        else:
+            rig.open_faults[fault_id] = str(spec["kind"])
+
+    def _end_server_faults(self, rig: ServerRig, reason: str) -> None:
+        if self.network is None:
+            return
+        for fault_id, kind in rig.open_faults.items():
+            self.network.faults.record("end", kind, fault_id, rig.name, reason=reason)
+        rig.open_faults.clear()
 
     # ------------------------------------------------------------------ checks
 
