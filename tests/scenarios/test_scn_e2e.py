@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,6 +230,23 @@ def test_pass_and_wrong_banner_then_nothing_left(
     assert "Server going away. Reconnecting..." in table, table
     assert junit.read_text().count("<testcase") == 2
     assert_nothing_left(out, toxiproxy, ports_of_run(out))
+    assert_no_secrets(out)
+
+
+def assert_no_secrets(out: Path) -> None:
+    """The tokens the servers issued (and their control tokens) appear in no timeline."""
+    secrets: set[str] = set()
+    for db in out.rglob("*.db"):
+        with sqlite3.connect(db) as conn:
+            secrets |= {row[0] for row in conn.execute("SELECT token FROM tokens")}
+    for log in out.rglob("*.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and "control_token" in line:
+                secrets.add(json.loads(line)["control_token"])
+    assert secrets, "no tokens found to look for"
+    for timeline in out.rglob("timeline.jsonl"):
+        text = timeline.read_text()
+        assert [s for s in secrets if s in text] == [], f"a token leaked into {timeline}"
 
 
 def test_ctrl_c_stops_the_run_and_leaves_nothing(
