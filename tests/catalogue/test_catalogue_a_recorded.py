@@ -7,6 +7,7 @@ tests then read their timelines and the fake servers' histories:
   every earlier beat acknowledged; on the wall clock within three intervals of
   the fault (client-behaviour.md s.1, s.10);
 - a beat requested by op 1 closes on that op 1, not on the timer;
+- the green "Reconnected!" hides 3 s (scaled) after it appears, not earlier;
 - a manual removal logs out of each server it removes (`POST /auth/logout`, s.7).
 """
 
@@ -33,6 +34,8 @@ BLACK_HOLE = "heartbeat_timeout/black_hole.scenario.yaml"
 LATENCY = "heartbeat_timeout/downstream_latency.scenario.yaml"
 OP1 = "heartbeat_timeout/op1_finds_beat_unacked.scenario.yaml"
 REMOVAL = "manual_removal/remove_both_servers.scenario.yaml"
+PROXY_DOWN = "gateway_disconnect/proxy_down.scenario.yaml"
+GREEN_BANNER = 3.0  # seconds, real-client time (client-behaviour.md s.1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def _folder_of(out: Path, scenario_file: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     out = tmp_path_factory.mktemp("catalogue-a")
-    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL]
+    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL, PROXY_DOWN]
     env = {k: v for k, v in os.environ.items() if k != "ACCORD_RIG_BUGS"}
     proc = subprocess.run(
         [
@@ -204,3 +207,19 @@ def test_manual_removal_logs_out_of_each_server(runs: dict[str, Run]) -> None:
     assert len({r["data"]["url"] for r in logouts}) == 2
     for t_removed, logout in zip(removed, logouts, strict=True):
         assert abs(logout["t"] - t_removed) < 0.05
+
+
+def test_green_banner_hides_after_three_scaled_seconds(runs: dict[str, Run]) -> None:
+    run = runs[PROXY_DOWN]
+    scale = float(run.records[0]["data"]["timescale"])
+    shown = hidden = None
+    for r in run.records:
+        if r["src"] != "ui" or r["kind"] != "view" or r["name"] != "diff":
+            continue
+        color = r["data"]["changes"].get("servers.alpha.banner.color")
+        if color == ["yellow", "green"]:
+            shown = r["t"]
+        elif color == ["green", None] and shown is not None:
+            hidden = r["t"]
+    assert shown is not None and hidden is not None, "no green banner shown and hidden"
+    assert GREEN_BANNER * scale - 0.005 <= hidden - shown <= GREEN_BANNER * scale + TIMER_SLACK
