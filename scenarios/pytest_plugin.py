@@ -64,9 +64,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailed(AssertionError):
+    """The client did not behave as the scenario says (Allure: failed)."""
+
     def __init__(self, result: ScenarioResult) -> None:
         super().__init__(result.loaded.scenario.name)
+        self.result = result
+
+
+class RigBroken(RuntimeError):
+    """The rig itself could not play the scenario (Allure: broken)."""
+
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.error)
         self.result = result
 
 
@@ -122,6 +132,8 @@ class ScenarioItem(pytest.Item):
             _report_to_allure(self.result, run.secrets())
         # The summary row travels with the report (also from xdist workers) to the CLI.
         self.user_properties.append((SUMMARY_PROPERTY, _summary_json(self.name, self.result)))
+        if self.result.error:
+            raise RigBroken(self.result)
         if not self.result.passed:
             raise ScenarioFailed(self.result)
 
@@ -138,8 +150,10 @@ class ScenarioItem(pytest.Item):
         return Path(factory.mktemp(safe[:30] or "scenario", numbered=True))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ScenarioFailed):
+        if isinstance(excinfo.value, ScenarioFailed | RigBroken):
             return failure_report(excinfo.value.result)
+        if isinstance(excinfo.value, RigUnavailable):
+            return f"scenario {self.name!r} could not run: {excinfo.value}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -152,12 +166,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+class RigUnavailable(RuntimeError):
+    """A tool the rig needs (Toxiproxy) is missing: the scenario fails, never skips."""
+
+
 def _toxiproxy(config: pytest.Config) -> Any:
     server = config.stash.get(_TOXIPROXY, None)
     if server is None:
-        from chaos import ToxiproxyServer
+        from chaos import ToxiproxyServer, ToxiproxyUnavailable
 
-        server = ToxiproxyServer.from_env_or_start()
+        try:
+            server = ToxiproxyServer.from_env_or_start()
+        except ToxiproxyUnavailable as exc:
+            raise RigUnavailable(str(exc)) from None
         config.stash[_TOXIPROXY] = server
     return server
 

@@ -207,15 +207,11 @@ def test_pass_and_wrong_banner_then_nothing_left(
     (scenarios / "wrong.scenario.yaml").write_text(WRONG_BANNER)
     out = tmp_path / "out"
     junit = tmp_path / "junit.xml"
+    allure = tmp_path / "allure-results"
     run = rig(
-        "run",
-        str(scenarios),
-        "--out",
-        str(out),
-        "--junitxml",
-        str(junit),
-        env={"TOXIPROXY_URL": toxiproxy.url},
-    )
+        "run", str(scenarios), "--out", str(out), "--junitxml", str(junit),
+        "--alluredir", str(allure), env={"TOXIPROXY_URL": toxiproxy.url},
+    )  # fmt: skip
     stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
     assert run.returncode == 1, stdout + stderr
     assert "PASS connects and sends" in stderr
@@ -231,6 +227,25 @@ def test_pass_and_wrong_banner_then_nothing_left(
     assert junit.read_text().count("<testcase") == 2
     assert_nothing_left(out, toxiproxy, ports_of_run(out))
     assert_no_secrets(out)
+    assert_allure_results(allure, tmp_path / "report")
+
+
+def assert_allure_results(results: Path, report: Path) -> None:
+    """One Allure step per scenario step, the timeline picture attached; the HTML renders."""
+    cases = {}
+    for path in results.glob("*-result.json"):
+        case = json.loads(path.read_text())
+        cases[case["name"]] = case
+    passing = cases["connects and sends"]
+    assert passing["status"] == "passed"
+    assert len(passing["steps"]) == PASSING.count("\n  - ")
+    assert "image/png" in {a["type"] for a in passing["attachments"]}
+    failing = cases["expects the wrong banner"]
+    assert failing["status"] == "failed"
+    render = rig("report", "--alluredir", str(results), "-o", str(report))
+    stdout, stderr = render.communicate(timeout=RUN_TIMEOUT)
+    assert render.returncode == 0, stdout + stderr
+    assert (report / "index.html").is_file()
 
 
 def assert_no_secrets(out: Path) -> None:
@@ -285,8 +300,9 @@ def test_missing_toxiproxy_fails_instead_of_skipping(tmp_path: Path) -> None:
     run = rig("run", str(case), env=env)
     stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
     assert run.returncode == 1, stdout + stderr
-    assert "no-such-toxiproxy" in stdout
+    assert "could not run: TOXIPROXY_SERVER=" in stdout and "no-such-toxiproxy" in stdout
     assert "skipped" not in stdout
+    assert "Traceback" not in stdout and "def from_call" not in stdout
 
 
 def test_toxiproxy_binary_is_installed() -> None:
