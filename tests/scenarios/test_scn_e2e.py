@@ -174,21 +174,31 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def ports_of_run(out: Path) -> set[int]:
-    """Every port the run listened on: fake servers (history) and proxies (client URLs)."""
+def server_ports(out: Path) -> set[int]:
+    """The fake servers' own ports (from their histories)."""
     ports: set[int] = set()
     for history in out.rglob("*.history.jsonl"):
         for line in history.read_text().splitlines():
             record = json.loads(line)
             if record.get("kind") == "server" and record.get("name") == "start":
                 ports.add(int(urlsplit(record["data"]["rest"]).port or 0))
+    return ports
+
+
+def client_ports(out: Path) -> set[int]:
+    """Every port the client sent a request or opened a socket to."""
+    ports: set[int] = set()
     for timeline in out.rglob("timeline.jsonl"):
         for line in timeline.read_text().splitlines():
             record = json.loads(line)
-            if record["name"] in ("HttpRequest", "OpenSocket"):
+            if record["src"] == "client" and record["name"] in ("HttpRequest", "OpenSocket"):
                 ports.add(int(urlsplit(record["data"]["url"]).port or 0))
-    ports.discard(0)
     return ports
+
+
+def ports_of_run(out: Path) -> set[int]:
+    """Every port the run listened on: fake servers and proxies (the client's targets)."""
+    return (server_ports(out) | client_ports(out)) - {0}
 
 
 def assert_nothing_left(out: Path, server: ToxiproxyServer, ports: set[int]) -> None:
@@ -225,6 +235,9 @@ def test_pass_and_wrong_banner_then_nothing_left(
     assert "| t=" in row, table
     assert "Server going away. Reconnecting..." in table, table
     assert junit.read_text().count("<testcase") == 2
+    # The client only ever talked to the proxies, never to a fake server directly.
+    assert client_ports(out) and server_ports(out)
+    assert client_ports(out).isdisjoint(server_ports(out))
     assert_nothing_left(out, toxiproxy, ports_of_run(out))
     assert_no_secrets(out)
     assert_allure_results(allure, tmp_path / "report")
