@@ -190,8 +190,7 @@ class ScenarioRun:
             await self._start()
             await self._play()
         except StepFailed as exc:
-            if exc.failure is not None:
-                self.result.failures.append(exc.failure)
+            self.result.failures.append(exc.failure or Failure(str(exc)))
         except Exception as exc:
             self.result.error = f"{type(exc).__name__}: {exc}"
         except asyncio.CancelledError:
@@ -315,6 +314,9 @@ class ScenarioRun:
                 await self._do(step, kind, step_value(step), outcome)
             except StepFailed as exc:
                 outcome.ok, outcome.detail = False, str(exc)
+                if exc.failure is None:  # a step that could not be done at all
+                    message = self._where(outcome) + str(exc)
+                    raise StepFailed(message, Failure(message)) from exc
                 raise
             except Exception as exc:
                 outcome.ok, outcome.detail = False, f"{type(exc).__name__}: {exc}"

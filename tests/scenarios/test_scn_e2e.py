@@ -64,6 +64,16 @@ timeline:
         - {color: yellow, text: "Heartbeat timeout. Reconnecting..."}
 """
 
+MISSING_MESSAGE = """\
+name: edits a message nobody sent
+setup: {servers: [alpha], timescale: 0.05}
+steps:
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, within: 10s}
+  - edit: {message: "never sent", text: "edited"}
+"""
+
 SLOW = """\
 name: waits a long time
 setup: {servers: [alpha], timescale: 0.05}
@@ -215,6 +225,7 @@ def test_pass_and_wrong_banner_then_nothing_left(
     scenarios.mkdir()
     (scenarios / "pass.scenario.yaml").write_text(PASSING)
     (scenarios / "wrong.scenario.yaml").write_text(WRONG_BANNER)
+    (scenarios / "missing.scenario.yaml").write_text(MISSING_MESSAGE)
     out = tmp_path / "out"
     junit = tmp_path / "junit.xml"
     allure = tmp_path / "allure-results"
@@ -234,7 +245,10 @@ def test_pass_and_wrong_banner_then_nothing_left(
     row = next(line for line in lines[header:] if "Heartbeat timeout. Reconnecting..." in line)
     assert "| t=" in row, table
     assert "Server going away. Reconnecting..." in table, table
-    assert junit.read_text().count("<testcase") == 2
+    # A step that cannot be done fails the scenario, naming the step and its line.
+    assert "FAIL edits a message nobody sent" in stderr
+    assert "step 4 (line 7) edit: the client shows no message 'never sent'" in stdout
+    assert junit.read_text().count("<testcase") == 3
     # The client only ever talked to the proxies, never to a fake server directly.
     assert client_ports(out) and server_ports(out)
     assert client_ports(out).isdisjoint(server_ports(out))
