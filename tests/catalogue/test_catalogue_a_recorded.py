@@ -7,6 +7,8 @@ tests then read their timelines and the fake servers' histories:
   every earlier beat acknowledged; on the wall clock within three intervals of
   the fault (client-behaviour.md s.1, s.10);
 - a beat requested by op 1 closes on that op 1, not on the timer;
+- a post made while the client was away arrives by replay: on the resumed
+  connection, before its `resumed` event;
 - the green "Reconnected!" hides 3 s (scaled) after it appears, not earlier;
 - a manual removal logs out of each server it removes (`POST /auth/logout`, s.7).
 """
@@ -223,3 +225,28 @@ def test_green_banner_hides_after_three_scaled_seconds(runs: dict[str, Run]) -> 
             hidden = r["t"]
     assert shown is not None and hidden is not None, "no green banner shown and hidden"
     assert GREEN_BANNER * scale - 0.005 <= hidden - shown <= GREEN_BANNER * scale + TIMER_SLACK
+
+
+def _event(record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        frame = json.loads(record["data"]["text"])
+    except (ValueError, KeyError):
+        return {}
+    return frame if isinstance(frame, dict) and frame.get("op") == 0 else {}
+
+
+def test_post_missed_during_the_outage_arrives_by_replay(runs: dict[str, Run]) -> None:
+    frames = [(r, _event(r)) for r in runs[PROXY_DOWN].client("input", "SocketText")]
+    resumed = [r for r, e in frames if e.get("type") == "resumed"]
+    assert len(resumed) == 1, "the session was not resumed exactly once"
+    conn, t_resumed = resumed[0]["data"]["conn"], resumed[0]["t"]
+    posts = [
+        r
+        for r, e in frames
+        if e.get("type") == "message.create"
+        and e.get("data", {}).get("content") == "bob posted during the outage"
+    ]
+    assert len(posts) == 1, "bob's post did not arrive exactly once as an event"
+    assert posts[0]["data"]["conn"] == conn and posts[0]["t"] <= t_resumed, (
+        "bob's post did not come as a replay ahead of `resumed`"
+    )
