@@ -9,6 +9,8 @@ tests then read their timelines and the fake servers' histories:
 - a beat requested by op 1 closes on that op 1, not on the timer;
 - a post made while the client was away arrives by replay: on the resumed
   connection, before its `resumed` event;
+- after INVALID_SESSION the extra uniform(1, 5) s wait (scaled, from the recorded
+  draw) passes before the next attempt's own backoff delay starts;
 - the green "Reconnected!" hides 3 s (scaled) after it appears, not earlier;
 - a manual removal logs out of each server it removes (`POST /auth/logout`, s.7).
 """
@@ -37,6 +39,7 @@ LATENCY = "heartbeat_timeout/downstream_latency.scenario.yaml"
 OP1 = "heartbeat_timeout/op1_finds_beat_unacked.scenario.yaml"
 REMOVAL = "manual_removal/remove_both_servers.scenario.yaml"
 PROXY_DOWN = "gateway_disconnect/proxy_down.scenario.yaml"
+INVALID = "invalid_session/resumable_bool.scenario.yaml"
 GREEN_BANNER = 3.0  # seconds, real-client time (client-behaviour.md s.1)
 
 
@@ -68,7 +71,7 @@ def _folder_of(out: Path, scenario_file: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     out = tmp_path_factory.mktemp("catalogue-a")
-    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL, PROXY_DOWN]
+    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL, PROXY_DOWN, INVALID]
     env = {k: v for k, v in os.environ.items() if k != "ACCORD_RIG_BUGS"}
     proc = subprocess.run(
         [
@@ -250,3 +253,22 @@ def test_post_missed_during_the_outage_arrives_by_replay(runs: dict[str, Run]) -
     assert posts[0]["data"]["conn"] == conn and posts[0]["t"] <= t_resumed, (
         "bob's post did not come as a replay ahead of `resumed`"
     )
+
+
+def test_invalid_session_waits_one_to_five_seconds_before_the_backoff(
+    runs: dict[str, Run],
+) -> None:
+    run = runs[INVALID]
+    scale = float(run.records[0]["data"]["timescale"])
+    draws = [r for r in run.records if r["kind"] == "rng" and r["name"] == "invalid-session wait"]
+    assert len(draws) == 1, "no (or more than one) invalid-session wait was drawn"
+    wait = float(draws[0]["data"]["value"])
+    assert 1.0 <= wait <= 5.0
+    timers = run.client("timer", "SetTimer")
+    extra = [r for r in timers if r["data"]["name"].endswith(":gateway:invalid-session-wait")]
+    assert len(extra) == 1 and abs(float(extra[0]["data"]["delay"]) - wait * scale) < 1e-9
+    due = float(extra[0]["data"]["at"])
+    backoff = [r for r in timers if r["data"]["name"].endswith(":gateway:backoff")]
+    assert backoff and backoff[0]["t"] >= due - 0.005, "the backoff started before the extra wait"
+    opened = [r["t"] for r in run.client("effect", "OpenSocket") if r["t"] > extra[0]["t"]]
+    assert opened and opened[0] >= float(backoff[0]["data"]["at"]) - 0.005
