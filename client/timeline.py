@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -32,28 +31,17 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
+from client.core.redact import REDACTED, redact_text
 from client.core.timings import Timings
 from client.ui.view_state import ViewState, diff_snapshots
 
-REDACTED = "<redacted>"
 SECRET_KEYS = frozenset({"token", "password", "authorization", "access_token", "refresh_token"})
 MAX_TEXT = 4096  # longer texts (message pages) are cut; the timeline is for reading
 
-_BEARER = re.compile(r"\b(Bearer|Bot)\s+[^\s\"',;]+")
-_JSON_SECRET = re.compile(
-    r"(\"(?:token|password|access_token|refresh_token)\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"",
-    re.IGNORECASE,
-)
 _TRANSPORT = (SocketOpened, SocketText, SocketClosed, SocketOpenFailed, HttpResponse, HttpFailed)
 
 
 # --------------------------------------------------------------------------- redaction
-
-
-def redact_text(text: str) -> str:
-    """Bearer/Bot tokens and JSON `token`/`password` values inside a string."""
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return _JSON_SECRET.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
 
 
 def json_safe(value: Any) -> Any:

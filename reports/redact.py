@@ -10,14 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-REDACTED = "<redacted>"
+from client.core.redact import REDACTED, redact_text
 
-_BEARER = re.compile(r"\b(Bearer|Bot)\s+[^\s\"',;]+", re.IGNORECASE)
-_JSON_SECRET = re.compile(
-    r"(\"(?:token|password|control_token|access_token|refresh_token|authorization)\"\s*:\s*)"
-    r"\"(?:[^\"\\]|\\.)*\"",
-    re.IGNORECASE,
-)
 _KEY_VALUE = re.compile(
     r"\b((?:token|password|control_token|authorization)\s*[=:]\s*)"
     r"(?!<redacted>|Bearer\b|Bot\b)[^\s,;&\"']+",
@@ -31,7 +25,6 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     given secret replaced by `<redacted>`."""
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _JSON_SECRET.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    text = redact_text(text)  # the rules the timeline applies too
     text = _KEY_VALUE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _HEX_TOKEN.sub(REDACTED, text)

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from client.core.io import Effect, HttpRequest, SendText
 
 REDACTED = "<redacted>"
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie"})
+_BEARER = re.compile(r"\b(Bearer|Bot)\s+[^\s\"',;]+", re.IGNORECASE)
+_JSON_SECRET = re.compile(
+    r"(\"(?:token|password|control_token|access_token|refresh_token|authorization)\"\s*:\s*)"
+    r"\"(?:[^\"\\]|\\.)*\"",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Bearer/Bot tokens and JSON secret fields (token, password, ...) inside any
+    text: the one text redactor the timeline and the reports share."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _JSON_SECRET.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
 
 
 def redact_frame(text: str) -> str:
