@@ -1,0 +1,1 @@
+"""Load tests: Locust users that each run the real client against a fake server."""
