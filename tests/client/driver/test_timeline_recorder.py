@@ -23,8 +23,9 @@ from client.core.io import (
     Signal,
     SocketOpenFailed,
 )
+from client.core.redact import REDACTED, redact_text
 from client.core.timings import Timings
-from client.timeline import REDACTED, Recorder, Timeline, json_safe, redact_text
+from client.timeline import Recorder, Timeline, json_safe
 
 
 def test_bearer_tokens_and_secret_fields_are_redacted_everywhere() -> None:
