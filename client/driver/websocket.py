@@ -126,8 +126,13 @@ class GatewaySocket:
             self._emit(SocketClosed(self.conn, code, reason))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
-        """Report whole text messages until the socket ends; return its close code."""
-        while True:
+        """Report whole text messages until the socket ends or the core closes it;
+        return its close code."""
+        # Once the core has started a close, never call receive() again: aiohttp's
+        # receive() on a closing socket calls close() itself with code 1000, which
+        # would beat our own close frame (4000 ...) to the wire when a frame arrived
+        # just as the close began, and the server would end the session.
+        while not self._silenced:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self._emit(SocketText(self.conn, msg.data))
@@ -141,6 +146,7 @@ class GatewaySocket:
                 continue  # binary frames are not Accord frames
             else:  # CLOSED / ERROR / CLOSING: the stream ended without a close frame
                 return DROPPED, ""
+        return DROPPED, ""  # closed by the core: _close() finishes the handshake
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
