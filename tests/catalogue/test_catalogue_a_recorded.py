@@ -11,6 +11,8 @@ tests then read their timelines and the fake servers' histories:
   connection, before its `resumed` event;
 - after INVALID_SESSION the extra uniform(1, 5) s wait (scaled, from the recorded
   draw) passes before the next attempt's own backoff delay starts;
+- INVALID_SESSION on attempt 10 escalates at once: re-authentication starts at
+  the client's close, with no 11th backoff wait;
 - the green "Reconnected!" hides 3 s (scaled) after it appears, not earlier;
 - a manual removal logs out of each server it removes (`POST /auth/logout`, s.7).
 """
@@ -40,6 +42,7 @@ OP1 = "heartbeat_timeout/op1_finds_beat_unacked.scenario.yaml"
 REMOVAL = "manual_removal/remove_both_servers.scenario.yaml"
 PROXY_DOWN = "gateway_disconnect/proxy_down.scenario.yaml"
 INVALID = "invalid_session/resumable_bool.scenario.yaml"
+AT_LIMIT = "invalid_session/at_attempt_limit.scenario.yaml"
 GREEN_BANNER = 3.0  # seconds, real-client time (client-behaviour.md s.1)
 
 
@@ -71,7 +74,7 @@ def _folder_of(out: Path, scenario_file: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     out = tmp_path_factory.mktemp("catalogue-a")
-    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL, PROXY_DOWN, INVALID]
+    files = [BLACK_HOLE, LATENCY, OP1, REMOVAL, PROXY_DOWN, INVALID, AT_LIMIT]
     env = {k: v for k, v in os.environ.items() if k != "ACCORD_RIG_BUGS"}
     proc = subprocess.run(
         [
@@ -82,6 +85,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
             *(str(CATALOGUE / f) for f in files),
             "--out",
             str(out),
+            "-n",
+            "2",
         ],
         cwd=ROOT,
         env=env,
@@ -272,3 +277,23 @@ def test_invalid_session_waits_one_to_five_seconds_before_the_backoff(
     assert backoff and backoff[0]["t"] >= due - 0.005, "the backoff started before the extra wait"
     opened = [r["t"] for r in run.client("effect", "OpenSocket") if r["t"] > extra[0]["t"]]
     assert opened and opened[0] >= float(backoff[0]["data"]["at"]) - 0.005
+
+
+def test_invalid_session_on_attempt_ten_escalates_without_an_eleventh_wait(
+    runs: dict[str, Run],
+) -> None:
+    run = runs[AT_LIMIT]
+    attempts = [r for r in run.client("signal", "server_reconnecting")]
+    assert [r["data"]["args"][1] for r in attempts] == list(range(1, 11))
+    closes = [
+        r for r in run.client("effect", "CloseSocket") if r["data"]["reason"] == "invalid session"
+    ]
+    assert len(closes) == 1 and closes[0]["t"] > attempts[-1]["t"]
+    reauth = run.client("signal", "server_reauthenticating")
+    assert len(reauth) == 1 and abs(reauth[0]["t"] - closes[0]["t"]) < 0.05
+    backoffs_after = [
+        r
+        for r in run.client("timer", "SetTimer")
+        if r["data"]["name"].endswith(":gateway:backoff") and r["t"] > attempts[-1]["t"]
+    ]
+    assert backoffs_after == [], "a backoff was scheduled after attempt 10"
