@@ -117,6 +117,10 @@ class _Server:
     failed: list[FailedEntry] = field(default_factory=list)
     queue: deque[QueuedMessage] = field(default_factory=deque)
     flushing: bool = False
+    # Direct sends go out one at a time, so concurrent sends cannot overtake each
+    # other on separate connections (s.6: stored in send order per channel).
+    posting: bool = False
+    outbox: deque[tuple[str, str, str]] = field(default_factory=deque)  # (channel, content, nonce)
     restored: tuple[str, str, str] | None = None  # (channel_id, content, nonce)
     relogin_waiters: list[Callable[[float, bool], None]] | None = None
 
@@ -851,16 +855,28 @@ class ClientCore:
             return
         nonce = self._nonce_for(srv, cid, content)
         self._signal(sig.MESSAGE_SENDING, srv.name, cid, content, nonce)
+        if srv.posting:
+            srv.outbox.append((cid, content, nonce))
+            return
+        self._post_direct(now, srv, cid, content, nonce)
+
+    def _post_direct(self, now: float, srv: _Server, cid: str, content: str, nonce: str) -> None:
+        srv.posting = True
 
         def done(t: float, res: RestResult) -> None:
             if self._servers.get(srv.name) is not srv:
                 return
+            srv.posting = False
             if res.ok:
                 self._accepted(srv, cid, nonce, res.data)
-                return
-            error = res.error or UNEXPECTED_RESPONSE
-            srv.restored = (cid, content, nonce)
-            self._signal(sig.MESSAGE_SEND_FAILED, srv.name, cid, content, error)
+            else:
+                error = res.error or UNEXPECTED_RESPONSE
+                srv.restored = (cid, content, nonce)
+                self._signal(sig.MESSAGE_SEND_FAILED, srv.name, cid, content, error)
+            if srv.outbox:
+                self._post_direct(t, srv, *srv.outbox.popleft())
+            else:
+                self._flush(t, srv)  # a flush waits for the direct sends before it
 
         self._post_message(now, srv, cid, content, nonce, done)
 
@@ -904,7 +920,7 @@ class ClientCore:
 
     def _flush(self, now: float, srv: _Server) -> None:
         """Send the queue head; on success go on with the next, in order."""
-        if srv.flushing or not srv.queue or srv.status != CONNECTED or srv.syncing:
+        if srv.flushing or srv.posting or not srv.queue or srv.status != CONNECTED or srv.syncing:
             return
         head = srv.queue[0]
         srv.flushing = True
