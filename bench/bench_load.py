@@ -35,8 +35,9 @@ def main() -> None:
     sends = result.stats.get("send_message")
     accepted = sends.requests - sends.failures if sends else 0
     print(
-        f"server stored {result.stored_messages} messages; locust counted {accepted} accepted"
-        " (the difference: sends in flight when the users were stopped)"
+        f"server stored {result.stored_messages} messages; the clients saw "
+        f"{sum(result.client_accepted.values())} accepted; locust counted {accepted} "
+        "(it can stop a user mid-send)"
     )
     for line in result.failures:
         print("failure:", line)

@@ -4,7 +4,9 @@
         --host https://127.0.0.1:PORT        # a fake server (or any Accord server)
 
 Environment: ACCORD_RIG_CA (the server's CA bundle; the fake server prints it as
-"ca"), ACCORD_LOAD_TIMEOUT (seconds per operation, default 30). Reported requests:
+"ca"), ACCORD_LOAD_TIMEOUT (seconds per operation, default 30), ACCORD_LOAD_REPORT
+(a file each user appends `{"user", "accepted"}` to when it stops: the clients' own
+count of accepted sends, to check against the server). Reported requests:
 `connect` (register + the full first-connect sequence to synced) and
 `send_message` (SendMessage until the server accepted it), both type "client".
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 from locust import User, between, events, task  # isort: skip
 
 import itertools
+import json
 import os
 import time
 import uuid
@@ -67,6 +70,11 @@ class ChatUser(User):
         report("send_message", self._call(self.session.send(text, TIMEOUT)))
 
     def on_stop(self) -> None:
+        accepted = self._call(self.session.settle(TIMEOUT))
+        report_path = os.environ.get("ACCORD_LOAD_REPORT")
+        if report_path and isinstance(accepted, int):
+            with open(report_path, "a") as f:  # one short write per user
+                f.write(json.dumps({"user": self.session.username, "accepted": accepted}) + "\n")
         self._call(self.session.close())
 
     def _call(self, coro: Any) -> Any:

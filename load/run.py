@@ -9,6 +9,7 @@ stored, so "accepted" can be checked against the database, not only Locust's vie
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sqlite3
 import subprocess
@@ -38,6 +39,7 @@ class LoadResult:
     exit_code: int
     stats: dict[str, Stat]
     stored_messages: int  # rows in the server's messages table after the run
+    client_accepted: dict[str, int]  # per user: sends the client saw accepted
     failures: list[str] = field(default_factory=list)  # Locust's failure lines
     output: str = ""
 
@@ -69,6 +71,13 @@ def _failures(prefix: Path) -> list[str]:
         return [f"{r['Name']}: {r['Error']} x{r['Occurrences']}" for r in csv.DictReader(f)]
 
 
+def _accepted(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {str(r["user"]): int(r["accepted"]) for r in rows}
+
+
 def run_load(users: int, seconds: int, work: Path, spawn_rate: float | None = None) -> LoadResult:
     """`users` Locust users for `seconds` against a fresh fake server in `work`."""
     work.mkdir(parents=True, exist_ok=True)
@@ -82,7 +91,8 @@ def run_load(users: int, seconds: int, work: Path, spawn_rate: float | None = No
             "-u", str(users), "-r", str(spawn_rate or users), "-t", f"{seconds}s",
             "--host", host, "--csv", str(prefix), "--only-summary", "--stop-timeout", "10",
         ]  # fmt: skip
-        env = {**os.environ, "ACCORD_RIG_CA": info.ca}
+        report = work / "accepted.jsonl"
+        env = {**os.environ, "ACCORD_RIG_CA": info.ca, "ACCORD_LOAD_REPORT": str(report)}
         done = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=seconds + 120,
             preexec_fn=die_with_parent,
@@ -93,6 +103,7 @@ def run_load(users: int, seconds: int, work: Path, spawn_rate: float | None = No
             exit_code=done.returncode,
             stats=_stats(prefix),
             stored_messages=stored,
+            client_accepted=_accepted(report),
             failures=_failures(prefix),
             output=done.stdout + done.stderr,
         )

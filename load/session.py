@@ -64,6 +64,7 @@ class ChatSession:
         self._ssl = client_ssl_context(ca_file)
         self.core = ClientCore(timings=Timings(), seed=seed, environ={}, instance=username)
         self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl)
+        self.attempted = 0
 
     def _sent(self) -> int:
         return len(self.driver.timeline.signals(sig.MESSAGE_SENT))
@@ -101,12 +102,23 @@ class ChatSession:
         loop = asyncio.get_running_loop()
         sent, failed = self._sent(), len(self._failures())
         start = loop.time()
+        self.attempted += 1
         await self.driver.act(SendMessage(SERVER, CHANNEL, text))
         await self.driver.wait_for(
             lambda: self._sent() > sent or len(self._failures()) > failed, timeout, "send answered"
         )
         failures = self._failures()
         return Timed(loop.time() - start, failures[-1] if len(failures) > failed else "")
+
+    async def settle(self, timeout: float) -> int:
+        """Wait until every send has its answer; the client's own count of accepted
+        sends (Locust may stop a user mid-send, before it reported)."""
+        await self.driver.wait_for(
+            lambda: self._sent() + len(self._failures()) >= self.attempted,
+            timeout,
+            "every send answered",
+        )
+        return self._sent()
 
     async def close(self) -> None:
         await self.driver.stop()
