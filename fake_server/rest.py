@@ -381,15 +381,21 @@ async def list_messages(request: web.Request) -> web.Response:
     return ok(messages, cursor={"after": newest, "has_more": has_more})
 
 
-async def create_message(request: web.Request) -> web.Response:
-    channel = _channel(request)
-    body = await json_object(request)
+def _content(body: dict[str, Any]) -> str:
+    """A message's `content`, as creating and editing both require it."""
     content = text_field(body, "content")
     assert content is not None
     if not content.strip():
         raise ApiError(400, "content must not be empty")
     if len(content) > MAX_CONTENT:
         raise ApiError(413, f"content longer than {MAX_CONTENT} characters")
+    return content
+
+
+async def create_message(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    body = await json_object(request)
+    content = _content(body)
     reply_to = text_field(body, "reply_to", required=False)
     nonce = body.get("nonce")
     if nonce is not None and (
@@ -404,11 +410,7 @@ async def create_message(request: web.Request) -> web.Response:
 
 async def edit_message(request: web.Request) -> web.Response:
     channel = _channel(request)
-    body = await json_object(request)
-    content = text_field(body, "content")
-    assert content is not None
-    if not content.strip():
-        raise ApiError(400, "content must not be empty")
+    content = _content(await json_object(request))
     message = _server(request).ops.edit(
         request[USER], channel, request.match_info["message_id"], content
     )

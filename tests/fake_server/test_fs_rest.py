@@ -160,3 +160,15 @@ async def test_unknown_channel_is_404_envelope(client: Client) -> None:
     token = await client.login()
     status, body, _ = await client.request("GET", "/channels/12345/messages", token=token)
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_content_rules_are_the_same_for_create_and_edit(client: Client) -> None:
+    message = await client.post("alice", "short")
+    token = await client.login()
+    path = f"/channels/{message['channel_id']}/messages"
+    too_long = {"content": "x" * 4001}
+    for method, url in (("POST", path), ("PATCH", f"{path}/{message['id']}")):
+        status, body, _ = await client.request(method, url, token=token, json_body=too_long)
+        assert (status, body["error"]["code"]) == (413, "payload_too_large"), method
+        status, body, _ = await client.request(method, url, token=token, json_body={"content": " "})
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), method
