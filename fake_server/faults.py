@@ -43,10 +43,15 @@ class _GatewayAction(_SessionTarget):
 # ------------------------------------------------------------------ gateway actions
 
 
+# A close frame's payload is at most 125 bytes: a 2-byte code, then the reason.
+CloseCode = Annotated[int, Field(ge=1000, le=4999)]
+CloseReason = Annotated[str, Field(max_length=123)]
+
+
 class CloseSpec(_GatewayAction):
     kind: Literal["close"]
-    code: Annotated[int, Field(ge=1000, le=4999)] = 1000
-    reason: Annotated[str, Field(max_length=123)] = ""
+    code: CloseCode = 1000
+    reason: CloseReason = ""
 
 
 class DropSpec(_GatewayAction):
@@ -113,8 +118,8 @@ class BadTokenCloseSpec(_Spec):
     """Answer a bad token on IDENTIFY/RESUME with a close frame instead of INVALID_SESSION."""
 
     kind: Literal["bad_token_close"]
-    code: Annotated[int, Field(ge=1000, le=4999)] = 4004
-    reason: Annotated[str, Field(max_length=123)] = "authentication failed"
+    code: CloseCode = 4004
+    reason: CloseReason = "authentication failed"
 
 
 class DelayHelloSpec(_Spec):
