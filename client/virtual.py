@@ -41,6 +41,8 @@ from client.core.io import (
 )
 
 Reply = tuple[float, TransportInput]  # (delay, input)
+# The server's own closes after which the reference server forgets the session.
+SERVER_CLOSES_ENDING_SESSION = frozenset({4005, 4008})
 
 
 # ====================================================================== fake peer
@@ -106,7 +108,8 @@ class FakePeer:
     sent_frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     conns: dict[int, _PeerConn] = field(default_factory=dict)
     seq: int = 0
-    sessions: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)  # live or parked (resumable)
+    ended_sessions: list[str] = field(default_factory=list)  # ended by a close frame
     events: list[dict[str, Any]] = field(default_factory=list)  # every dispatched frame
     pending_frames: list[tuple[int, str]] = field(default_factory=list)  # (conn, text) to send
     _next_msg: int = 1000
@@ -269,7 +272,11 @@ class FakePeer:
             return [SocketText(eff.conn, json.dumps(ready))]
         if op == 3:
             data = frame.get("data", {})
-            if not self.resume_ok or data.get("session_id") not in self.sessions:
+            sid = data.get("session_id")
+            still_open = any(
+                other.session_id == sid and c != eff.conn for c, other in self.conns.items()
+            )
+            if not self.resume_ok or sid not in self.sessions or still_open:
                 return [SocketText(eff.conn, json.dumps({"op": 7, "data": {"resumable": False}}))]
             pc.session_id, pc.state = data["session_id"], "live"
             after = int(data.get("seq", 0))
@@ -281,8 +288,14 @@ class FakePeer:
             return out
         return []
 
-    def on_close(self, conn: int) -> None:
-        self.conns.pop(conn, None)
+    def on_close(self, conn: int, *, ends_session: bool = False) -> None:
+        """The socket is gone. As the reference server (protocol s.2): a client
+        close frame, or the server's own 4005/4008, ends the session; a socket
+        that just goes away parks it for RESUME."""
+        pc = self.conns.pop(conn, None)
+        if pc is not None and ends_session and pc.session_id is not None:
+            self.sessions.discard(pc.session_id)
+            self.ended_sessions.append(pc.session_id)
 
     def live_conns(self) -> list[int]:
         return [c for c, pc in self.conns.items() if pc.state == "live"]
@@ -345,7 +358,7 @@ class VirtualRunner:
         self.open_sockets.pop(conn, None)
         peer = self._conn_peer.get(conn)
         if peer is not None:
-            peer.on_close(conn)
+            peer.on_close(conn, ends_session=code in SERVER_CLOSES_ENDING_SESSION)
         self.do(SocketClosed(conn, code, reason))
 
     def push(self, peer: FakePeer) -> None:
@@ -457,7 +470,8 @@ class VirtualRunner:
             self.open_sockets.pop(eff.conn, None)
             peer = self._conn_peer.get(eff.conn)
             if peer is not None:
-                peer.on_close(eff.conn)
+                sent_frame = isinstance(eff, CloseSocket) and eff.frame
+                peer.on_close(eff.conn, ends_session=sent_frame)
         elif isinstance(eff, CancelHttp):
             self.open_http.pop(eff.req, None)
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from client.core.bugs import BUG_NUMBERS
 from scenarios.durations import Duration, parse_duration
 
 # --------------------------------------------------------------------------- names
@@ -131,7 +132,7 @@ class Setup(Strict):
         description="one factor for client, server, toxics and deadlines (default: the run's)",
     )
     seed: int | None = Field(None, ge=0, description="the client's RNG seed (default: the run's)")
-    bugs: list[Annotated[int, Field(ge=1, le=10)]] = Field(
+    bugs: list[Annotated[int, Field(ge=min(BUG_NUMBERS), le=max(BUG_NUMBERS))]] = Field(
         default_factory=list,
         description="regression switches (client-behaviour.md s.9) on from the start",
     )

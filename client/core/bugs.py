@@ -1,4 +1,4 @@
-"""The ten regression switches (client-behaviour.md s.9).
+"""The regression switches (client-behaviour.md s.9).
 
 Each switch puts back exactly one behaviour of the original client that the
 contract forbids, so the rig can prove that a scenario catches it. All are off
@@ -25,6 +25,8 @@ class Bug(IntEnum):
     REST_HAS_NO_TIMEOUT = 8
     RATE_LIMIT_TWO_RETRIES = 9
     REFUSED_OPEN_STOPS_RETRIES = 10
+    CLOSE_FRAME_BEFORE_RESUME = 11
+    RESEND_WITHOUT_CHECK = 12
 
 
 DESCRIPTIONS: Mapping[Bug, str] = {
@@ -40,7 +42,15 @@ DESCRIPTIONS: Mapping[Bug, str] = {
     Bug.REST_HAS_NO_TIMEOUT: "REST has no timeout, a hung request hangs forever",
     Bug.RATE_LIMIT_TWO_RETRIES: "429 gets 2 retries, not 3",
     Bug.REFUSED_OPEN_STOPS_RETRIES: "a refused socket open stops the retry loop for good",
+    Bug.CLOSE_FRAME_BEFORE_RESUME: (
+        "a heartbeat timeout or op 6 closes with a close frame 4000, so the resume fails"
+    ),
+    Bug.RESEND_WITHOUT_CHECK: (
+        "a restored text sent again after an unknown outcome is posted again without checking"
+    ),
 }
+BUG_NUMBERS = tuple(int(b) for b in Bug)
+BUG_RANGE = f"{min(BUG_NUMBERS)}..{max(BUG_NUMBERS)}"  # "1..12", for messages and docs
 
 
 def parse_bugs(text: str, *, source: str = ENV_VAR) -> frozenset[Bug]:
@@ -59,7 +69,8 @@ def parse_bugs(text: str, *, source: str = ENV_VAR) -> frozenset[Bug]:
             found.add(Bug(int(item)))
         except ValueError:
             raise ValueError(
-                f"{source}: {item!r} is not a bug number (expected 1..10, a comma list, or 'all')"
+                f"{source}: {item!r} is not a bug number"
+                f" (expected {BUG_RANGE}, a comma list, or 'all')"
             ) from None
     return frozenset(found)
 
@@ -76,5 +87,5 @@ def as_bugs(numbers: Iterable[int]) -> frozenset[Bug]:
         try:
             out.add(Bug(n))
         except ValueError:
-            raise ValueError(f"bug switch {n!r} is not in 1..10") from None
+            raise ValueError(f"bug switch {n!r} is not in {BUG_RANGE}") from None
     return frozenset(out)

@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from client.core.bugs import Bug
+from client.core.cache import str_id
 from client.core.io import (
     AbortSocket,
     CloseSocket,
@@ -43,7 +44,27 @@ from client.core.timings import Timings
 FATAL_CODES = frozenset({4003, 4004, 4012, 4013, 4014})
 DROPPED = 1006  # socket gone without a close frame
 
-INTENTS = ("spaces", "channels", "messages", "members", "presences", "reactions", "typing")
+# Every intent, by the reference server's names (client-behaviour.md s.2): the
+# server filters events by them and ignores names it does not know.
+INTENTS = (
+    "spaces",
+    "moderation",
+    "emojis",
+    "voice_states",
+    "messages",
+    "message_reactions",
+    "message_typing",
+    "direct_messages",
+    "dm_reactions",
+    "dm_typing",
+    "scheduled_events",
+    "plugins",
+    "relationships",
+    "soundboard",
+    "members",
+    "presences",
+    "message_content",
+)
 CLIENT_PROPERTIES = {"os": "python", "client": "accord-rig", "version": "0.1.0"}
 
 REASON_HEARTBEAT = "heartbeat timeout"
@@ -239,7 +260,7 @@ class Gateway:
         self._timers.set(
             self._name("open-timeout"),
             now,
-            self._t.scaled(self._t.open_timeout),
+            self._t.open_wait,
             self._on_open_timeout,
         )
 
@@ -252,7 +273,7 @@ class Gateway:
         self._timers.set(
             self._name("hello-timeout"),
             now,
-            self._t.scaled(self._t.hello_timeout),
+            self._t.hello_wait,
             self._on_hello_timeout,
         )
         self._listener.gateway_opened(now)
@@ -279,10 +300,10 @@ class Gateway:
         self._connection_ended(now, DROPPED, "", text=OPEN_TIMED_OUT)
 
     def _on_hello_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_HELLO_TIMEOUT)
+        self._close(now, 4000, REASON_HELLO_TIMEOUT, frame=False)
 
     def _on_ready_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_READY_TIMEOUT)
+        self._close(now, 4000, REASON_READY_TIMEOUT, frame=False)
 
     # ------------------------------------------------------------------ frames
 
@@ -311,7 +332,9 @@ class Gateway:
             self._on_hello(now, data)
         elif op == 6:
             self._log("info", "server requested reconnect")
-            self._close(now, 4000, REASON_RECONNECT)
+            self._close(
+                now, 4000, REASON_RECONNECT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+            )
         elif op == 7:
             self._on_invalid_session(now, data)
         else:
@@ -360,7 +383,7 @@ class Gateway:
         self._timers.set(
             self._name("ready-timeout"),
             now,
-            self._t.scaled(self._t.ready_timeout),
+            self._t.ready_wait,
             self._on_ready_timeout,
         )
 
@@ -373,8 +396,8 @@ class Gateway:
                 self._log("warning", f"ignored {event_type} in {self.phase.value}")
                 return
             if event_type == "ready":
-                sid = data.get("session_id") if isinstance(data, dict) else None
-                self.session_id = sid if isinstance(sid, str) and sid else None
+                # A snowflake: a decimal string on the wire, an int tolerated.
+                self.session_id = str_id(data.get("session_id")) if isinstance(data, dict) else None
             self._go(event_type)
             self._timers.cancel(self._name("ready-timeout"))
             self._resume_pending = False
@@ -399,7 +422,9 @@ class Gateway:
             self.session_id = None
             self.seq = None
         self._resume_pending = False  # INVALID_SESSION decides the session itself
-        self._close(now, 4000, REASON_INVALID_SESSION, invalid_session=True)
+        # Resumable: drop the transport so the session stays parked; not resumable:
+        # the session is over, so end it properly with a frame.
+        self._close(now, 4000, REASON_INVALID_SESSION, invalid_session=True, frame=not resumable)
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -408,7 +433,9 @@ class Gateway:
             return
         if self._ack_pending:
             self._log("warning", "Heartbeat ACK not received, reconnecting")
-            self._close(now, 4000, REASON_HEARTBEAT)
+            self._close(
+                now, 4000, REASON_HEARTBEAT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+            )
             return
         self._send(now, {"op": 1, "data": self.seq or 0})
         self._ack_pending = True
@@ -417,12 +444,15 @@ class Gateway:
 
     # ------------------------------------------------------------------ endings
 
-    def _close(self, now: float, code: int, reason: str, *, invalid_session: bool = False) -> None:
-        """A client-initiated close counts at once; the peer is never waited for."""
+    def _close(
+        self, now: float, code: int, reason: str, *, frame: bool, invalid_session: bool = False
+    ) -> None:
+        """A client-initiated close counts at once; the peer is never waited for.
+        `frame=False` for a close meant to resume: no close frame (s.2), bug 11
+        puts the frame back for heartbeat timeout and op 6."""
         if self.conn is not None:
-            self._out.append(
-                CloseSocket(self.conn, code, reason, self._t.scaled(self._t.close_handshake))
-            )
+            handshake = self._t.scaled(self._t.close_handshake)
+            self._out.append(CloseSocket(self.conn, code, reason, handshake, frame=frame))
         self._connection_ended(now, code, reason, invalid_session=invalid_session)
 
     def _connection_ended(

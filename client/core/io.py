@@ -102,14 +102,22 @@ class SendText:
 
 @dataclass(frozen=True, slots=True)
 class CloseSocket:
-    """Start a close handshake; abort the transport if it has not finished in
-    `handshake_timeout` seconds. The core has already counted the connection as
-    closed: nothing more is reported for `conn` (a late SocketClosed is ignored)."""
+    """The client ends the connection with `code`/`reason` (the timeline's record
+    of who closed and why).
+
+    `frame=True`: a close handshake; abort the transport if it has not finished in
+    `handshake_timeout` seconds. `frame=False`: abort the transport now, with no
+    close frame on the wire (a close meant to resume: the reference server ends a
+    session on any client close frame and parks it only when the socket just goes
+    away, protocol s.2); code and reason are then only for the record. Either way
+    the core has already counted the connection as closed: nothing more is
+    reported for `conn` (a late SocketClosed is ignored)."""
 
     conn: int
     code: int
     reason: str
     handshake_timeout: float
+    frame: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,7 @@ class Rest:
             )
         )
         if not self._bug_on(Bug.REST_HAS_NO_TIMEOUT):
-            delay = self._timings.scaled(self._timings.rest_timeout)
+            delay = self._timings.rest_wait
             self._timers.set(self._timeout_name(req), now, delay, self._timeout_callback(req))
 
     def _timeout_name(self, req: int) -> str:

@@ -3,6 +3,12 @@
 Fields hold real-client values in seconds; `scaled()` applies the timescale. The
 HELLO heartbeat interval and a server's `Retry-After` are not here: the client
 uses them exactly as received (the fake server scales its own durations).
+
+`floor` (real seconds, default 0) is the least time the machine needs for a TLS
+handshake, an upgrade or a REST round trip. The timeouts that wait on that work
+(gateway open, HELLO, READY, REST request) are `max(scaled, floor)` via
+`scaled_io()`, so a small timescale never times out work the machine cannot do
+faster (issue 8, item 5). With the default 0 the contract is unchanged.
 """
 
 from __future__ import annotations
@@ -36,13 +42,37 @@ class Timings:
     label_hide: float = 5.0  # UI: composer label, inline edit/delete errors
     queue_capacity: int = 20  # a count, never scaled
 
+    floor: float = 0.0  # real seconds under the I/O timeouts (see the module doc)
+
     def __post_init__(self) -> None:
         if not self.scale > 0:
             raise ValueError(f"Timings.scale must be > 0, got {self.scale!r}")
+        if not self.floor >= 0:
+            raise ValueError(f"Timings.floor must be >= 0 seconds, got {self.floor!r}")
 
     def scaled(self, real_seconds: float) -> float:
         """A client-owned duration at this timescale."""
         return real_seconds * self.scale
+
+    def scaled_io(self, real_seconds: float) -> float:
+        """An I/O timeout at this timescale, never below the real-time `floor`."""
+        return max(self.scaled(real_seconds), self.floor)
+
+    @property
+    def open_wait(self) -> float:
+        return self.scaled_io(self.open_timeout)
+
+    @property
+    def hello_wait(self) -> float:
+        return self.scaled_io(self.hello_timeout)
+
+    @property
+    def ready_wait(self) -> float:
+        return self.scaled_io(self.ready_timeout)
+
+    @property
+    def rest_wait(self) -> float:
+        return self.scaled_io(self.rest_timeout)
 
     def backoff_delay(self, attempt: int, jitter: float) -> float:
         """Delay before gateway attempt `attempt` (1-based); `jitter` in [0, 1)."""

@@ -43,6 +43,8 @@ from client.ui.view_state import ViewState
 log = logging.getLogger(__name__)
 
 INSECURE = "refused: only https:// and wss:// URLs are used"
+# Timeline record (src client, kind conn) of a CloseSocket(frame=False) carried out.
+DROPPED_WITHOUT_CLOSE_FRAME = "dropped_without_close_frame"
 
 
 class DriverError(RuntimeError):
@@ -248,7 +250,16 @@ class AsyncClientDriver:
         elif isinstance(effect, CloseSocket):
             sock = self._sockets.pop(effect.conn, None)
             if sock is not None:
-                sock.close(effect.code, effect.reason, effect.handshake_timeout)
+                if effect.frame:
+                    sock.close(effect.code, effect.reason, effect.handshake_timeout)
+                else:
+                    # A close meant to resume: no close frame on the wire, so the
+                    # server parks the session (the core's code/reason are for the record).
+                    sock.abort()
+                    self._note_conn(
+                        DROPPED_WITHOUT_CLOSE_FRAME,
+                        {"conn": effect.conn, "code": effect.code, "reason": effect.reason},
+                    )
                 self._keep_until_done(sock)
         elif isinstance(effect, AbortSocket):
             sock = self._sockets.pop(effect.conn, None)

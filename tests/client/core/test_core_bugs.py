@@ -1,4 +1,4 @@
-"""The ten regression switches (client-behaviour.md s.9).
+"""The regression switches (client-behaviour.md s.9).
 
 Each test runs one contract check twice: with the switch off it must pass, and
 with the switch on it must raise AssertionError, so the check provably catches
@@ -173,6 +173,25 @@ def check_refused_open_keeps_retrying(bugs: Iterable[int]) -> None:
     assert len(open_times(r, mark)) >= 4
 
 
+def check_heartbeat_timeout_and_op6_resume(bugs: Iterable[int]) -> None:
+    """Against a peer with the reference server's rules (a client close frame ends
+    the session), both closes must be followed by a RESUME that succeeds."""
+    core, r, peers = make(bugs=bugs)
+    connect(core, r)
+    peer = peers["alpha"]
+    peer.ack_heartbeats = False
+    r.run_until(lambda: core.status("alpha") != "connected", within=200)
+    peer.ack_heartbeats = True
+    peer.store_message("201", "sent during the gap")  # only a replay or refetch shows it
+    r.run_until(lambda: is_synced(core), within=60)
+    r.frame(live_conn(peer), {"op": 6})
+    r.run_until(lambda: is_synced(core), within=60)
+    handshake = [f["op"] for f in r.sent_frames() if f["op"] in (2, 3)]
+    assert handshake == [2, 3, 3], handshake  # never a new IDENTIFY
+    assert not peer.ended_sessions
+    assert [m["content"] for m in core.messages("alpha", "201")] == ["sent during the gap"]
+
+
 # ----------------------------------------------------------------------------- the pairs
 
 
@@ -226,6 +245,11 @@ def test_bug_10_refused_open_stops_retries(enabled: bool) -> None:
     run_pair(check_refused_open_keeps_retrying, Bug.REFUSED_OPEN_STOPS_RETRIES, enabled)
 
 
+@ON_OFF
+def test_bug_11_close_frame_before_resume(enabled: bool) -> None:
+    run_pair(check_heartbeat_timeout_and_op6_resume, Bug.CLOSE_FRAME_BEFORE_RESUME, enabled)
+
+
 # ----------------------------------------------------------------------------- switch plumbing
 
 
@@ -233,8 +257,9 @@ def test_parse_bugs() -> None:
     assert parse_bugs("") == frozenset()
     assert parse_bugs("1, 4,8") == {Bug(1), Bug(4), Bug(8)}
     assert parse_bugs("all") == frozenset(Bug)
-    with pytest.raises(ValueError, match=r"ACCORD_RIG_BUGS: '11' is not a bug number"):
-        parse_bugs("1,11")
+    with pytest.raises(ValueError, match=r"ACCORD_RIG_BUGS: '13' is not a bug number"):
+        parse_bugs("1,13")
+    assert parse_bugs("11,12") == {Bug.CLOSE_FRAME_BEFORE_RESUME, Bug.RESEND_WITHOUT_CHECK}
     with pytest.raises(ValueError, match="'x'"):
         parse_bugs("x")
 
@@ -247,8 +272,8 @@ def test_bugs_from_env_and_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ClientCore(bugs=[1], environ={}).bugs == {Bug(1)}  # hermetic
     monkeypatch.delenv(ENV_VAR)
     assert ClientCore().bugs == set()
-    with pytest.raises(ValueError, match="11"):
-        ClientCore(bugs=[11])
+    with pytest.raises(ValueError, match=r"13.*1\.\.12"):
+        ClientCore(bugs=[13])
     with pytest.raises(ValueError, match="ACCORD_RIG_BUGS"):
         ClientCore(environ={ENV_VAR: "seven"})
 

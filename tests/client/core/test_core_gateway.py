@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import connect, is_synced, live_conn, make, open_times, signals_since
+from core_helpers import (
+    SEED,
+    config_for,
+    connect,
+    is_synced,
+    live_conn,
+    make,
+    open_times,
+    signals_since,
+)
 
 from client.core import signals as sig
-from client.core.actions import ConnectServer
+from client.core.actions import ConfigureServer, ConnectServer
+from client.core.client import ClientCore
 from client.core.gateway import close_text
 from client.core.io import (
     AbortSocket,
     CloseSocket,
     Log,
+    OpenSocket,
     RngDraw,
     SendText,
     SocketClosed,
     SocketText,
 )
-from client.virtual import VirtualRunner
+from client.core.timings import Timings
+from client.virtual import HANG, FakePeer, VirtualRunner
 
 # ----------------------------------------------------------------------------- close texts
 
@@ -137,7 +149,8 @@ def test_missed_ack_closes_4000_heartbeat_timeout_on_the_next_beat() -> None:
     r.run_until(lambda: core.status("alpha") != "connected", within=200)
     assert r.now == 90.0
     close = [e for _, e in r.log[mark:] if isinstance(e, CloseSocket)]
-    assert close == [CloseSocket(conn, 4000, "heartbeat timeout", 1.0)]
+    # no close frame: the transport is dropped so the session stays resumable (s.2)
+    assert close == [CloseSocket(conn, 4000, "heartbeat timeout", 1.0, frame=False)]
     assert signals_since(r, mark)[:2] == [
         (sig.SERVER_DISCONNECTED, 4000, "heartbeat timeout"),
         (sig.SERVER_RECONNECTING, 1, 10),
@@ -157,7 +170,7 @@ def test_server_op1_with_ack_outstanding_closes_at_once() -> None:
     r.frame(conn, {"op": 1})
     assert core.status("alpha") == "reconnecting"  # disconnected, then attempt 1 announced
     assert [e for _, e in r.log[mark:] if isinstance(e, CloseSocket)] == [
-        CloseSocket(conn, 4000, "heartbeat timeout", 1.0)
+        CloseSocket(conn, 4000, "heartbeat timeout", 1.0, frame=False)
     ]
 
 
@@ -254,7 +267,7 @@ def test_server_reconnect_op6_closes_and_resumes() -> None:
     mark = len(r.log)
     r.frame(conn, {"op": 6})
     assert [e for _, e in r.log[mark:] if isinstance(e, CloseSocket)] == [
-        CloseSocket(conn, 4000, "server requested reconnect", 1.0)
+        CloseSocket(conn, 4000, "server requested reconnect", 1.0, frame=False)
     ]
     r.run_until(lambda: is_synced(core), within=60)
     assert signals_since(r, mark) == [
@@ -277,7 +290,9 @@ def test_invalid_session_both_forms(data: object, resumable: bool) -> None:
     mark = len(r.log)
     r.frame(conn, {"op": 7, "data": data})
     assert [e for _, e in r.log[mark:] if isinstance(e, CloseSocket)] == [
-        CloseSocket(conn, 4000, "invalid session", 1.0)
+        # resumable: dropped without a frame (the session stays parked); not
+        # resumable: the session is over and the close says so with a frame
+        CloseSocket(conn, 4000, "invalid session", 1.0, frame=not resumable)
     ]
     assert core.session_id("alpha") == ("s1" if resumable else None)
     r.run_until(lambda: is_synced(core), within=60)
@@ -374,3 +389,33 @@ def test_unusable_hello_interval_falls_back_to_the_default(interval: str) -> Non
     assert core.next_deadline() is not None
     r.advance(45)
     assert _beats(r, conn) == [45.0]
+
+
+@pytest.mark.parametrize("switch", ["gateway_accept", "send_hello", "answer_handshake"])
+@pytest.mark.parametrize(("floor", "expected"), [(0.0, 0.2), (0.5, 0.5)])
+def test_real_time_floor_under_the_open_hello_and_ready_timeouts(
+    switch: str, floor: float, expected: float
+) -> None:
+    """At timescale 0.02 the 10 s timeouts are 0.2 s, unless the floor is higher."""
+    core = ClientCore(Timings(scale=0.02, floor=floor), seed=SEED, environ={})
+    peer = FakePeer(base_url="https://alpha.test:8443")
+    setattr(peer, switch, False)  # the open, HELLO or READY never comes
+    r = VirtualRunner(core, [peer])
+    r.do(ConfigureServer(config_for(peer)))
+    r.do(ConnectServer("alpha"))
+    r.run_until(lambda: core.status("alpha") == "error", within=60)
+    # the last thing the client did (open, or IDENTIFY) started the timeout
+    started = max(t for t, e in r.log if isinstance(e, SendText | OpenSocket))
+    assert r.now - started == pytest.approx(expected)
+
+
+def test_real_time_floor_under_the_rest_timeout() -> None:
+    core = ClientCore(Timings(scale=0.01, floor=0.5), seed=SEED, environ={})
+    peer = FakePeer(base_url="https://alpha.test:8443")
+    peer.rules.append(lambda req: HANG)
+    r = VirtualRunner(core, [peer])
+    r.do(ConfigureServer(config_for(peer)))
+    r.do(ConnectServer("alpha"))
+    r.run_until(lambda: core.status("alpha") == "error", within=60)
+    assert r.now == pytest.approx(0.5)  # not 30 s * 0.01 = 0.3 s
+    assert core.last_failure("alpha") == "Request timed out"

@@ -124,3 +124,20 @@ def test_cache_keys_ids_and_counts_reactions() -> None:
     assert cache.ordered("201")[1]["reactions"] == []
     assert cache.apply_reaction({"message_id": "404", "emoji": "x"}, True) is None
     assert cache.remove_message("9") == "201" and cache.remove_message("9") is None
+
+
+def test_timings_floor_holds_the_io_timeouts_up_and_nothing_else() -> None:
+    t = Timings(scale=0.02, floor=0.5)
+    # scaled below the floor: the floor (real seconds) wins
+    assert (t.open_wait, t.hello_wait, t.ready_wait) == (0.5, 0.5, 0.5)
+    assert t.rest_wait == pytest.approx(0.6)  # 30 s * 0.02 is above the floor
+    # every other duration is scaled as before
+    assert t.scaled(t.close_handshake) == pytest.approx(0.02)
+    assert t.backoff_delay(1, 0.0) == pytest.approx(0.02)
+    assert t.rate_limit_fallback_wait(0) == pytest.approx(0.02)
+    # default 0: the pure contract is unchanged
+    plain = Timings(scale=0.02)
+    assert plain.floor == 0.0
+    assert (plain.open_wait, plain.rest_wait) == (pytest.approx(0.2), pytest.approx(0.6))
+    with pytest.raises(ValueError, match=r"Timings\.floor"):
+        Timings(floor=-1.0)

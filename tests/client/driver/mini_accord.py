@@ -143,6 +143,8 @@ class MiniAccord:
             msg = await ws.receive()
             if msg.type is WSMsgType.CLOSE:
                 self.close_frames.append((int(msg.data), str(msg.extra or "")))
+                if session is not None:  # as the reference: a client close frame ends it
+                    self.sessions.pop(session.id, None)
                 break
             if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
                 break
@@ -168,7 +170,9 @@ class MiniAccord:
             elif op == 3:
                 self.resumes += 1
                 session = self.sessions.get(data.get("session_id"))
-                if session is None:
+                # as the reference: unknown or ended, or its old socket still open
+                if session is None or (session.ws is not None and not session.ws.closed):
+                    session = None
                     await ws.send_str('{"op":7,"data":{"resumable":false}}')
                     continue
                 session.ws, session.transport = ws, request.transport

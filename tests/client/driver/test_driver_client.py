@@ -209,8 +209,13 @@ async def test_withheld_acks_close_4000_heartbeat_timeout_then_resume(
             "Reconnected!",
             "",
         ]
-        assert server.close_frames == [(4000, "heartbeat timeout")]
+        # No close frame (a frame would end the session): the RESUME succeeds.
+        assert server.close_frames == []
         assert (server.identifies, server.resumes) == (1, 1)
+        dropped = driver.timeline.select(kind="conn", name="dropped_without_close_frame")
+        assert [(r.data["code"], r.data["reason"]) for r in dropped] == [
+            (4000, "heartbeat timeout")
+        ]
 
 
 async def test_message_view_times_out_then_shows_the_late_failure(

@@ -196,6 +196,25 @@ async def test_client_close_sends_code_and_reason_and_reports_nothing_more(
     assert core_of(driver).of(SocketClosed) == []
 
 
+async def test_client_close_without_frame_drops_the_transport_and_records_it(
+    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+) -> None:
+    gateway = GatewayApp()
+    async with serve_app(gateway.app, server_ssl) as port:
+        await driver.act(Do((OpenSocket(2, f"wss://127.0.0.1:{port}/ws"),)))
+        await wait_input(driver, SocketOpened)
+        await driver.act(Do((CloseSocket(2, 4000, "heartbeat timeout", 5.0, frame=False),)))
+        # The server sees the transport end without any close frame (it would park
+        # the session), at once rather than after the handshake timeout.
+        await asyncio.wait_for(gateway.ended.wait(), LIVENESS)
+        assert gateway.close_frames == []
+    dropped = driver.timeline.first(kind="conn", name="dropped_without_close_frame")
+    assert dropped is not None
+    assert dropped.data == {"conn": 2, "code": 4000, "reason": "heartbeat timeout"}
+    assert driver.timeline.first(kind="conn", name="close_handshake_done") is None
+    assert core_of(driver).of(SocketClosed) == []
+
+
 async def test_client_close_aborts_when_the_peer_never_answers(
     driver: AsyncClientDriver, server_ssl: ssl.SSLContext
 ) -> None:
