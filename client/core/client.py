@@ -43,7 +43,7 @@ from client.core.actions import (
     StartEdit,
 )
 from client.core.bugs import DESCRIPTIONS, Bug, as_bugs, bugs_from_env
-from client.core.cache import ServerCache, dict_items, str_id
+from client.core.cache import ServerCache, dict_items, id_order, str_id
 from client.core.gateway import FATAL_CODES, Gateway
 from client.core.io import (
     Effect,
@@ -95,6 +95,23 @@ class FailedEntry:
     error: str
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """One message on its way to the server, by nonce, until it is settled (s.6).
+
+    `baseline` is the newest id the client knew in the channel when the first
+    attempt began: a copy stored by an earlier attempt must be newer. `unknown`:
+    an attempt may have reached the server (timeout, connection lost after the
+    request went out), so the next POST must look for it first. `busy`: a POST or
+    a look-up for it is out (its own answer settles it, not a page or an echo)."""
+
+    channel_id: str
+    content: str
+    baseline: str | None
+    unknown: bool = False
+    busy: bool = False
+
+
 @dataclass(eq=False)
 class _Server:
     config: ServerConfig
@@ -122,6 +139,8 @@ class _Server:
     posting: bool = False
     outbox: deque[tuple[str, str, str]] = field(default_factory=deque)  # (channel, content, nonce)
     restored: tuple[str, str, str] | None = None  # (channel_id, content, nonce)
+    attempts: dict[str, _Attempt] = field(default_factory=dict)  # nonce -> unsettled attempt
+    own_ids: set[str] = field(default_factory=set)  # ids known to be this client's sends
     relogin_waiters: list[Callable[[float, bool], None]] | None = None
 
     @property
@@ -801,6 +820,7 @@ class ClientCore:
         cid, mid, is_new = stored
         if is_new:
             self._signal(sig.MESSAGE_RECEIVED, srv.name, cid, mid)
+            self._settle_from_cache(srv, cid)  # a gateway echo or a page shows an unknown send
         return mid
 
     def _gw_event(self, now: float, srv: _Server, event_type: str, data: Any) -> None:
@@ -862,6 +882,9 @@ class ClientCore:
 
     def _post_direct(self, now: float, srv: _Server, cid: str, content: str, nonce: str) -> None:
         srv.posting = True
+        # Bug 12: the original forgot an unknown outcome, so the restored text,
+        # sent again, is posted again without looking for the first copy.
+        at_most_once = not self._bug_on(Bug.RESEND_WITHOUT_CHECK)
 
         def done(t: float, res: RestResult) -> None:
             if self._servers.get(srv.name) is not srv:
@@ -878,7 +901,7 @@ class ClientCore:
             else:
                 self._flush(t, srv)  # a flush waits for the direct sends before it
 
-        self._post_message(now, srv, cid, content, nonce, done)
+        self._post_message(now, srv, cid, content, nonce, done, at_most_once=at_most_once)
 
     def _post_message(
         self,
@@ -888,16 +911,137 @@ class ClientCore:
         content: str,
         nonce: str,
         done: Callable[[float, RestResult], None],
+        *,
+        at_most_once: bool = True,
     ) -> None:
-        body = {"content": content, "nonce": nonce}
-        self._call(now, srv, "POST", f"/channels/{channel_id}/messages", done, body)
+        """POST a message at most once (s.6): the server neither echoes nor
+        deduplicates nonces, so when an earlier attempt's outcome is unknown the
+        channel is checked first, and a copy found there is the answer (`done`
+        gets a 2xx result carrying it)."""
+        att = srv.attempts.get(nonce)
+        if att is None:
+            att = _Attempt(channel_id, content, srv.cache.newest_id(channel_id))
+            srv.attempts[nonce] = att
+        att.busy = True
+
+        def posted(t: float, res: RestResult) -> None:
+            att.busy = False
+            if res.ok:
+                srv.attempts.pop(nonce, None)
+            elif res.outcome_unknown and at_most_once:
+                att.unknown = True
+                found = self._find_own_copy(srv, att)
+                if found is not None:  # its gateway echo came while the POST was out
+                    srv.attempts.pop(nonce, None)
+                    res = RestResult(True, 200, data=found)
+            elif not att.unknown or not at_most_once:
+                srv.attempts.pop(nonce, None)  # known not stored: nothing to look for
+            done(t, res)
+
+        def post(t: float) -> None:
+            body = {"content": content, "nonce": nonce}  # sent, never relied on
+            self._call(t, srv, "POST", f"/channels/{channel_id}/messages", posted, body)
+
+        if att.unknown and at_most_once:
+            self._look_for_copy(now, srv, nonce, att, done, post)
+        else:
+            post(now)
+
+    def _look_for_copy(
+        self,
+        now: float,
+        srv: _Server,
+        nonce: str,
+        att: _Attempt,
+        done: Callable[[float, RestResult], None],
+        post: Callable[[float], None],
+    ) -> None:
+        """Page the channel after the baseline for this user's copy of the
+        message; found: it was delivered; not found: post it; the check failed:
+        the outcome stays unknown and `done` gets a transient failure."""
+        pages = [0]
+
+        def request(t: float, after: str | None) -> None:
+            path = f"/channels/{att.channel_id}/messages?limit={REFETCH_PAGE}"
+            if after is not None:
+                path += f"&after={after}"
+            self._call(t, srv, "GET", path, lambda t2, r: page(t2, r, after is not None))
+
+        def page(t: float, res: RestResult, forward: bool) -> None:
+            if self._servers.get(srv.name) is not srv:
+                return
+            if not res.ok:
+                att.busy = False
+                self._log("warning", f"at-most-once check failed: {res.error}", srv.name)
+                done(t, RestResult(False, 0, error=res.error, transient=True, outcome_unknown=True))
+                return
+            batch = dict_items(res.data)
+            for msg in batch:
+                self._store_message(srv, msg, att.channel_id)
+            found = self._find_own_copy(srv, att)
+            if found is not None:
+                att.busy = False
+                srv.attempts.pop(nonce, None)
+                self._log("info", "an unknown send was found stored: not posted again", srv.name)
+                done(t, RestResult(True, 200, data=found))
+                return
+            pages[0] += 1
+            ids = [i for i in (str_id(m.get("id")) for m in batch) if i is not None]
+            more = bool(res.cursor.get("has_more")) if res.cursor else len(batch) >= REFETCH_PAGE
+            if forward and ids and more and pages[0] * REFETCH_PAGE < REFETCH_LIMIT:
+                request(t, max(ids, key=id_order))
+                return
+            att.unknown = False  # looked, not there: this POST is the only copy
+            post(t)
+
+        request(now, att.baseline)
+
+    def _find_own_copy(self, srv: _Server, att: _Attempt) -> dict[str, Any] | None:
+        """The oldest message in the attempt's channel by this user with its
+        content, newer than its baseline and not already another send's."""
+        if srv.user_id is None:
+            return None
+        floor = id_order(att.baseline) if att.baseline is not None else None
+        for msg in srv.cache.ordered(att.channel_id):
+            mid = str_id(msg.get("id"))
+            if (
+                mid is not None
+                and mid not in srv.own_ids
+                and (floor is None or id_order(mid) > floor)
+                and str_id(msg.get("author_id")) == srv.user_id
+                and msg.get("content") == att.content
+            ):
+                return msg
+        return None
+
+    def _settle_from_cache(self, srv: _Server, channel_id: str) -> None:
+        """An unknown send that a gateway echo or a fetched page shows stored is
+        delivered: it leaves the queue, the composer and the failed entries."""
+        for nonce, att in list(srv.attempts.items()):
+            if not att.unknown or att.busy or att.channel_id != channel_id:
+                continue
+            found = self._find_own_copy(srv, att)
+            if found is None:
+                continue
+            del srv.attempts[nonce]
+            for queued in [q for q in srv.queue if q.nonce == nonce]:
+                srv.queue.remove(queued)
+                self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
+            if srv.restored is not None and srv.restored[2] == nonce:
+                srv.restored = None
+            srv.failed = [f for f in srv.failed if f.nonce != nonce]
+            self._log("info", "an unknown send was seen stored: delivered", srv.name)
+            self._accepted(srv, channel_id, nonce, found)
 
     def _accepted(self, srv: _Server, channel_id: str, nonce: str, msg: Any) -> None:
-        """A 2xx: the server has it. A body without a message still counts."""
+        """A 2xx: the server has it. A body without a message still counts. The
+        id in the answer is how the client knows its own message (no nonce echo)."""
         message_id = ""
         if isinstance(msg, dict):
-            self._store_message(srv, msg, channel_id)
             message_id = str_id(msg.get("id")) or ""
+            if message_id:
+                srv.own_ids.add(message_id)
+            self._store_message(srv, msg, channel_id)
         self._signal(sig.MESSAGE_SENT, srv.name, channel_id, nonce, message_id)
 
     def _enqueue(self, now: float, srv: _Server, channel_id: str, content: str) -> None:

@@ -26,6 +26,8 @@ NET_ERROR_TEXT: dict[NetError, str] = {
     NetError.NO_RESPONSE: "No response from server",
     NetError.OTHER: "Connection error",
 }
+# Network failures after which the request may still have been carried out.
+OUTCOME_UNKNOWN_ERRORS = frozenset({NetError.NO_RESPONSE, NetError.OTHER})
 TIMED_OUT = "Request timed out"
 RATE_LIMITED = "Rate limited after 3 retries"
 AUTH_FAILED = "Authentication failed"
@@ -39,6 +41,10 @@ class RestResult:
     error: str = ""  # what the user reads; "" when ok
     transient: bool = False  # network, timeout, 5xx, 408, 429 exhausted
     cursor: dict[str, Any] | None = None
+    # The request may have reached the server and been carried out: a timeout, or
+    # the connection lost after it went out (s.6). A refused connect, a DNS or TLS
+    # failure, and any HTTP answer are known outcomes.
+    outcome_unknown: bool = False
 
     @property
     def unauthorized(self) -> bool:
@@ -148,7 +154,10 @@ class Rest:
         if isinstance(event, HttpFailed):
             text = NET_ERROR_TEXT[event.error]
             self._log("warning", f"{call.method} {call.path} failed: {text}")
-            call.on_done(now, RestResult(False, 0, error=text, transient=True))
+            unknown = event.error in OUTCOME_UNKNOWN_ERRORS
+            call.on_done(
+                now, RestResult(False, 0, error=text, transient=True, outcome_unknown=unknown)
+            )
             return
         self._on_response(now, call, event)
 
@@ -198,7 +207,9 @@ class Rest:
             return
         self._out.append(CancelHttp(req=req))
         self._log("warning", f"{call.method} {call.path} timed out")
-        call.on_done(now, RestResult(False, 0, error=TIMED_OUT, transient=True))
+        call.on_done(
+            now, RestResult(False, 0, error=TIMED_OUT, transient=True, outcome_unknown=True)
+        )
 
     def _on_response(self, now: float, call: _Call, resp: HttpResponse) -> None:
         status = resp.status

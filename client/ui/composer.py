@@ -35,23 +35,43 @@ class ComposerView:
     def __init__(self) -> None:
         self.text = ""  # what stays in the input after the last outcome
         self.label: Label | None = None
+        self._out: list[tuple[str, str]] = []  # (nonce, content) of direct sends under way
+        self._failed: str | None = None  # the nonce whose failure the label shows
 
     def sent(self) -> None:
         """A send went out or into the queue: the input empties, the label clears."""
         self.text = ""
         self.label = None
+        self._failed = None
+
+    def sending(self, nonce: str, content: str) -> None:
+        self.sent()
+        self._out.append((nonce, content))
 
     def queued(self, t: float, hide_after: float) -> None:
         self.text = ""
         self.label = Label(texts.LABEL_QUEUED, t + hide_after)
+        self._failed = None
 
     def queue_full(self, t: float, hide_after: float, content: str) -> None:
         self.text = content  # the text stays in the composer
         self.label = Label(texts.LABEL_QUEUE_FULL, t + hide_after)
+        self._failed = None
 
     def send_failed(self, t: float, hide_after: float, content: str, error: str) -> None:
         self.text = content  # restored so the user can send it again
         self.label = Label(texts.failed_to_send(error), t + hide_after)
+        # direct sends finish in order: the first one under way with this text
+        match = next((i for i, (_, text) in enumerate(self._out) if text == content), None)
+        self._failed = self._out.pop(match)[0] if match is not None else None
+
+    def settled(self, nonce: str) -> None:
+        """`message_sent` for `nonce`: when it is the send whose failure the label
+        shows (an unknown outcome found delivered, s.6), the restored text and
+        the label go; any other outcome's label stays."""
+        self._out = [(n, text) for n, text in self._out if n != nonce]
+        if self._failed == nonce:
+            self.sent()
 
     def status_changed(self) -> None:
         self.label = None

@@ -93,7 +93,7 @@ class ViewState:
     def _apply_message(self, t: float, name: str, server: str, args: tuple[Any, ...]) -> None:
         hide_after = self.timings.scaled(self.timings.label_hide)
         if name == sig.MESSAGE_SENDING:
-            self._composer(server, args[1]).sent()
+            self._composer(server, args[1]).sending(str(args[3]), str(args[2]))
             self._list(server, args[1]).failed.pop(str(args[3]), None)
         elif name == sig.MESSAGE_QUEUED:
             self._composer(server, args[1]).queued(t, hide_after)
@@ -106,6 +106,8 @@ class ViewState:
             self._composer(server, args[1]).send_failed(t, hide_after, str(args[2]), str(args[3]))
         elif name in (sig.MESSAGE_SENT, sig.FAILED_ENTRY_DISCARDED):  # args[2] is the nonce
             self._list(server, args[1]).failed.pop(str(args[2]), None)
+            if name == sig.MESSAGE_SENT:
+                self._composer(server, args[1]).settled(str(args[2]))
         elif name == sig.MESSAGE_FAILED_ENTRY:
             entry_args = (str(args[2]), str(args[3]), str(args[4]))
             self._list(server, args[1]).add_failed(*entry_args)
