@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from client.core.actions import Action
 from client.core.client import ClientCore
@@ -95,10 +95,14 @@ class FakePeer:
     answer_handshake: bool = True  # IDENTIFY -> READY, RESUME -> replay + resumed
     ack_heartbeats: bool = True
     resume_ok: bool = True  # False: RESUME -> INVALID_SESSION false
+    dedupe_nonce: bool = False  # True: a repeated nonce returns the stored message (opt-in;
+    # the reference server ignores nonces, protocol s.4)
     rules: list[HttpRule] = field(default_factory=list)  # tried first, in order
 
     # data
     space_id: str = "100"
+    user_id: str = "1"  # the logged-in user (the client's sends are by this id)
+    other_user_id: str = "2"  # author of `store_message` unless told otherwise
     channels: dict[str, str] = field(default_factory=lambda: {"201": "general", "202": "random"})
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     nonces: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -146,7 +150,7 @@ class FakePeer:
             self.logins += 1
             token = f"tok{self.logins}"
             self.tokens.append(token)
-            return HttpAnswer(200, {"data": {"user": {"id": "1"}, "token": token}})
+            return HttpAnswer(200, {"data": {"user": {"id": self.user_id}, "token": token}})
         if not self._authorised(req):
             return HttpAnswer(401, {"error": {"code": "unauthorized", "message": "no auth"}})
         return self._route(req.method, path, query, body)
@@ -162,7 +166,7 @@ class FakePeer:
         if path == "/auth/logout":
             return HttpAnswer(200, {"data": {"ok": True}})
         if path == "/users/@me":
-            return HttpAnswer(200, {"data": {"id": "1", "username": self.username}})
+            return HttpAnswer(200, {"data": {"id": self.user_id, "username": self.username}})
         if path == "/users/@me/spaces":
             return HttpAnswer(200, {"data": [{"id": sid, "slug": "accord", "name": "Accord"}]})
         if path == f"/spaces/{sid}":
@@ -170,10 +174,10 @@ class FakePeer:
         if path == f"/spaces/{sid}/channels":
             chans = [{"id": c, "name": n, "space_id": sid} for c, n in self.channels.items()]
             return HttpAnswer(200, {"data": chans})
-        if path == f"/spaces/{sid}/members":
-            return HttpAnswer(200, {"data": [{"user_id": "1"}]})
-        if path == f"/spaces/{sid}/roles":
-            return HttpAnswer(200, {"data": []})
+        if path == f"/spaces/{sid}/members":  # the reference's shape: no embedded user
+            return HttpAnswer(200, {"data": [{"user_id": self.user_id, "roles": [sid]}]})
+        if path == f"/spaces/{sid}/roles":  # no space_id on roles
+            return HttpAnswer(200, {"data": [{"id": sid, "name": "@everyone", "position": 0}]})
         pieces = path.strip("/").split("/")
         if len(pieces) >= 3 and pieces[0] == "channels" and pieces[2] == "messages":
             return self._messages(method, pieces, query, body)
@@ -194,13 +198,19 @@ class FakePeer:
             else:
                 page = list(reversed(stored[-limit:]))
                 more = len(stored) > limit
-            return HttpAnswer(200, {"data": page, "cursor": {"has_more": more}})
+            # as the reference: cursor.after is the page's last id (the oldest on a
+            # newest-first page)
+            cursor = {"after": page[-1]["id"] if page else None, "has_more": more}
+            return HttpAnswer(200, {"data": page, "cursor": cursor})
         if len(pieces) == 3 and method == "POST":
             nonce = body.get("nonce") if isinstance(body, dict) else None
-            if nonce and nonce in self.nonces:
+            if self.dedupe_nonce and nonce and nonce in self.nonces:
                 return HttpAnswer(200, {"data": self.nonces[nonce]})
-            msg = self.store_message(cid, str(body.get("content", "")), nonce=nonce)
-            return HttpAnswer(200, {"data": msg})
+            content = str(body.get("content", ""))
+            msg = self.store_message(cid, content, nonce=nonce, author_id=self.user_id)
+            return HttpAnswer(200, {"data": msg})  # no nonce in the answer
+        if len(pieces) == 6 and pieces[4] == "reactions" and method in ("PUT", "DELETE"):
+            return self._react(cid, pieces[3], pieces[5], added=method == "PUT")
         if len(pieces) == 4 and method in ("PATCH", "DELETE"):
             found = [m for m in stored if m["id"] == pieces[3]]
             if not found:
@@ -212,16 +222,55 @@ class FakePeer:
             return HttpAnswer(200, {"data": found[0]})
         return HttpAnswer(200, {"data": None})
 
+    def _react(self, channel_id: str, message_id: str, emoji: str, *, added: bool) -> HttpAnswer:
+        name = unquote(emoji)
+        found = [m for m in self.messages.get(channel_id, []) if m["id"] == message_id]
+        if not found:
+            return HttpAnswer(404, {"error": {"code": "not_found", "message": "no message"}})
+        msg = found[0]
+        counts = [r for r in msg["reactions"] or [] if r["emoji"]["name"] != name]
+        if added:
+            counts.append({"emoji": {"id": None, "name": name}, "count": 1, "me": True})
+        msg["reactions"] = counts or None
+        event = {"channel_id": channel_id, "message_id": message_id, "user_id": self.user_id}
+        self.dispatch("reaction.add" if added else "reaction.remove", {**event, "emoji": name})
+        return HttpAnswer(200, {"data": None})
+
     def store_message(
-        self, channel_id: str, content: str, nonce: str | None = None
+        self,
+        channel_id: str,
+        content: str,
+        nonce: str | None = None,
+        author_id: str | None = None,
+        dispatch: bool = True,
     ) -> dict[str, Any]:
-        """Store a message (as if someone sent it); the peer dispatches it live."""
+        """Store a message (by default as if someone else sent it); the peer
+        dispatches it live. The shape is the reference server's (protocol s.7):
+        no nonce, `reactions` null. `nonce` is kept only in `self.nonces`.
+        `dispatch=False`: stored without a `message.create` (its echo was lost)."""
         self._next_msg += 1
-        msg = {"id": str(self._next_msg), "channel_id": channel_id, "content": content}
+        msg: dict[str, Any] = {
+            "id": str(self._next_msg),
+            "channel_id": channel_id,
+            "space_id": self.space_id,
+            "author_id": author_id or self.other_user_id,
+            "content": content,
+            "type": "default",
+            "timestamp": "2026-12-01 12:00:00",
+            "edited_at": None,
+            "mentions": [],
+            "attachments": [],
+            "embeds": [],
+            "reactions": None,
+            "reply_to": None,
+            "pinned": False,
+            "tts": False,
+        }
         self.messages.setdefault(channel_id, []).append(msg)
         if nonce:
             self.nonces[nonce] = msg
-        self.dispatch("message.create", msg)
+        if dispatch:
+            self.dispatch("message.create", msg)
         return msg
 
     # ------------------------------------------------------------------ gateway
@@ -268,7 +317,18 @@ class FakePeer:
             self.sessions.add(sid)
             pc.session_id, pc.state = sid, "live"
             self.seq += 1
-            ready = {"op": 0, "type": "ready", "seq": self.seq, "data": {"session_id": sid}}
+            data = {
+                "session_id": sid,
+                "user_id": self.user_id,
+                "user": {"id": self.user_id, "username": self.username},
+                # READY's extra keys on the reference server (protocol s.7)
+                "is_guest": False,
+                "motd": "",
+                "mutes": [],
+                "relationships": [],
+                "voice_states": [],
+            }
+            ready = {"op": 0, "type": "ready", "seq": self.seq, "data": data}
             return [SocketText(eff.conn, json.dumps(ready))]
         if op == 3:
             data = frame.get("data", {})

@@ -128,21 +128,39 @@ class ServerCache:
         channel = self.messages.get(channel_id, {})
         return max(channel, key=id_order) if channel else None
 
-    def apply_reaction(self, data: dict[str, Any], added: bool) -> tuple[str, str] | None:
-        """Count a reaction event into the message's `reactions` ([{emoji, count}],
-        as the server lists them); (channel_id, message_id) when it was known."""
+    def apply_reaction(
+        self, data: dict[str, Any], added: bool, own_user_id: str | None = None
+    ) -> tuple[str, str] | None:
+        """Count a reaction event into the message's `reactions`, in the reference
+        server's shape: `null` when there are none, else `[{"emoji": {"id": null,
+        "name": "👍"}, "count": N, "me": bool}]`. The event's emoji is a plain
+        string (an `{id, name}` object is tolerated). (channel_id, message_id)
+        when the message was known and the event usable."""
         mid = str_id(data.get("message_id"))
         found = self.find_message(mid) if mid else None
-        if mid is None or found is None:
+        name = emoji_name(data.get("emoji"))
+        if mid is None or found is None or name is None:
             return None
         cid, msg = found
-        emoji = data.get("emoji")
         counts = [dict(r) for r in dict_items(msg.get("reactions"))]
-        entry = next((r for r in counts if r.get("emoji") == emoji), None)
+        entry = next((r for r in counts if emoji_name(r.get("emoji")) == name), None)
         if entry is None:
-            entry = {"emoji": emoji, "count": 0}
+            entry = {"emoji": {"id": None, "name": name}, "count": 0, "me": False}
             counts.append(entry)
         count = entry.get("count")
         entry["count"] = (count if isinstance(count, int) else 0) + (1 if added else -1)
-        msg["reactions"] = [r for r in counts if isinstance(r["count"], int) and r["count"] > 0]
+        if own_user_id is not None and str_id(data.get("user_id")) == own_user_id:
+            entry["me"] = added
+        kept = [r for r in counts if isinstance(r["count"], int) and r["count"] > 0]
+        msg["reactions"] = kept or None
         return cid, mid
+
+
+def emoji_name(emoji: Any) -> str | None:
+    """A reaction's emoji: a plain string (events) or `{id, name}` (messages)."""
+    if isinstance(emoji, str) and emoji:
+        return emoji
+    if isinstance(emoji, dict):
+        name = emoji.get("name")
+        return name if isinstance(name, str) and name else None
+    return None

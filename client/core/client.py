@@ -839,7 +839,7 @@ class ClientCore:
             if mid is not None and cache.remove_message(mid) is not None:
                 self._signal(sig.MESSAGE_DELETED, srv.name, mid)
         elif event_type in ("reaction.add", "reaction.remove"):
-            changed = cache.apply_reaction(data, event_type == "reaction.add")
+            changed = cache.apply_reaction(data, event_type == "reaction.add", srv.user_id)
             if changed is not None:
                 self._signal(sig.REACTION_CHANGED, srv.name, *changed)
         elif event_type in ("channel.create", "channel.update"):

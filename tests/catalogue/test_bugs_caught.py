@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from client.core.bugs import Bug
 from scenarios.loader import discover, load_all
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "scenarios"
-BUGS = range(1, 11)
+BUGS = [int(bug) for bug in Bug]  # every switch of client.core.bugs, 1..12
 RUN_TIMEOUT = 300  # seconds; a liveness bound for one CLI run, not a timing assertion
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from client.core import signals as sig
 from client.core.actions import ConfigureServer, ConnectServer, SelectChannel, ServerConfig
 from client.core.client import ClientCore
-from client.core.io import OpenSocket, Signal
+from client.core.io import HttpRequest, OpenSocket, Signal
 from client.core.timings import Timings
-from client.virtual import FakePeer, VirtualRunner
+from client.virtual import HANG, FakePeer, HttpRule, VirtualRunner
 
 SEED = 7
 
@@ -80,3 +81,20 @@ def open_times(runner: VirtualRunner, since: int = 0) -> list[float]:
 
 def reconnecting(k: int) -> list[tuple[Any, ...]]:
     return [(sig.SERVER_RECONNECTING, n, 10) for n in range(1, k + 1)]
+
+
+def lose_first_answer(peer: FakePeer, *, store: bool, echo: bool) -> HttpRule:
+    """The first POST times out; the server stored it (with or without its
+    gateway echo) or not."""
+    state = {"first": True}
+
+    def rule(req: HttpRequest) -> object:
+        if req.method == "POST" and req.url.endswith("/messages") and state["first"]:
+            state["first"] = False
+            if store:
+                body = json.loads(req.body or b"{}")
+                peer.store_message("201", body["content"], author_id=peer.user_id, dispatch=echo)
+            return HANG
+        return None
+
+    return rule  # type: ignore[return-value]

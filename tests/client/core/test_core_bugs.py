@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import pytest
-from core_helpers import connect, is_synced, live_conn, make, open_times
+from core_helpers import connect, is_synced, live_conn, lose_first_answer, make, open_times
 
 from client.core import signals as sig
 from client.core.actions import ConnectServer, ReconnectServer, SendMessage, SetBug
@@ -192,6 +192,20 @@ def check_heartbeat_timeout_and_op6_resume(bugs: Iterable[int]) -> None:
     assert [m["content"] for m in core.messages("alpha", "201")] == ["sent during the gap"]
 
 
+def check_restored_resend_stored_once(bugs: Iterable[int]) -> None:
+    """The server stored the first POST but its answer (and echo) were lost; the
+    user sends the restored text again: the server must still hold one copy."""
+    core, r, peers = make(bugs=bugs)
+    connect(core, r)
+    peer = peers["alpha"]
+    peer.rules.append(lose_first_answer(peer, store=True, echo=False))
+    r.do(SendMessage("alpha", "general", "once"))
+    r.run_until(lambda: bool(r.signals("alpha", [sig.MESSAGE_SEND_FAILED])), within=120)
+    r.do(SendMessage("alpha", "general", "once"))  # the restored text, unchanged
+    r.run_until(lambda: bool(r.signals("alpha", [sig.MESSAGE_SENT])), within=120)
+    assert [m["content"] for m in peer.messages["201"]] == ["once"]
+
+
 # ----------------------------------------------------------------------------- the pairs
 
 
@@ -248,6 +262,11 @@ def test_bug_10_refused_open_stops_retries(enabled: bool) -> None:
 @ON_OFF
 def test_bug_11_close_frame_before_resume(enabled: bool) -> None:
     run_pair(check_heartbeat_timeout_and_op6_resume, Bug.CLOSE_FRAME_BEFORE_RESUME, enabled)
+
+
+@ON_OFF
+def test_bug_12_resend_without_check(enabled: bool) -> None:
+    run_pair(check_restored_resend_stored_once, Bug.RESEND_WITHOUT_CHECK, enabled)
 
 
 # ----------------------------------------------------------------------------- switch plumbing

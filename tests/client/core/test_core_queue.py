@@ -15,7 +15,7 @@ from client.core.actions import (
     SendMessage,
 )
 from client.core.client import ClientCore
-from client.core.io import HttpRequest
+from client.core.io import HttpRequest, NetError
 from client.virtual import HANG, FakePeer, HttpAnswer, VirtualRunner
 
 
@@ -186,29 +186,27 @@ def test_401_in_flush_with_failed_relogin_keeps_the_queue() -> None:
     )
 
 
-def test_restored_text_keeps_its_nonce_and_is_stored_once() -> None:
+def test_restored_text_keeps_its_nonce_and_a_changed_text_gets_a_new_one() -> None:
     core, r, peers = make()
     connect(core, r)
     peer = peers["alpha"]
-    state = {"lose_answer": True}
+    state = {"fail": True}
 
-    def store_but_hang(req: HttpRequest) -> object:
-        if req.method == "POST" and state["lose_answer"]:
-            state["lose_answer"] = False
-            body = json.loads(req.body or b"{}")
-            peer.store_message("201", body["content"], nonce=body["nonce"])
-            return HANG  # the server stored it, the answer never comes
+    def refuse_once(req: HttpRequest) -> object:
+        if req.method == "POST" and state["fail"]:
+            state["fail"] = False
+            return NetError.REFUSED  # known not stored: no look-up needed
         return None
 
-    peer.rules.append(store_but_hang)  # type: ignore[arg-type]
+    peer.rules.append(refuse_once)  # type: ignore[arg-type]
     r.do(SendMessage("alpha", "general", "hello"))
     r.run_until(lambda: bool(r.signals("alpha", [sig.MESSAGE_SEND_FAILED])), within=60)
     r.do(SendMessage("alpha", "general", "hello"))  # the restored text, unchanged
     r.settle()
     nonces = _post_nonces(r)
     assert len(nonces) == 2 and nonces[0] == nonces[1]
+    assert not r.requests("GET", "/channels/201/messages?limit=100")  # nothing to look for
     assert _stored(peer) == ["hello"]
-    # a changed text gets a new nonce
     r.do(SendMessage("alpha", "general", "hello!"))
     r.settle()
     assert _post_nonces(r)[2] != nonces[0]

@@ -161,7 +161,8 @@ def test_gateway_events_update_caches() -> None:
     r.settle()
     (cached,) = core.messages("alpha", "201")
     assert cached["content"] == "edited"
-    assert cached["reactions"] == [{"emoji": "👍", "count": 1}]  # the server's own shape
+    # the server's own shape: the event's plain-string emoji becomes {id, name}
+    assert cached["reactions"] == [{"emoji": {"id": None, "name": "👍"}, "count": 1, "me": False}]
     peer.dispatch("message.delete", {"id": msg["id"], "channel_id": "201", "space_id": "100"})
     peer.dispatch("channel.create", {"id": "203", "name": "new"})
     r.push(peer)

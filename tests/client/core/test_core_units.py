@@ -113,15 +113,25 @@ def test_cache_keys_ids_and_counts_reactions() -> None:
     assert [m["id"] for m in cache.ordered("201")] == ["9", "10"]
     assert cache.newest_id("201") == "10"
     event = {"message_id": "10", "emoji": "👍", "user_id": "2"}
-    assert cache.apply_reaction(event, True) == ("201", "10")
-    assert cache.apply_reaction({**event, "user_id": "3"}, True) == ("201", "10")
+    assert cache.apply_reaction(event, True, own_user_id="3") == ("201", "10")
+    assert cache.apply_reaction({**event, "user_id": "3"}, True, own_user_id="3") == ("201", "10")
+    thumbs = {"emoji": {"id": None, "name": "👍"}, "count": 2, "me": True}
     assert cache.find_message("10") == (
         "201",
-        {"id": "10", "channel_id": "201", "x": 1, "reactions": [{"emoji": "👍", "count": 2}]},
+        {"id": "10", "channel_id": "201", "x": 1, "reactions": [thumbs]},
     )
     cache.apply_reaction(event, False)
-    cache.apply_reaction(event, False)
-    assert cache.ordered("201")[1]["reactions"] == []
+    cache.apply_reaction({**event, "emoji": {"id": None, "name": "👍"}}, False)  # tolerated
+    assert cache.ordered("201")[1]["reactions"] is None  # none left: null, as the server
+    # a message as the server lists it, then garbage that changes nothing
+    cache.store_message({"id": "11", "channel_id": "201", "reactions": [thumbs]})
+    assert cache.apply_reaction({"message_id": "11", "emoji": "👍", "user_id": "3"}, False, "3")
+    assert cache.find_message("11") == (
+        "201",
+        {"id": "11", "channel_id": "201", "reactions": [{**thumbs, "count": 1, "me": False}]},
+    )
+    for junk in (None, 7, "", {"id": 1}, ["👍"]):
+        assert cache.apply_reaction({"message_id": "11", "emoji": junk}, True) is None
     assert cache.apply_reaction({"message_id": "404", "emoji": "x"}, True) is None
     assert cache.remove_message("9") == "201" and cache.remove_message("9") is None
 
