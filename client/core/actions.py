@@ -158,7 +158,7 @@ class DiscardFailedMessage:
 
 @dataclass(frozen=True, slots=True)
 class SetBug:
-    """Turn a regression switch (1..10) on or off at run time."""
+    """Turn a regression switch (client.core.bugs.Bug) on or off at run time."""
 
     number: int
     enabled: bool = True
