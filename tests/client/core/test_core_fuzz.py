@@ -30,6 +30,21 @@ FRAMES = [
     '{"op": 0, "type": "reaction.add", "seq": 6, "data": {"message_id": "77", "emoji": 1}}',
     '{"op": 0, "type": "channel.create", "seq": 7, "data": "not a dict"}',
     '{"op": 0, "seq": "x"}',
+    # the reference server's shapes and their garbage (protocol s.7)
+    '{"op": 0, "type": "ready", "seq": 1, "data": {"session_id": 123, "is_guest": false,'
+    ' "motd": "", "mutes": [], "relationships": [], "voice_states": []}}',
+    '{"op": 0, "type": "typing.start", "seq": 8,'
+    ' "data": {"channel_id": "201", "user_id": "2", "timestamp": "2026-12-01T12:13:23"}}',
+    '{"op": 0, "type": "message.create", "seq": 9, "data": {"id": "78", "channel_id": "201",'
+    ' "author_id": "1", "content": "x", "reactions": [{"emoji": {"id": null, "name": "👍"},'
+    ' "count": 1, "me": true}, "junk", {"emoji": 5}]}}',
+    '{"op": 0, "type": "reaction.remove", "seq": 10,'
+    ' "data": {"message_id": "78", "emoji": "👍", "user_id": "1"}}',
+    '{"op": 0, "type": "reaction.add", "seq": 11, "data": {"message_id": "78", "emoji": {}}}',
+    '{"op": 0, "type": "member.join", "seq": 12, "data": {"user_id": "3", "roles": ["100"]}}',
+    # an echo of one of the client's own sends (content "m"): may settle an unknown one
+    '{"op": 0, "type": "message.create", "seq": 13, "data": {"id": "99999999", "channel_id":'
+    ' "201", "author_id": "1", "content": "m"}}',
 ]
 BODIES = [b"", b"null", b"[]", b"<html>", b'{"data": null}', b'{"data": [1, "x", {}]}',
           b'{"error": {"message": 5}}', b'{"data": {"token": 7}}']  # fmt: skip

@@ -156,3 +156,19 @@ def test_no_selected_channel_means_no_usable_composer() -> None:
         "text": "",
         "label": "",
     }
+
+
+def test_a_failed_send_found_delivered_clears_its_text_and_label_only() -> None:
+    """s.6: `message_sent` for the nonce whose failure the composer shows clears
+    the restored text and the label; another send's `message_sent` does not."""
+    view = connected_in_general(
+        (1.0, sig.MESSAGE_SENDING, "alpha", "c1", "first", "n1"),
+        (1.0, sig.MESSAGE_SENDING, "alpha", "c1", "second", "n2"),
+        (1.1, sig.MESSAGE_SEND_FAILED, "alpha", "c1", "first", "Request timed out"),
+        (1.2, sig.MESSAGE_SENT, "alpha", "c1", "n2", "m2"),
+    )
+    composer = view.composer("alpha", "c1", 1.2)
+    assert (composer["text"], composer["label"]) == ("first", "Failed to send: Request timed out")
+    view.apply(1.3, Signal(sig.MESSAGE_SENT, ("alpha", "c1", "n1", "m1")))
+    composer = view.composer("alpha", "c1", 1.3)
+    assert (composer["text"], composer["label"]) == ("", "")
