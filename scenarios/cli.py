@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from client.core.bugs import BUG_NUMBERS, BUG_RANGE
 from scenarios.errors import UsageError
 from scenarios.loader import LoadedScenario, discover, load_all
 
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_bug_number,
         action="append",
         default=[],
-        help="switch regression bug N (1..10) on in the client (mutation runs)",
+        help=f"switch regression bug N ({BUG_RANGE}) on in the client (mutation runs)",
     )
     lst = sub.add_parser("list", help="list scenarios")
     lst.add_argument("paths", nargs="*")
@@ -82,8 +83,8 @@ def _positive_float(text: str) -> float:
 
 def _bug_number(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"bugs are numbered 1..10, got {text}")
+    if value not in BUG_NUMBERS:
+        raise argparse.ArgumentTypeError(f"bugs are numbered {BUG_RANGE}, got {text}")
     return value
 
 

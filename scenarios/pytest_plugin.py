@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from client.core.bugs import BUG_RANGE
 from scenarios.errors import ScenarioError
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
 from scenarios.render import failure_report
@@ -55,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         action="append",
         default=[],
-        help="switch regression bug N (1..10) on in the client for every scenario",
+        help=f"switch regression bug N ({BUG_RANGE}) on in the client for every scenario",
     )
     group.addoption(
         "--rig-out",

@@ -305,7 +305,7 @@ def _bug_number(value: Any) -> Any:
 
 
 class BugSpec(Strict):
-    bug: int = Field(ge=1, le=10)
+    bug: int = Field(ge=min(BUG_NUMBERS), le=max(BUG_NUMBERS))
 
 
 class AddServerSpec(Strict):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from client.core.bugs import BUG_NUMBERS
 from scenarios.loader import LoadedScenario, discover, load_all
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios"
@@ -48,7 +49,7 @@ def test_every_bug_has_a_scenario_and_no_other_number_is_used(
     catalogue: list[LoadedScenario],
 ) -> None:
     used = {t for item in catalogue for t in item.scenario.tags if t.startswith("bug:")}
-    assert used == {f"bug:{n}" for n in range(1, 11)}
+    assert used == {f"bug:{n}" for n in BUG_NUMBERS}
 
 
 def test_the_realtime_set_covers_resume_heartbeat_and_queue_flush(
