@@ -47,6 +47,7 @@ from scenarios.observe import Observer
 from scenarios.records import signals
 from scenarios.schema import Condition, ServerSetup, Step, WaitFor, step_kind, step_value
 from scenarios.timescale import (
+    CLIENT_TIMEOUT_FLOOR,
     DEADLINE_FLOOR,
     DEFAULT_HEARTBEAT,
     DEFAULT_SEED,
@@ -79,6 +80,7 @@ class RunOptions:
     timescale: float | None = None  # None: the scenario's, else DEFAULT_TIMESCALE
     seed: int | None = None
     deadline_floor: float = DEADLINE_FLOOR
+    client_floor: float = CLIENT_TIMEOUT_FLOOR  # real seconds under the client's I/O timeouts
     bugs: tuple[int, ...] = ()  # regression switches on for every scenario (mutation runs)
 
 
@@ -169,7 +171,7 @@ class ScenarioRun:
         )
         self.options = options
         self.timeline = Timeline()
-        self.timings = Timings(scale=self.timescale)
+        self.timings = Timings(scale=self.timescale, floor=options.client_floor)
         self.observer = Observer(self.timings)
         self._fed = 0  # timeline records already given to the observer
         self._signals: list[SignalSeenAt] = []
@@ -222,6 +224,8 @@ class ScenarioRun:
                 "file": str(self.loaded.path),
                 "timescale": self.timescale,
                 "seed": self.seed,
+                # The client's open/HELLO/READY/REST timeouts are max(scaled, floor).
+                "client_floor": self.timings.floor,
                 "wall": time.time(),
             },
         )
