@@ -66,7 +66,8 @@ def error_response(err: ApiError, **extra: Any) -> web.Response:
 
 def empty_response(exc: web.HTTPException) -> web.Response:
     """Unknown route or method: empty body, no Content-Type (405 keeps its Allow header)."""
-    return web.Response(status=exc.status, headers=exc.headers)
+    headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+    return web.Response(status=exc.status, headers=headers)
 
 
 # ---------------------------------------------------------------------- middlewares

@@ -106,10 +106,13 @@ class Client:
     async def request(
         self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
         data: str | bytes | None = None, timeout: float = DEADLINE,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, aiohttp.ClientResponse]:
         """(status, parsed JSON body or raw text, response) for /api/v1 + path."""
         url = self.server.info.rest + path if path.startswith("/") else path
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if json_body is not None:
             data = json.dumps(json_body)
             headers["Content-Type"] = "application/json"
