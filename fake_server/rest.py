@@ -124,6 +124,16 @@ async def history_middleware(request: web.Request, handler: Handler) -> web.Stre
     return resp
 
 
+async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """Run the inner handler; its ApiError or unknown-route exception becomes the answer."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        return empty_response(exc)
+
+
 def _unlimited(request: web.Request) -> bool:
     return request.path == "/health" or request.path.startswith("/ws")
 
@@ -141,13 +151,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         limited = error_response(ApiError(429, f"rate limited, retry after {seconds:g}s"))
         limited.headers["Retry-After"] = f"{seconds:g}"
         return limited
-    resp: web.StreamResponse
-    try:
-        resp = await handler(request)
-    except ApiError as err:
-        resp = error_response(err)
-    except web.HTTPException as exc:
-        resp = empty_response(exc)
+    resp = await answer(handler, request)
     resp.headers["X-RateLimit-Limit"] = str(limiter.limit)
     resp.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
     resp.headers["X-RateLimit-Reset"] = str(verdict.reset_epoch)
@@ -189,11 +193,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise ApiError(spec_lf.status, message)
     if (early := await _fail_or_hang(take, "before", scaled)) is not None:
         return early
-    resp: web.StreamResponse
-    try:
-        resp = await handler(request)
-    except ApiError as err:
-        resp = error_response(err)
+    resp = await answer(handler, request)
     if (late := await _fail_or_hang(take, "after", scaled)) is not None:
         return late
     malformed = take("rest_malformed")
