@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import aiohttp
@@ -125,20 +124,19 @@ async def test_frame_limit_window_is_scaled(make_config, pki) -> None:  # type: 
     from fake_server import FakeServer
     from fake_server.tls import client_context
 
-    # Timescale 0.005: the 60 s window is 0.3 s; 100 frames, a pause, 100 more: no cut.
-    async with FakeServer(make_config(timescale=0.005)) as srv, Client(
-        srv, client_context(pki.ca)
-    ) as c:
+    # Timescale 0.01: the 60 s window is 0.6 s (handshake and silence limits kept long).
+    config = make_config(timescale=0.01, handshake_timeout_s=3000, silence_drop_s=9000)
+    async with FakeServer(config) as srv, Client(srv, client_context(pki.ca)) as c:
         alice, _ = await c.ready("alice")
         for _ in range(100):
             await alice.ws.send_str("junk")
-        deadline = time.monotonic() + 0.4  # a wall-clock wait is the point of this test
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await alice.send({"op": 1, "data": 1})
+        assert await alice.recv() == {"op": 4}  # the server has counted all 100
+        await asyncio.sleep(0.7)  # the point of the test: let the scaled window pass
         for _ in range(100):
             await alice.ws.send_str("junk")
         await alice.send({"op": 1, "data": 1})
-        assert await alice.recv() == {"op": 4}
+        assert await alice.recv() == {"op": 4}  # 200 in 0.7 s, never 121 in one window
 
 
 async def test_frame_over_one_mib_closes_1009(client: Client) -> None:
