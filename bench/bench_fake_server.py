@@ -30,6 +30,8 @@ from typing import Any
 
 import aiohttp
 
+from fake_server.intents import ALL_INTENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,7 +72,8 @@ class Load:
                                            timeout=aiohttp.ClientWSTimeout(ws_receive=None,
                                                                            ws_close=2.0))
                 hello = json.loads((await ws.receive(timeout=30)).data)
-                await ws.send_str(json.dumps({"op": 2, "data": {"token": f"Bearer {token}"}}))
+                await ws.send_str(json.dumps({"op": 2, "data": {"token": f"Bearer {token}",
+                                                               "intents": list(ALL_INTENTS)}}))
                 ready = json.loads((await ws.receive(timeout=30)).data)
                 if ready.get("type") != "ready":
                     raise RuntimeError(f"no READY: {ready}")
@@ -222,7 +225,7 @@ def run_bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-fake-server-") as tmp:
         server = subprocess.Popen(
             [sys.executable, "-m", "fake_server", "--db", str(Path(tmp) / "bench.db"),
-             "--timescale", str(args.timescale)],
+             "--timescale", str(args.timescale), "--rate-limit", "off"],  # 10,000 logins
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         try:

@@ -12,12 +12,22 @@ import sys
 from pathlib import Path
 
 from fake_server.app import FakeServer
+from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour, parse_behaviours
 from fake_server.config import (
     HEARTBEAT_INTERVAL_MS,
     REPLAY_BUFFER,
     RESUME_WINDOW_S,
     ServerConfig,
 )
+from fake_server.ratelimit import RATE_LIMIT, RATE_WINDOW_S
+
+
+def _rate_limit(text: str) -> int | None:
+    if text == "off":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'off', got {text!r}")
+    return int(text)
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -36,7 +46,19 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--replay-buffer", type=int, default=REPLAY_BUFFER)
     p.add_argument("--resume-window", type=float, default=RESUME_WINDOW_S, help="seconds")
     p.add_argument("--control-token", help="fixed control token (default: random)")
+    p.add_argument("--rate-limit", type=_rate_limit, default=RATE_LIMIT, metavar="N|off",
+                   help=f"REST requests per {RATE_WINDOW_S:g} s (scaled) per Authorization "
+                   f"value (default {RATE_LIMIT}); 'off' disables the limiter")
+    p.add_argument("--behaviour", action="append", default=[], metavar="NAME",
+                   help="opt-in server behaviour (repeatable): " + "; ".join(
+                       f"{k}: {v}" for k, v in sorted(BEHAVIOURS.items())))
+    p.add_argument("--tls-name", action="append", default=[], metavar="NAME",
+                   help="extra DNS name in the generated certificate (repeatable)")
     a = p.parse_args(argv)
+    try:
+        behaviours = parse_behaviours(a.behaviour)
+    except UnknownBehaviour as exc:
+        p.error(f"--behaviour: {exc}")
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if a.timescale <= 0:
@@ -48,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         control_port=a.control_port, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
         heartbeat_interval_ms=a.heartbeat_interval, timescale=a.timescale,
         replay_buffer=a.replay_buffer, resume_window_s=a.resume_window,
-        control_token=a.control_token,
+        control_token=a.control_token, rate_limit=a.rate_limit, behaviours=behaviours,
+        tls_names=tuple(a.tls_name),
     )
 
 

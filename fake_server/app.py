@@ -6,7 +6,6 @@ import itertools
 import os
 import secrets
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,18 +29,21 @@ from fake_server.faults import (
 from fake_server.gateway import Connection, _targets
 from fake_server.history import History
 from fake_server.operations import Operations
+from fake_server.ratelimit import RATE_WINDOW_S, RateLimiter
 from fake_server.rest import (
     SERVER_KEY,
     add_routes,
     auth_middleware,
     fault_middleware,
     history_middleware,
+    rate_limit_middleware,
 )
 from fake_server.sessions import SessionRegistry
 from fake_server.store import Store
 from fake_server.tls import resolve_tls, server_context
 
-SERVER_VERSION = "accord-fake-0.1"
+# The reference's version, tagged as the fake in semver build metadata (which compares equal).
+SERVER_VERSION = "0.1.32+accord-fake"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ServerInfo:
     control_token: str
     ca: str | None
     health: str
+    behaviours: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class ServerInfo:
             "control_token": self.control_token,
             "ca": self.ca,
             "health": self.health,
+            "behaviours": list(self.behaviours),
         }
 
 
@@ -93,9 +97,14 @@ class FakeServer:
         self.control_token = config.control_token or secrets.token_hex(24)
         self.store = Store(config.db)
         self.history = History(config.history_path)
-        self.sessions = SessionRegistry(config.replay_buffer, config.scaled(config.resume_window_s))
+        self.sessions = SessionRegistry(
+            config.replay_buffer, config.scaled(config.resume_window_s), self.history
+        )
         self.board = FaultBoard()
-        self.ops = Operations(self.store, self.dispatch)
+        self.ops = Operations(self.store, self.dispatch, config.has("dedupe_nonce"))
+        self.rate_limiter = None if config.rate_limit is None else RateLimiter(
+            config.rate_limit, config.scaled(RATE_WINDOW_S)
+        )
         self.presences: dict[str, dict[str, Any]] = {}
         self.connections: set[Connection] = set()
         self._conn_ids = itertools.count(1)
@@ -116,7 +125,8 @@ class FakeServer:
         cfg = self.config
         tls = resolve_tls(cfg)
         app = web.Application(
-            middlewares=[history_middleware, fault_middleware, auth_middleware],
+            middlewares=[history_middleware, rate_limit_middleware, fault_middleware,
+                         auth_middleware],
             client_max_size=MAX_FRAME_BYTES,
         )
         app[SERVER_KEY] = self
@@ -150,11 +160,13 @@ class FakeServer:
             control_token=self.control_token,
             ca=str(tls.ca.resolve()) if tls.ca else None,
             health=origin + "/health",
+            behaviours=tuple(sorted(cfg.behaviours)),
         )
         self.history.record(
             "server", "start",
             {"pid": os.getpid(), "rest": self._info.rest, "gateway": self._info.gateway,
-             "timescale": cfg.timescale, "heartbeat_interval_ms": cfg.heartbeat_interval_ms},
+             "timescale": cfg.timescale, "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
+             "behaviours": list(self._info.behaviours), "rate_limit": cfg.rate_limit},
         )
         return self._info
 
@@ -190,11 +202,13 @@ class FakeServer:
     def dispatch(
         self, event_type: str, data: Any, space_id: str, exclude_user_id: str | None
     ) -> int:
-        """Send an event to every live session of the space's members; returns how many."""
+        """Send an event to every live session of the space's members that asked for its
+        intent; returns how many."""
         members = self.store.member_ids(space_id)
         n = 0
         for session in self.sessions.live():
-            if session.user_id not in members or session.user_id == exclude_user_id:
+            if (session.user_id not in members or session.user_id == exclude_user_id
+                    or not session.wants(event_type)):
                 continue
             frame = session.next_event(event_type, data)
             if session.conn is not None:
@@ -229,6 +243,11 @@ class FakeServer:
             "unread": [],
             "api_version": "v1",
             "server_version": SERVER_VERSION,
+            "is_guest": False,
+            "motd": None,
+            "mutes": [],
+            "relationships": [],
+            "voice_states": [],
         }
 
     # ------------------------------------------------------------------ faults (Python API)
@@ -269,7 +288,9 @@ class FakeServer:
         if isinstance(spec, EmitEventSpec):
             n = 0
             for session in self.sessions.live():
-                if _targets(spec, session.username, session.session_id):
+                if _targets(spec, session.username, session.session_id) and session.wants(
+                    spec.type
+                ):
                     frame = session.next_event(spec.type, spec.data)
                     if session.conn is not None:
                         session.conn.send(frame)
@@ -307,7 +328,7 @@ class FakeServer:
             self.ops.delete(user, channel, spec.message_id)
             return {"deleted": spec.message_id}
         if spec.action == "typing":
-            self.ops.typing(user, channel, int(time.time()))
+            self.ops.typing(user, channel)
             return {}
         assert spec.message_id is not None and spec.emoji is not None
         self.ops.react(user, channel, spec.message_id, spec.emoji, spec.action == "react")

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from fake_server.errors import ApiError
 from fake_server.faults import FaultSpecError
+from fake_server.ratelimit import RATE_WINDOW_S
 
 if TYPE_CHECKING:
     from fake_server.app import FakeServer
@@ -46,6 +47,8 @@ async def info(request: web.Request) -> web.Response:
         "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
         "db": str(cfg.db.resolve()),
         "history": str(cfg.history_path.resolve()),
+        "rate_limit": None if cfg.rate_limit is None else {
+            "limit": cfg.rate_limit, "window_s": RATE_WINDOW_S},
     }
     data.pop("control_token")
     return web.json_response({"data": data})

@@ -19,14 +19,23 @@ CODES = {
 class ApiError(Exception):
     """Raised by handlers and operations; rendered as the error envelope."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, *, plain: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "internal_error")
         self.message = message
+        self.plain = plain
+        """Answered as text/plain, not the envelope (the reference's body errors 400/415/422)."""
 
     def envelope(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+def body_error(status: int, message: str) -> ApiError:
+    """A request-body error the reference answers in plain text (400, 415, 422)."""
+    return ApiError(status, message, plain=True)
 
 
 def unauthorized() -> ApiError:

@@ -107,6 +107,16 @@ class WithholdAcksSpec(_SessionTarget):
     kind: Literal["withhold_acks"]
 
 
+class StaleReplaySpec(_SessionTarget):
+    """On the next `count` successful RESUMEs, replay from `back` events older than the
+    seq the client asked for (events it already has, with their original seq), then
+    `resumed`. Never older than the replay buffer reaches."""
+
+    kind: Literal["stale_replay"]
+    count: Annotated[int, Field(ge=1)] | None = 1
+    back: Annotated[int, Field(ge=1)] = 1
+
+
 class ForgetSessionsSpec(_Spec):
     """Forget every session now: RESUME gets INVALID_SESSION; open sockets stay up."""
 
@@ -235,6 +245,7 @@ FaultSpec = Annotated[
     | SendFrameSpec
     | EmitEventSpec
     | WithholdAcksSpec
+    | StaleReplaySpec
     | ForgetSessionsSpec
     | BadTokenCloseSpec
     | DelayHelloSpec

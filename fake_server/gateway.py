@@ -1,5 +1,10 @@
 """One gateway connection: handshake, heartbeats, RESUME, bad input and fault actions.
 
+Session rules (accord-protocol.md s.2, s.5): a session is parked only when its socket
+ends without a close frame (reset, EOF, a proxy cut, the server's own silence drop or
+drop fault) or by a server close that does not end it; any client close frame, the
+server's 4005/4008 and INVALID_SESSION end it, unless an opt-in behaviour says otherwise.
+
 Outbound frames go through a per-connection queue and writer task, so a slow client
 never stalls fan-out to the others, and every connection sees its frames in seq order.
 """
@@ -10,11 +15,12 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from fake_server.config import MAX_FRAME_BYTES
+from fake_server.config import INBOUND_FRAME_LIMIT, INBOUND_FRAME_WINDOW_S, MAX_FRAME_BYTES
 from fake_server.faults import (
     CloseSpec,
     DelayHelloSpec,
@@ -26,6 +32,7 @@ from fake_server.faults import (
     ReconnectSpec,
     RequestHeartbeatSpec,
     SendFrameSpec,
+    StaleReplaySpec,
     Trigger,
 )
 from fake_server.history import clip
@@ -34,10 +41,12 @@ from fake_server.sessions import Session
 if TYPE_CHECKING:
     from fake_server.app import FakeServer
 
-# Server closes after which the session is over (accord-protocol.md s.2).
-SESSION_ENDING_CODES = frozenset({4003, 4004, 4009, 4012, 4013, 4014})
+# Server closes after which the session is over (accord-protocol.md s.2, s.5).
+SESSION_ENDING_CODES = frozenset({4003, 4004, 4005, 4008, 4009, 4012, 4013, 4014})
+# Client closes that end the session even under `park_on_client_close`.
 CLIENT_ENDING_CODES = frozenset({1000, 1001})
-CLIENT_OPS = frozenset({1, 2, 3, 8, 9, 10})
+TOKEN_SCHEMES = ("Bearer ", "Bot ")
+INVALID_SESSION = {"op": 7, "data": {"resumable": False}}
 _CLOSE_TIMEOUT_S = 2.0  # real seconds to wait for the client's close reply
 
 
@@ -58,7 +67,10 @@ class Connection:
         self.ended_by: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
-        self.end_session = False
+        self.end_reason: str | None = None
+        """Set when the session must end with this socket (the history's reason)."""
+        self.park_reason = "connection lost"
+        self._frame_times: deque[float] = deque()  # non-heartbeat frames after READY
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,13 +112,14 @@ class Connection:
             except TimeoutError:
                 if self.session is None:
                     self._reject_handshake()
-                else:
-                    self.drop()  # silent too long: as the reference, no close frame
+                else:  # silent too long: as the reference, no close frame, parked
+                    self.drop(park_reason="silence")
                 return
             if msg.type is WSMsgType.TEXT:
                 self._on_text(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 self._record_in({"binary": len(msg.data)})  # ignored, as the reference
+                self._over_frame_limit()
             elif msg.type is WSMsgType.CLOSE:
                 self._ended("client", int(msg.data), msg.extra or "")
                 return
@@ -149,13 +162,22 @@ class Connection:
         """Park or end the session as accord-protocol.md s.2 says; True if parked."""
         session = self.session
         if session is None or session.conn is not self:
-            return False  # never identified, or taken over by a newer socket
+            return False  # never identified, ended already, or taken over by a newer socket
         registry = self.server.sessions
-        client_ended = self.ended_by == "client" and self.close_code in CLIENT_ENDING_CODES
-        if self.end_session or session.forgotten or client_ended:
-            registry.end(session)
+        if self.ended_by == "client":
+            parks = (self.server.config.has("park_on_client_close")
+                     and self.close_code not in CLIENT_ENDING_CODES)
+            if not parks:
+                self.end_reason = self.end_reason or "client close frame"
+            self.park_reason = "client close frame"
+        elif self.ended_by == "server":
+            self.park_reason = str(self.close_code)
+        if session.forgotten:
+            self.end_reason = "forgotten"
+        if self.end_reason is not None:
+            registry.end(session, self.end_reason)
             return False
-        registry.park(session)
+        registry.park(session, self.park_reason)
         return True
 
     def _ended(self, by: str, code: int, reason: str) -> None:
@@ -178,13 +200,14 @@ class Connection:
         """Close with a close frame after the frames already queued."""
         if end_session is None:
             end_session = code in SESSION_ENDING_CODES
-        self.end_session = self.end_session or end_session
+        if end_session and self.end_reason is None:
+            self.end_reason = str(code)
         self._ended("server", code, reason)
         self._outbox.put_nowait(("close", (code, reason)))
 
-    def drop(self, end_session: bool = False) -> None:
+    def drop(self, park_reason: str = "server drop") -> None:
         """Abort the TCP connection at once: no close frame (the client sees 1006)."""
-        self.end_session = self.end_session or end_session
+        self.park_reason = park_reason
         self._ended("drop", 1006, "")
         self._abort_transport()
 
@@ -245,19 +268,32 @@ class Connection:
             else:
                 self._on_handshake_frame(frame)
             return
-        if not valid:
-            self.close(4002, "decode error")
-            return
-        op = frame["op"]
-        if op not in CLIENT_OPS:
-            self.close(4001, "unknown opcode")
-        elif op == 1:
+        op = frame["op"] if valid else None
+        if op == 1:
             self._on_heartbeat()
+        elif self._over_frame_limit():
+            return
         elif op in (2, 3):
             self.close(4005, "already authenticated")
         elif op == 8:
             self._on_presence(frame.get("data"))
-        # op 9 / 10: accepted and ignored (not needed by the rig)
+        # Anything else (not JSON, an unknown op, op 9 / 10): ignored, as the reference.
+
+    def _over_frame_limit(self) -> bool:
+        """Count a frame other than HEARTBEAT after READY; over the limit: close 4008."""
+        if self.session is None:
+            return False
+        now = time.monotonic()
+        window = self.server.config.scaled(INBOUND_FRAME_WINDOW_S)
+        times = self._frame_times
+        times.append(now)
+        while times and times[0] <= now - window:
+            times.popleft()
+        if len(times) <= INBOUND_FRAME_LIMIT:
+            return False
+        if not self.finished:
+            self.close(4008, "rate limit exceeded")
+        return True
 
     def _on_handshake_frame(self, frame: dict[str, Any]) -> None:
         op = frame["op"]
@@ -273,19 +309,20 @@ class Connection:
 
     def _reject_handshake(self) -> None:
         """INVALID_SESSION {"resumable": false}, then drop the socket (as the reference)."""
-        self.send({"op": 7, "data": {"resumable": False}})
-        self.end_session = True
+        self.send(INVALID_SESSION)
+        self.end_reason = self.end_reason or "invalid_session"
         self._ended("drop", 1006, "")
         self._outbox.put_nowait(("abort", None))
 
     def _token_user(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The token's user; None for a bad, revoked or scheme-less token."""
         token = data.get("token")
         if not isinstance(token, str):
             return None
-        for prefix in ("Bearer ", "Bot "):
-            if token.startswith(prefix):
-                token = token[len(prefix) :]
-                break
+        scheme = next((p for p in TOKEN_SCHEMES if token.startswith(p)), None)
+        if scheme is None:
+            return None
+        token = token[len(scheme) :]
         if not token.isascii():  # tokens are hex; anything else (even "\ud800") is bad
             return None
         return self.server.store.user_for_token(token)
@@ -299,7 +336,13 @@ class Connection:
         self.close(fault.spec.code, fault.spec.reason, end_session=True)  # type: ignore[union-attr]
 
     def _on_identify(self, data: Any) -> None:
-        if not isinstance(data, dict) or "token" not in data:
+        intents = data.get("intents") if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or "token" not in data
+            or not isinstance(intents, list)
+            or not all(isinstance(i, str) for i in intents)
+        ):
             self._reject_handshake()
             return
         user = self._token_user(data)
@@ -309,8 +352,9 @@ class Connection:
             self._bad_token()
             return
         self.user = user
-        session = self.server.sessions.create(user["id"], user["username"])
-        session.conn = self
+        session = self.server.sessions.create(
+            self.server.store.ids.next(), user["id"], user["username"], frozenset(intents), self
+        )
         self.session = session
         self.send({"op": 0, "type": "ready", "data": self.server.ready_payload(session, user),
                    "seq": 1})
@@ -331,21 +375,34 @@ class Connection:
             self._bad_token()
             return
         self.user = user
-        session = self.server.sessions.get_resumable(data["session_id"])
+        registry = self.server.sessions
+        session = registry.get_resumable(data["session_id"])
         if session is None or session.user_id != user["id"]:
             self._reject_handshake()
+            return
+        old = session.conn
+        if old is not None and not self.server.config.has("takeover_resume"):
+            self._reject_handshake()  # its socket is still open: left as it is
             return
         seq = data["seq"]
         replay = session.replay_after(seq) if 0 < seq <= session.seq else None
         if replay is None:
             # seq 0, ahead, or older than the buffer: a parked session is over; a live
             # one is left alone (a stray RESUME must not kill a working socket).
-            if session.conn is None:
-                self.server.sessions.end(session)
+            if old is None:
+                registry.end(session, "invalid_session")
             self._reject_handshake()
             return
-        old = session.conn
-        session.conn, session.parked_at = self, None
+        stale = self.server.board.take(
+            lambda s: isinstance(s, StaleReplaySpec)
+            and _targets(s, session.username, session.session_id)
+        )
+        if stale is not None and isinstance(stale.spec, StaleReplaySpec):
+            start = max(seq - stale.spec.back, session.oldest_replayable)
+            replay = session.replay_after(start) or []
+            self.server.fault_fired(stale, conn=self.id, session_id=session.session_id,
+                                    asked=seq, replayed_from=start + 1)
+        registry.attach(session, self, "takeover" if old is not None else "resume")
         self.session = session
         if old is not None:
             old.close(4000, "session taken over", end_session=False)
@@ -390,8 +447,8 @@ class Connection:
             "activities": [activity] if activity is not None else [],
         }
         self.server.presences[session.user_id] = payload
-        for space in self.server.store.spaces_of(session.user_id):
-            self.server.dispatch("presence.update", payload, space["id"], session.user_id)
+        for space in self.server.store.spaces_of(session.user_id):  # the user's own too
+            self.server.dispatch("presence.update", payload, space["id"], None)
 
     # ------------------------------------------------------------------ faults
 
@@ -421,9 +478,9 @@ class Connection:
                 form = {"resumable": action.resumable}
             self.send({"op": 7, "data": form})
             if not action.resumable:
-                self.end_session = True
+                self.end_reason = "invalid_session"
                 if self.session is not None and self.session.conn is self:
-                    self.server.sessions.end(self.session)
+                    self.server.sessions.end(self.session, "invalid_session")
         elif isinstance(action, ReconnectSpec):
             self.send({"op": 6})
         elif isinstance(action, RequestHeartbeatSpec):

@@ -10,16 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 from fake_server.errors import ApiError
-from fake_server.store import Store
+from fake_server.store import Store, iso_text
 
 # dispatch(event_type, data, space_id, exclude_user_id)
 Dispatch = Callable[[str, Any, str, "str | None"], int]
 
 
 class Operations:
-    def __init__(self, store: Store, dispatch: Dispatch) -> None:
+    def __init__(self, store: Store, dispatch: Dispatch, dedupe_nonce: bool = False) -> None:
         self.store = store
         self.dispatch = dispatch
+        self.dedupe_nonce = dedupe_nonce
+        """The opt-in behaviour: a known (author, nonce) returns the stored message."""
 
     def channel_for(self, user: dict[str, Any], channel_ref: str) -> dict[str, Any]:
         channel = self.store.channel(channel_ref) or self.store.channel_by_name(channel_ref)
@@ -32,7 +34,7 @@ class Operations:
     def _own_message(
         self, user: dict[str, Any], channel: dict[str, Any], message_id: str
     ) -> dict[str, Any]:
-        message = self.store.message(message_id)
+        message = self.store.message(message_id, user["id"])
         if message is None or message["channel_id"] != channel["id"]:
             raise ApiError(404, f"unknown message {message_id}")
         if message["author_id"] != user["id"]:
@@ -47,16 +49,21 @@ class Operations:
         reply_to: str | None = None,
         nonce: str | None = None,
     ) -> dict[str, Any]:
-        message, created = self.store.create_message(channel, user["id"], content, reply_to, nonce)
-        if created:
-            self.dispatch("message.create", message, channel["space_id"], None)
+        """Store and dispatch. The nonce is kept in the store only (for the rig), never
+        answered; the reference neither echoes nor deduplicates it."""
+        if self.dedupe_nonce and nonce is not None:
+            known = self.store.message_by_nonce(user["id"], nonce)
+            if known is not None:
+                return known
+        message = self.store.create_message(channel, user["id"], content, reply_to, nonce)
+        self.dispatch("message.create", message, channel["space_id"], None)
         return message
 
     def edit(
         self, user: dict[str, Any], channel: dict[str, Any], message_id: str, content: str
     ) -> dict[str, Any]:
         self._own_message(user, channel, message_id)
-        message = self.store.edit_message(message_id, content)
+        message = self.store.edit_message(message_id, content, user["id"])
         assert message is not None
         self.dispatch("message.update", message, channel["space_id"], None)
         return message
@@ -84,7 +91,7 @@ class Operations:
                 "reaction.add" if on else "reaction.remove", data, channel["space_id"], None
             )
 
-    def typing(self, user: dict[str, Any], channel: dict[str, Any], timestamp: int) -> None:
-        data = {"channel_id": channel["id"], "user_id": user["id"], "timestamp": timestamp}
+    def typing(self, user: dict[str, Any], channel: dict[str, Any]) -> None:
+        data = {"channel_id": channel["id"], "user_id": user["id"], "timestamp": iso_text()}
         # The typer's own sessions do not need to hear about it.
         self.dispatch("typing.start", data, channel["space_id"], user["id"])

@@ -1,4 +1,5 @@
-"""The REST API under /api/v1, its middlewares (history, faults, auth) and /health."""
+"""The REST API under /api/v1, its middlewares (history, rate limit, faults, auth) and
+/health. Answers follow the reference (accord-protocol.md s.4, s.5, s.7)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from fake_server.errors import CODES, ApiError, unauthorized
+from fake_server.errors import CODES, ApiError, body_error, unauthorized
 from fake_server.faults import (
     LoginFailSpec,
     RestFailSpec,
@@ -22,6 +22,7 @@ from fake_server.faults import (
     RestRateLimitSpec,
 )
 from fake_server.history import clip
+from fake_server.ratelimit import RATE_WINDOW_S
 
 if TYPE_CHECKING:
     from fake_server.app import FakeServer
@@ -44,16 +45,29 @@ def api_path(request: web.Request) -> str:
     return path[len(API) :] if path.startswith(API + "/") else path
 
 
+JSON_TYPE = "application/json"  # no charset, as the reference
+
+
+def json_answer(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), headers={"Content-Type": JSON_TYPE}
+    )
+
+
 def ok(data: Any, **extra: Any) -> web.Response:
-    resp = web.json_response({"data": data, **extra})
-    resp.headers["X-RateLimit-Limit"] = "50"
-    resp.headers["X-RateLimit-Remaining"] = "49"
-    resp.headers["X-RateLimit-Reset"] = f"{time.time() + 1:.3f}"
-    return resp
+    return json_answer({"data": data, **extra})
 
 
 def error_response(err: ApiError, **extra: Any) -> web.Response:
-    return web.json_response({**err.envelope(), **extra}, status=err.status)
+    if err.plain:
+        return web.Response(status=err.status, text=err.message, content_type="text/plain")
+    return json_answer({**err.envelope(), **extra}, status=err.status)
+
+
+def empty_response(exc: web.HTTPException) -> web.Response:
+    """Unknown route or method: empty body, no Content-Type (405 keeps its Allow header)."""
+    headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+    return web.Response(status=exc.status, headers=headers)
 
 
 # ---------------------------------------------------------------------- middlewares
@@ -93,8 +107,7 @@ async def history_middleware(request: web.Request, handler: Handler) -> web.Stre
     except ApiError as err:
         resp = error_response(err)
     except web.HTTPException as exc:
-        # Unknown routes: empty body, as the reference (405 keeps its Allow header).
-        resp = web.Response(status=exc.status, headers=exc.headers)
+        resp = empty_response(exc)
     except asyncio.CancelledError:
         server.history.record("http", "response", {**base, "status": None, "cancelled": True})
         raise
@@ -108,6 +121,40 @@ async def history_middleware(request: web.Request, handler: Handler) -> web.Stre
         {**base, "status": resp.status, "body": _body_for_history(body),  # type: ignore[arg-type]
          "user": user["username"] if user else None},
     )
+    return resp
+
+
+async def answer(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """Run the inner handler; its ApiError or unknown-route exception becomes the answer."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        return empty_response(exc)
+
+
+def _unlimited(request: web.Request) -> bool:
+    return request.path == "/health" or request.path.startswith("/ws")
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The reference's limiter: per Authorization value, requests without one share a
+    bucket. A 429 carries Retry-After and no X-RateLimit headers; other answers do."""
+    limiter = request.app[SERVER_KEY].rate_limiter
+    if limiter is None or _unlimited(request):
+        return await handler(request)
+    verdict = limiter.check(request.headers.get("Authorization", "").strip())
+    if not verdict.allowed:
+        seconds = request.app[SERVER_KEY].config.scaled(RATE_WINDOW_S)
+        limited = error_response(ApiError(429, f"rate limited, retry after {seconds:g}s"))
+        limited.headers["Retry-After"] = f"{seconds:g}"
+        return limited
+    resp = await answer(handler, request)
+    resp.headers["X-RateLimit-Limit"] = str(limiter.limit)
+    resp.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+    resp.headers["X-RateLimit-Reset"] = str(verdict.reset_epoch)
     return resp
 
 
@@ -146,11 +193,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise ApiError(spec_lf.status, message)
     if (early := await _fail_or_hang(take, "before", scaled)) is not None:
         return early
-    resp: web.StreamResponse
-    try:
-        resp = await handler(request)
-    except ApiError as err:
-        resp = error_response(err)
+    resp = await answer(handler, request)
     if (late := await _fail_or_hang(take, "after", scaled)) is not None:
         return late
     malformed = take("rest_malformed")
@@ -179,7 +222,7 @@ async def _fail_or_hang(
             return error_response(ApiError(spec_f.status, "injected failure"))
         if isinstance(spec_f.body, str):
             return web.Response(status=spec_f.status, text=spec_f.body)
-        return web.json_response(spec_f.body, status=spec_f.status)
+        return json_answer(spec_f.body, status=spec_f.status)
     return None
 
 
@@ -223,39 +266,46 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 # ---------------------------------------------------------------------- body helpers
 
 
+# The reference's plain-text body errors (its JSON extractor's wording).
+_NOT_JSON = "Failed to parse the request body as JSON"
+_WRONG_SHAPE = "Failed to deserialize the JSON body into the target type"
+
+
+def _is_json_type(request: web.Request) -> bool:
+    main, _, sub = request.content_type.lower().partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: 415 without a JSON Content-Type, 400 when it does not
+    parse, 422 when it is not an object (all text/plain, as the reference)."""
+    if not _is_json_type(request):
+        raise body_error(415, "Expected request with `Content-Type: application/json`")
     text = await request.text()
     try:
-        body = json.loads(text) if text.strip() else None
+        body = json.loads(text)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\ud800")
     except json.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc.msg} at char {exc.pos}") from None
-    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, "[[[[..."
-        raise ApiError(400, f"body is not acceptable JSON: {exc}") from None
+        raise body_error(
+            400, f"{_NOT_JSON}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, "[[[[...", "\ud800"
+        raise body_error(400, f"{_NOT_JSON}: {exc}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object")
+        raise body_error(422, f"{_WRONG_SHAPE}: expected a JSON object")
     return body
 
 
 def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    """A string field; missing (when required) or wrongly typed: 422 naming the field."""
     value = body.get(name)
     if value is None:
         if required:
-            raise ApiError(400, f"missing field: {name}")
+            raise body_error(422, f"{_WRONG_SHAPE}: missing field `{name}`")
         return None
     if not isinstance(value, str):
-        raise ApiError(400, f"field {name} must be a string")
-    if not _encodable(value):
-        raise ApiError(400, f"field {name} is not valid UTF-8 text")
+        raise body_error(422, f"{_WRONG_SHAPE}: field `{name}`: invalid type, expected a string")
     return value
-
-
-def _encodable(text: str) -> bool:
-    """False for lone surrogates ("\\ud800" in JSON), which SQLite cannot store."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -289,7 +339,7 @@ def _server(request: web.Request) -> FakeServer:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    return json_answer({"ok": True})
 
 
 async def login(request: web.Request) -> web.Response:
@@ -376,9 +426,13 @@ async def list_messages(request: web.Request) -> web.Response:
     channel = _channel(request)
     limit = int_query(request, "limit", 50, 1, 100)
     after = id_query(request, "after")
-    messages, has_more = _server(request).store.messages(channel["id"], limit, after)
-    newest = max((m["id"] for m in messages), key=int, default=after)
-    return ok(messages, cursor={"after": newest, "has_more": has_more})
+    messages, has_more = _server(request).store.messages(
+        channel["id"], limit, after, request[USER]["id"]
+    )
+    # Newest-first page (no `after`): its oldest id; oldest-first page: its newest id.
+    edge = min if after is None else max
+    cursor = edge((m["id"] for m in messages), key=int, default=after)
+    return ok(messages, cursor={"after": cursor, "has_more": has_more})
 
 
 def _content(body: dict[str, Any]) -> str:
@@ -397,13 +451,11 @@ async def create_message(request: web.Request) -> web.Response:
     body = await json_object(request)
     content = _content(body)
     reply_to = text_field(body, "reply_to", required=False)
+    # The reference ignores `nonce` (an unknown field); the fake keeps a string or integer
+    # one in its own records for the rig's delivery checker, and never answers with it.
     nonce = body.get("nonce")
-    if nonce is not None and (
-        isinstance(nonce, bool) or not isinstance(nonce, str | int) or len(str(nonce)) > 100
-        or not _encodable(str(nonce))
-    ):
-        raise ApiError(400, "field nonce must be a string or an integer (at most 100 chars)")
-    nonce_text = None if nonce is None else str(nonce)
+    is_text = isinstance(nonce, str | int) and not isinstance(nonce, bool)
+    nonce_text = str(nonce) if is_text else None
     message = _server(request).ops.post(request[USER], channel, content, reply_to, nonce_text)
     return ok(message)
 
@@ -442,7 +494,7 @@ async def _reaction(request: web.Request, on: bool) -> web.Response:
 
 async def typing(request: web.Request) -> web.Response:
     channel = _channel(request)
-    _server(request).ops.typing(request[USER], channel, int(time.time()))
+    _server(request).ops.typing(request[USER], channel)
     return ok(None)
 
 

@@ -1,19 +1,23 @@
-"""Gateway sessions: sequence numbers, replay buffers, parking and expiry.
+"""Gateway sessions: sequence numbers, replay buffers, intents, parking and expiry.
 
 Sessions live in memory only; a restarted server has none (RESUME -> INVALID_SESSION).
+Every change of a session's life is a `session` history record: `created`, `resumed`,
+`parked`, `ended`, data `{session_id, user, conn, seq, reason}`.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fake_server.intents import wants
+
 if TYPE_CHECKING:
     from fake_server.gateway import Connection
+    from fake_server.history import History
 
 
 @dataclass(eq=False)
@@ -22,12 +26,19 @@ class Session:
     user_id: str
     username: str
     replay_size: int
+    intents: frozenset[str] = frozenset()
     seq: int = 1  # READY is seq 1
     buffer: deque[dict[str, Any]] = field(default_factory=deque)
     conn: Connection | None = None
     parked_at: float | None = None
     """Monotonic time the socket went away; None while a socket is attached."""
     forgotten: bool = False
+    last_conn: int | None = None
+    """The id of the connection that carried it last (for the history)."""
+
+    def wants(self, event_type: str) -> bool:
+        """Does this session's IDENTIFY ask for the intent this event needs?"""
+        return wants(self.intents, event_type)
 
     def next_event(self, event_type: str, data: Any) -> dict[str, Any]:
         """Number an event and keep it for replay."""
@@ -48,6 +59,11 @@ class Session:
         return list(self.buffer)[-missing:]
 
     @property
+    def oldest_replayable(self) -> int:
+        """The lowest seq a RESUME may name and still be replayed in full."""
+        return self.seq - len(self.buffer)
+
+    @property
     def state(self) -> str:
         return "open" if self.conn is not None else "parked"
 
@@ -63,28 +79,45 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, replay_size: int, resume_window: float) -> None:
+    def __init__(self, replay_size: int, resume_window: float, history: History) -> None:
         self._sessions: dict[str, Session] = {}
         self.replay_size = replay_size
         self.resume_window = resume_window  # already scaled
+        self.history = history
 
-    def create(self, user_id: str, username: str) -> Session:
-        session = Session(secrets.token_hex(16), user_id, username, self.replay_size)
-        self._sessions[session.session_id] = session
+    def _record(self, name: str, session: Session, reason: str) -> None:
+        self.history.record("session", name, {
+            "session_id": session.session_id, "user": session.username,
+            "conn": session.last_conn, "seq": session.seq, "reason": reason,
+        })
+
+    def create(self, session_id: str, user_id: str, username: str, intents: frozenset[str],
+               conn: Connection) -> Session:
+        session = Session(session_id, user_id, username, self.replay_size, intents)
+        self._sessions[session_id] = session
+        session.conn, session.last_conn = conn, conn.id
+        self._record("created", session, "identify")
         return session
+
+    def attach(self, session: Session, conn: Connection, reason: str) -> None:
+        """A RESUME moved the session onto `conn` (reason `resume` or `takeover`)."""
+        session.conn, session.parked_at, session.last_conn = conn, None, conn.id
+        self._record("resumed", session, reason)
 
     def get_resumable(self, session_id: str) -> Session | None:
         self.expire()
         session = self._sessions.get(session_id)
         return None if session is None or session.forgotten else session
 
-    def park(self, session: Session) -> None:
+    def park(self, session: Session, reason: str) -> None:
         session.conn = None
         session.parked_at = time.monotonic()
+        self._record("parked", session, reason)
 
-    def end(self, session: Session) -> None:
+    def end(self, session: Session, reason: str) -> None:
         session.conn = None
-        self._sessions.pop(session.session_id, None)
+        if self._sessions.pop(session.session_id, None) is not None:
+            self._record("ended", session, reason)
 
     def forget(self, predicate: Callable[[Session], bool]) -> int:
         """Forget matching sessions: parked ones go now, open ones when their socket ends."""
@@ -94,16 +127,16 @@ class SessionRegistry:
                 n += 1
                 session.forgotten = True
                 if session.conn is None:
-                    self._sessions.pop(session.session_id, None)
+                    self.end(session, "forgotten")
         return n
 
     def expire(self) -> None:
         deadline = time.monotonic() - self.resume_window
-        for sid, session in list(self._sessions.items()):
+        for session in list(self._sessions.values()):
             if session.parked_at is not None and session.conn is None and (
                 session.parked_at < deadline
             ):
-                del self._sessions[sid]
+                self.end(session, "expired")
 
     def live(self) -> Iterable[Session]:
         """Every session that should still receive events (open or parked)."""

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, space_id TEXT NOT NULL,
     author_id TEXT NOT NULL, content TEXT NOT NULL, timestamp TEXT NOT NULL,
     edited_at TEXT, reply_to TEXT, nonce TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (author_id, nonce)
+DROP INDEX IF EXISTS messages_nonce;
+CREATE INDEX IF NOT EXISTS messages_author_nonce ON messages (author_id, nonce)
     WHERE nonce IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel_id, id);
 CREATE TABLE IF NOT EXISTS reactions (
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS reactions (
 def utc_text(epoch: float | None = None) -> str:
     """The protocol's timestamp text: UTC `YYYY-MM-DD HH:MM:SS`."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() if epoch is None else epoch))
+
+
+def iso_text(epoch: float | None = None) -> str:
+    """ISO 8601 without a zone, as the reference's `typing.start.timestamp`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() if epoch is None else epoch))
 
 
 def _hash_password(password: str) -> str:
@@ -166,9 +172,6 @@ class Store:
         return self._space_json(row) if row else None
 
     def _space_json(self, row: sqlite3.Row) -> dict[str, Any]:
-        count = self._db.execute(
-            "SELECT COUNT(*) FROM members WHERE space_id=?", (row["id"],)
-        ).fetchone()[0]
         return {
             "id": row["id"],
             "name": row["name"],
@@ -176,7 +179,6 @@ class Store:
             "description": None,
             "icon": None,
             "owner_id": row["owner_id"],
-            "member_count": count,
             "created_at": row["created_at"],
         }
 
@@ -199,13 +201,13 @@ class Store:
             " INTEGER) LIMIT ?",
             (space_id, int(after or 0), limit),
         ).fetchall()
+        # As the reference: the user's id and role ids (@everyone included), no embedded user.
         return [
             {
                 "user_id": r["user_id"],
                 "space_id": space_id,
-                "user": self.user(r["user_id"]),
                 "nickname": None,
-                "roles": [],
+                "roles": [everyone_role_id(space_id)],
                 "joined_at": r["joined_at"],
             }
             for r in rows
@@ -214,8 +216,7 @@ class Store:
     def roles(self, space_id: str) -> list[dict[str, Any]]:
         return [
             {
-                "id": space_id,  # @everyone shares the space id, Discord-style
-                "space_id": space_id,
+                "id": everyone_role_id(space_id),
                 "name": "@everyone",
                 "color": 0,
                 "position": 0,
@@ -241,15 +242,19 @@ class Store:
 
     # ------------------------------------------------------------------ messages
 
-    def message(self, message_id: str) -> dict[str, Any] | None:
+    def message(self, message_id: str, viewer_id: str | None = None) -> dict[str, Any] | None:
+        """A message as the API answers it; reactions' `me` is relative to `viewer_id`."""
         row = self._db.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()
-        return self._message_json(row) if row else None
+        return self._message_json(row, viewer_id) if row else None
 
     def message_by_nonce(self, author_id: str, nonce: str) -> dict[str, Any] | None:
+        """The first message stored with this (author, nonce) (`dedupe_nonce`)."""
         row = self._db.execute(
-            "SELECT * FROM messages WHERE author_id=? AND nonce=?", (author_id, nonce)
+            "SELECT * FROM messages WHERE author_id=? AND nonce=? ORDER BY CAST(id AS INTEGER)"
+            " LIMIT 1",
+            (author_id, nonce),
         ).fetchone()
-        return self._message_json(row) if row else None
+        return self._message_json(row, author_id) if row else None
 
     def create_message(
         self,
@@ -258,29 +263,24 @@ class Store:
         content: str,
         reply_to: str | None,
         nonce: str | None,
-    ) -> tuple[dict[str, Any], bool]:
-        """Store a message; returns (message, created). A known (author, nonce) is not
-        stored again: the stored message comes back with created=False."""
-        if nonce is not None:
-            known = self.message_by_nonce(author_id, nonce)
-            if known is not None:
-                return known, False
+    ) -> dict[str, Any]:
+        """Store a message (twice if posted twice: nonces are kept, never unique)."""
         mid = self.ids.next()
         self._db.execute(
             "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)",
             (mid, channel["id"], channel["space_id"], author_id, content, utc_text(), None,
              reply_to, nonce),
         )
-        message = self.message(mid)
+        message = self.message(mid, author_id)
         assert message is not None
-        return message, True
+        return message
 
-    def edit_message(self, message_id: str, content: str) -> dict[str, Any] | None:
+    def edit_message(self, message_id: str, content: str, viewer_id: str) -> dict[str, Any] | None:
         self._db.execute(
             "UPDATE messages SET content=?, edited_at=? WHERE id=?",
             (content, utc_text(), message_id),
         )
-        return self.message(message_id)
+        return self.message(message_id, viewer_id)
 
     def delete_message(self, message_id: str) -> None:
         with self._db:
@@ -289,7 +289,7 @@ class Store:
             self._db.execute("DELETE FROM messages WHERE id=?", (message_id,))
 
     def messages(
-        self, channel_id: str, limit: int, after: str | None
+        self, channel_id: str, limit: int, after: str | None, viewer_id: str
     ) -> tuple[list[dict[str, Any]], bool]:
         """Without `after`: the newest `limit`, newest first; with it: ids above, oldest
         first. Returns (messages, has_more)."""
@@ -306,9 +306,10 @@ class Store:
                 (channel_id, int(after), limit + 1),
             ).fetchall()
         has_more = len(rows) > limit
-        return [self._message_json(r) for r in rows[:limit]], has_more
+        return [self._message_json(r, viewer_id) for r in rows[:limit]], has_more
 
     def all_messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
+        """The rig's view (control API, Python API): every message with its stored `nonce`."""
         if channel_id is None:
             rows = self._db.execute("SELECT * FROM messages ORDER BY CAST(id AS INTEGER)")
         else:
@@ -316,7 +317,7 @@ class Store:
                 "SELECT * FROM messages WHERE channel_id=? ORDER BY CAST(id AS INTEGER)",
                 (channel_id,),
             )
-        return [self._message_json(r) for r in rows.fetchall()]
+        return [{**self._message_json(r, None), "nonce": r["nonce"]} for r in rows.fetchall()]
 
     def set_reaction(self, message_id: str, user_id: str, emoji: str, on: bool) -> bool:
         """Add or remove one reaction; True if anything changed."""
@@ -326,11 +327,12 @@ class Store:
             sql = "DELETE FROM reactions WHERE message_id=? AND user_id=? AND emoji=?"
         return self._db.execute(sql, (message_id, user_id, emoji)).rowcount > 0
 
-    def _message_json(self, row: sqlite3.Row) -> dict[str, Any]:
+    def _message_json(self, row: sqlite3.Row, viewer_id: str | None) -> dict[str, Any]:
+        """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce."""
         reactions = self._db.execute(
-            "SELECT emoji, COUNT(*) AS n FROM reactions WHERE message_id=? GROUP BY emoji"
-            " ORDER BY emoji",
-            (row["id"],),
+            "SELECT emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions"
+            " WHERE message_id=? GROUP BY emoji ORDER BY emoji",
+            (viewer_id, row["id"]),
         ).fetchall()
         return {
             "id": row["id"],
@@ -344,10 +346,25 @@ class Store:
             "mentions": [],
             "attachments": [],
             "embeds": [],
-            "reactions": [{"emoji": r["emoji"], "count": r["n"]} for r in reactions],
+            "reactions": [
+                {"emoji": {"id": None, "name": r["emoji"]}, "count": r["n"], "me": bool(r["me"])}
+                for r in reactions
+            ] or None,
             "reply_to": row["reply_to"],
-            "nonce": row["nonce"],
+            "tts": False,
+            "pinned": False,
+            "mention_everyone": False,
+            "mention_roles": [],
+            "flags": 0,
+            "webhook_id": None,
+            "thread_id": None,
+            "reply_count": 0,
+            "title": None,
         }
+
+
+def everyone_role_id(space_id: str) -> str:
+    return space_id  # @everyone shares the space id, Discord-style
 
 
 def _user_json(row: sqlite3.Row) -> dict[str, Any]:

@@ -18,29 +18,44 @@ class TlsFiles:
     ca: Path | None
 
 
-def ensure_test_pki(directory: Path) -> TlsFiles:
-    """Create the CA and a 127.0.0.1/localhost certificate once; reuse them afterwards."""
+DEFAULT_NAMES = ("127.0.0.1", "localhost")
+
+
+def ensure_test_pki(directory: Path, extra_names: tuple[str, ...] = ()) -> TlsFiles:
+    """Create the CA and a certificate for 127.0.0.1, localhost and `extra_names` once;
+    reuse them afterwards (so a running client keeps trusting them). A different set of
+    names makes a new CA and certificate."""
     files = TlsFiles(
         cert=directory / "server.pem", key=directory / "server-key.pem", ca=directory / "ca.pem"
     )
-    if files.cert.exists() and files.key.exists() and files.ca is not None and files.ca.exists():
+    names = list(dict.fromkeys((*DEFAULT_NAMES, *extra_names)))
+    names_file = directory / "names.txt"
+    recorded = (
+        names_file.read_text().split() if names_file.exists() else list(DEFAULT_NAMES)
+    )
+    if (
+        files.cert.exists() and files.key.exists() and files.ca is not None
+        and files.ca.exists() and sorted(recorded) == sorted(names)
+    ):
         return files
     directory.mkdir(parents=True, exist_ok=True)
+    names_file.unlink(missing_ok=True)
     ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    leaf = ca.issue_cert(*names)
     # Key first, CA last: a half-written set is regenerated on the next start.
     leaf.private_key_pem.write_to_path(str(files.key))
     leaf.cert_chain_pems[0].write_to_path(str(files.cert))
     for extra in leaf.cert_chain_pems[1:]:
         extra.write_to_path(str(files.cert), append=True)
     ca.cert_pem.write_to_path(str(files.ca))
+    names_file.write_text("\n".join(names) + "\n")
     return files
 
 
 def resolve_tls(config: ServerConfig) -> TlsFiles:
     if config.tls_cert is not None and config.tls_key is not None:
         return TlsFiles(cert=config.tls_cert, key=config.tls_key, ca=config.tls_ca)
-    return ensure_test_pki(config.tls_dir)
+    return ensure_test_pki(config.tls_dir, config.tls_names)
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:

@@ -81,7 +81,10 @@ def _accepted(path: Path) -> dict[str, int]:
 def run_load(users: int, seconds: int, work: Path, spawn_rate: float | None = None) -> LoadResult:
     """`users` Locust users for `seconds` against a fresh fake server in `work`."""
     work.mkdir(parents=True, exist_ok=True)
-    server = FakeServerProcess(work / "load.db", log_path=work / "fake_server.log")
+    # The fake's default REST limiter (70 per minute per token, one shared bucket for
+    # logins) would turn a load test into a 429 test: it runs with the limiter off.
+    server = FakeServerProcess(work / "load.db", log_path=work / "fake_server.log",
+                               extra_args=["--rate-limit", "off"])
     info = server.start()
     try:
         host = info.rest.rsplit("/api/", 1)[0]

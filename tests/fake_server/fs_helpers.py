@@ -12,9 +12,16 @@ from typing import Any
 import aiohttp
 
 from fake_server import FakeServer
+from fake_server.intents import ALL_INTENTS
 
 TIMESCALE = 0.1  # HELLO 4500 ms, handshake 3 s, silence 9 s, resume window 6 s
 DEADLINE = 5.0
+
+
+def session_records(server: FakeServer, name: str | None = None) -> list[dict[str, Any]]:
+    """The `session` history records' data (of one name, if given), oldest first."""
+    return [r["data"] | {"name": r["name"]} for r in server.history_records()
+            if r["kind"] == "session" and (name is None or r["name"] == name)]
 
 
 async def eventually(check: Callable[[], Any], deadline: float = DEADLINE) -> Any:
@@ -56,6 +63,12 @@ class Gateway:
     async def send(self, frame: Any) -> None:
         await self.ws.send_str(json.dumps(frame))
 
+    def cut(self) -> None:
+        """End the socket without a close frame (as a reset or a proxy cut): the server parks."""
+        conn = self.ws._conn  # aiohttp keeps the connection here; no public abort
+        assert conn is not None and conn.transport is not None
+        conn.transport.abort()
+
     async def closed(self, timeout: float = DEADLINE) -> tuple[int | None, str]:
         """Read until the socket ends; (close code, reason). A drop reads as (None/1006, '')."""
         end = time.monotonic() + timeout
@@ -66,8 +79,8 @@ class Gateway:
             if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                 return self.ws.close_code, ""
 
-    async def identify(self, token: str) -> dict[str, Any]:
-        await self.send({"op": 2, "data": {"token": f"Bearer {token}", "intents": [],
+    async def identify(self, token: str, intents: Any = ALL_INTENTS) -> dict[str, Any]:
+        await self.send({"op": 2, "data": {"token": f"Bearer {token}", "intents": list(intents),
                                            "properties": {"os": "linux", "client": "test",
                                                           "version": "0"}}})
         return await self.recv()
@@ -93,10 +106,13 @@ class Client:
     async def request(
         self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
         data: str | bytes | None = None, timeout: float = DEADLINE,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, aiohttp.ClientResponse]:
         """(status, parsed JSON body or raw text, response) for /api/v1 + path."""
         url = self.server.info.rest + path if path.startswith("/") else path
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if json_body is not None:
             data = json.dumps(json_body)
             headers["Content-Type"] = "application/json"

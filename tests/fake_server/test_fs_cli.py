@@ -58,8 +58,11 @@ async def _login_and_post(http: aiohttp.ClientSession, info: dict[str, Any], ssl
 
 async def test_cli_prints_one_json_line_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    async with running("--db", str(db), "--timescale", "0.1") as (proc, info):
-        assert set(info) == {"rest", "gateway", "control", "control_token", "ca", "health"}
+    async with running("--db", str(db), "--timescale", "0.1", "--behaviour", "takeover_resume",
+                       "--behaviour", "dedupe_nonce") as (proc, info):
+        assert set(info) == {"rest", "gateway", "control", "control_token", "ca", "health",
+                             "behaviours"}
+        assert info["behaviours"] == ["dedupe_nonce", "takeover_resume"]
         assert info["rest"].startswith("https://127.0.0.1:") and info["rest"].endswith("/api/v1")
         assert info["gateway"].startswith("wss://127.0.0.1:") and info["gateway"].endswith("/ws")
         assert info["control"].startswith("http://127.0.0.1:")
@@ -71,7 +74,7 @@ async def test_cli_prints_one_json_line_and_stops_on_sigterm(tmp_path: Path) -> 
             token, _, _ = await _login_and_post(http, info, ssl, 0)
             ws = await http.ws_connect(info["gateway"], ssl=ssl)
             await ws.receive_json(timeout=5)
-            await ws.send_json({"op": 2, "data": {"token": f"Bearer {token}"}})
+            await ws.send_json({"op": 2, "data": {"token": f"Bearer {token}", "intents": []}})
             assert (await ws.receive_json(timeout=5))["type"] == "ready"
             proc.send_signal(signal.SIGTERM)  # with a session open: it is closed cleanly
             msg = await ws.receive(timeout=START_DEADLINE)
@@ -92,7 +95,7 @@ async def test_kill_9_then_restart_keeps_messages_port_and_ca(tmp_path: Path) ->
             token, channel, ids = await _login_and_post(http, info, ssl, 20)
             ws = await http.ws_connect(info["gateway"], ssl=ssl)
             await ws.receive_json(timeout=5)
-            await ws.send_json({"op": 2, "data": {"token": f"Bearer {token}"}})
+            await ws.send_json({"op": 2, "data": {"token": f"Bearer {token}", "intents": []}})
             ready = await ws.receive_json(timeout=5)
             session_id = ready["data"]["session_id"]
             proc.kill()  # SIGKILL: no clean shutdown
@@ -136,10 +139,30 @@ def test_flags_build_the_config(tmp_path: Path) -> None:
     assert (config.heartbeat_interval_ms, config.timescale, config.replay_buffer,
             config.resume_window_s) == (30000, 0.05, 10, 5.0)
     assert config.scaled_ms(30000) == 1500
+    assert (config.rate_limit, config.behaviours, config.tls_names) == (70, frozenset(), ())
+
+
+def test_rate_limit_behaviour_and_tls_name_flags() -> None:
+    config = parse_args(["--rate-limit", "500", "--behaviour", "dedupe_nonce", "--behaviour",
+                         "park_on_client_close", "--tls-name", "toxiproxy", "--tls-name", "fake"])
+    assert config.rate_limit == 500
+    assert config.behaviours == frozenset({"dedupe_nonce", "park_on_client_close"})
+    assert config.tls_names == ("toxiproxy", "fake")
+    assert parse_args(["--rate-limit", "off"]).rate_limit is None
+
+
+def test_unknown_behaviour_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--behaviour", "dedupe"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown server behaviour 'dedupe'" in err
+    assert "dedupe_nonce, park_on_client_close, takeover_resume" in err
 
 
 @pytest.mark.parametrize("argv", [["--tls-cert", "c.pem"], ["--timescale", "0"],
-                                  ["--replay-buffer", "0"], ["--port", "x"]])
+                                  ["--replay-buffer", "0"], ["--port", "x"],
+                                  ["--rate-limit", "0"], ["--rate-limit", "many"]])
 def test_bad_flags_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         parse_args(argv)

@@ -98,6 +98,8 @@ async def test_info_sessions_messages_history(server: FakeServer, client: Client
     status, info = await _control(server, "GET", "/info")
     assert status == 200 and info["data"]["rest"] == server.info.rest
     assert "control_token" not in info["data"] and info["data"]["timescale"] == 0.1
+    assert info["data"]["behaviours"] == []
+    assert info["data"]["rate_limit"] == {"limit": 70, "window_s": 60.0}
     gw, _ = await client.ready("alice")
     await client.post("alice", "hello")
     assert not gw.ws.closed
@@ -105,6 +107,7 @@ async def test_info_sessions_messages_history(server: FakeServer, client: Client
     assert [(s["user"], s["state"]) for s in sessions["data"]] == [("alice", "open")]
     _, messages = await _control(server, "GET", "/messages")
     assert [m["content"] for m in messages["data"]] == ["hello"]
+    assert messages["data"][0]["nonce"] is None  # the rig's view keeps the nonce field
     _, history = await _control(server, "GET", "/history")
     assert history["next"] == history["data"][-1]["i"]
     _, later = await _control(server, "GET", f"/history?after={history['next'] - 2}")
@@ -127,3 +130,12 @@ async def test_refused_act_as_is_an_http_error(server: FakeServer) -> None:
         "kind": "act_as", "user": "bob", "action": "edit", "message_id": "42",
         "content": "x"})
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_info_reports_behaviours_and_the_limiter_off(make_config, pki) -> None:  # type: ignore[no-untyped-def]
+    config = make_config(rate_limit=None, behaviours=frozenset({"takeover_resume"}))
+    async with FakeServer(config) as srv:
+        status, info = await _control(srv, "GET", "/info")
+        assert status == 200 and info["data"]["rate_limit"] is None
+        assert info["data"]["behaviours"] == ["takeover_resume"]
+        assert srv.info.to_json()["behaviours"] == ["takeover_resume"]

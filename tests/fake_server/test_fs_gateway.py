@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import aiohttp
-from fs_helpers import TIMESCALE, Client, eventually
+import pytest
+from fs_helpers import TIMESCALE, Client, eventually, session_records
 
 from fake_server import FakeServer
 
@@ -59,26 +60,30 @@ async def test_typing_goes_to_others_only(client: Client) -> None:
     assert (await alice.recv())["type"] == "message.create"  # no typing.start before it
 
 
-async def test_presence_update_dispatched(client: Client) -> None:
+async def test_presence_update_goes_to_everyone_the_acting_user_too(client: Client) -> None:
     alice, _ = await client.ready("alice")
     bob, _ = await client.ready("bob")
     await alice.send({"op": 8, "data": {"status": "idle"}})
-    frame = await bob.recv()
-    assert frame["type"] == "presence.update" and frame["data"]["status"] == "idle"
+    for gw in (bob, alice):
+        frame = await gw.recv()
+        assert frame["type"] == "presence.update" and frame["data"]["status"] == "idle"
+        assert frame["data"]["user_id"] == client.server.store.user_by_name("alice")["id"]  # type: ignore[index]
 
 
-async def _drop_and_post(client: Client, gw_close_code: int) -> tuple[str, int]:
+async def _park_and_post(client: Client) -> tuple[str, int]:
+    """alice's session, parked by a cut without a close frame after seq 2."""
     gw, ready = await client.ready("alice")
     await client.post("bob", "before")
     assert (await gw.recv())["seq"] == 2
-    await gw.ws.close(code=gw_close_code)
-    await eventually(lambda: all(s["state"] == "parked" for s in client.server.session_list())
-                     or not client.server.session_list())
-    return ready["data"]["session_id"], 2
+    gw.cut()
+    sid = ready["data"]["session_id"]
+    await eventually(lambda: [s["state"] for s in client.server.session_list()
+                              if s["session_id"] == sid] == ["parked"])
+    return sid, 2
 
 
 async def test_resume_replays_missed_events(client: Client, server: FakeServer) -> None:
-    session_id, seq = await _drop_and_post(client, 4000)
+    session_id, seq = await _park_and_post(client)
     for i in range(3):
         await client.post("bob", f"missed {i}")
     gw = await client.connect()
@@ -93,18 +98,24 @@ async def test_resume_replays_missed_events(client: Client, server: FakeServer) 
     assert (await gw.recv())["seq"] == 6
 
 
-async def test_client_close_1000_ends_the_session(client: Client) -> None:
-    session_id, seq = await _drop_and_post(client, 1000)
-    assert client.server.session_list() == []
-    gw = await client.connect()
-    await gw.recv()
-    await gw.resume(client.tokens["alice"], session_id, seq)
-    assert await gw.recv() == {"op": 7, "data": {"resumable": False}}
-    assert (await gw.closed())[0] in (None, 1006)
+@pytest.mark.parametrize("code", [1000, 1001, 4000, 4999])
+async def test_any_client_close_frame_ends_the_session(client: Client, code: int) -> None:
+    gw, ready = await client.ready("alice")
+    session_id = ready["data"]["session_id"]
+    await gw.ws.close(code=code)
+    await eventually(lambda: client.server.session_list() == [])
+    again = await client.connect()
+    await again.recv()
+    await again.resume(client.tokens["alice"], session_id, 1)
+    assert await again.recv() == {"op": 7, "data": {"resumable": False}}
+    assert (await again.closed())[0] in (None, 1006)
+    ended = session_records(client.server, "ended")
+    assert [(r["session_id"], r["reason"]) for r in ended] == [(session_id,
+                                                                 "client close frame")]
 
 
 async def test_resume_rejections(client: Client) -> None:
-    session_id, _ = await _drop_and_post(client, 4000)
+    session_id, _ = await _park_and_post(client)
     bob_token = await client.login("bob")
     cases = [
         (client.tokens["alice"], "no-such-session", 1),
@@ -126,7 +137,7 @@ async def test_resume_older_than_buffer_is_invalid(make_config, pki) -> None:  #
     async with FakeServer(make_config(replay_buffer=2)) as srv, Client(
         srv, client_context(pki.ca)
     ) as c:
-        session_id, seq = await _drop_and_post(c, 4000)
+        session_id, seq = await _park_and_post(c)
         for i in range(3):
             await c.post("bob", f"overflow {i}")
         gw = await c.connect()
@@ -135,17 +146,17 @@ async def test_resume_older_than_buffer_is_invalid(make_config, pki) -> None:  #
         assert await gw.recv() == {"op": 7, "data": {"resumable": False}}
 
 
-async def test_resume_takes_over_an_open_socket(client: Client) -> None:
+async def test_resume_of_a_session_with_an_open_socket_is_refused(client: Client) -> None:
     old, ready = await client.ready("alice")
     session_id = ready["data"]["session_id"]
     new = await client.connect()
     await new.recv()
     await new.resume(client.tokens["alice"], session_id, 1)
-    resumed = await new.recv()
-    assert resumed["type"] == "resumed" and resumed["data"]["replayed"] == 0
-    assert await old.closed() == (4000, "session taken over")
-    await client.post("bob", "to the new socket")
-    assert (await new.recv())["data"]["content"] == "to the new socket"
+    assert await new.recv() == {"op": 7, "data": {"resumable": False}}
+    assert (await new.closed())[0] in (None, 1006)
+    await client.post("bob", "to the old socket")  # left as it was
+    assert (await old.recv())["data"]["content"] == "to the old socket"
+    assert [s["state"] for s in client.server.session_list()] == ["open"]
 
 
 async def test_expired_session_cannot_resume(make_config, pki) -> None:  # type: ignore[no-untyped-def]
@@ -154,7 +165,7 @@ async def test_expired_session_cannot_resume(make_config, pki) -> None:  # type:
     async with FakeServer(make_config(resume_window_s=0.5)) as srv, Client(
         srv, client_context(pki.ca)
     ) as c:
-        session_id, seq = await _drop_and_post(c, 4000)
+        session_id, seq = await _park_and_post(c)
         # Window 0.5 s x 0.1 = 50 ms: wait until the registry lets it go.
         await eventually(lambda: srv.sessions.get_resumable(session_id) is None)
         gw = await c.connect()
@@ -208,15 +219,18 @@ async def test_stray_resume_does_not_kill_a_live_session(client: Client) -> None
     assert (await live.recv())["data"]["content"] == "still delivered"
 
 
-async def test_duplicate_nonce_dispatches_once(client: Client, server: FakeServer) -> None:
+async def test_a_nonce_posted_twice_is_stored_and_dispatched_twice(
+    client: Client, server: FakeServer
+) -> None:
     gw, _ = await client.ready("bob")
-    first = await client.post("alice", "exactly once", nonce="dup")
-    again = await client.post("alice", "exactly once", nonce="dup")
-    assert again == first
-    await server.apply({"kind": "send_frame", "frame": {"marker": 1}})
+    first = await client.post("alice", "twice", nonce="dup")
+    again = await client.post("alice", "twice", nonce="dup")
+    assert again["id"] != first["id"] and "nonce" not in first
     frames = [await gw.recv(), await gw.recv()]
-    assert [f.get("type") for f in frames] == ["message.create", None]  # then the marker
-    assert frames[1] == {"marker": 1}
+    assert [(f["type"], f["data"]["id"]) for f in frames] == [
+        ("message.create", first["id"]), ("message.create", again["id"])]
+    assert all("nonce" not in f["data"] for f in frames)
+    assert [m["nonce"] for m in server.messages()] == ["dup", "dup"]  # kept for the rig
 
 
 async def test_reactions_and_member_join_are_dispatched(client: Client) -> None:

@@ -19,7 +19,7 @@ async def test_history_records_http_frames_and_connections(
     gw, _ = await client.ready("alice")
     await client.post("alice", "recorded", nonce="n-9")
     await gw.recv()
-    await gw.ws.close(code=4000, message=b"bye")
+    await gw.ws.close(code=4000, message=b"bye")  # a close frame: the session ends
     await eventually(lambda: any(r["kind"] == "conn" and r["name"] == "close"
                                  for r in server.history_records()))
     records = server.history_records()
@@ -33,7 +33,7 @@ async def test_history_records_http_frames_and_connections(
     assert create["data"]["frame"]["data"]["content"] == "recorded"
     close = next(r for r in records if r["kind"] == "conn" and r["name"] == "close")
     assert close["data"] | {"conn": 0} == close["data"] | {
-        "conn": 0, "code": 4000, "reason": "bye", "by": "client", "parked": True}
+        "conn": 0, "code": 4000, "reason": "bye", "by": "client", "parked": False}
     # The file holds the same records, one JSON object per line.
     lines = server.config.history_path.read_text().splitlines()
     assert [json.loads(line)["i"] for line in lines] == [r["i"] for r in records]
@@ -44,8 +44,9 @@ async def test_tokens_and_passwords_are_redacted(client: Client, server: FakeSer
     gw = await client.connect()
     await gw.recv()
     await gw.identify(token)
-    await gw.ws.send_str(f"garbage with {token} inside")  # a non-JSON frame: closes 4002
-    await gw.closed()
+    await gw.ws.send_str(f"garbage with {token} inside")  # a non-JSON frame: ignored
+    await gw.send({"op": 1, "data": 1})
+    assert await gw.recv() == {"op": 4}
     await client.request("GET", "/users/@me", token=token)
     text = server.config.history_path.read_text()
     assert token not in text
