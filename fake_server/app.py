@@ -23,6 +23,7 @@ from fake_server.faults import (
     FaultBoard,
     FaultSpec,
     ForgetSessionsSpec,
+    ExhaustRateLimitSpec,
     RevokeTokensSpec,
     parse_fault,
 )
@@ -307,9 +308,25 @@ class FakeServer:
                     return {"revoked": 0}
                 user_id = user["id"]
             return {"revoked": self.store.revoke_all_tokens(user_id)}
+        if isinstance(spec, ExhaustRateLimitSpec):
+            return self._exhaust_rate_limit(spec)
         if isinstance(spec, ActAsSpec):
             return self._act_as(spec)
         return None
+
+    def _exhaust_rate_limit(self, spec: ExhaustRateLimitSpec) -> dict[str, Any]:
+        if self.rate_limiter is None:
+            raise ApiError(409, "the REST rate limiter is off (--rate-limit off)")
+        if spec.user is None:
+            keys = [""]  # the bucket of every request without Authorization
+        else:
+            user = self.store.user_by_name(spec.user)
+            if user is None:
+                raise ApiError(404, f"unknown user {spec.user}")
+            keys = [f"Bearer {t}" for t in self.store.tokens_of(user["id"])]
+        for key in keys:
+            self.rate_limiter.exhaust(key)
+        return {"buckets": len(keys)}
 
     def _act_as(self, spec: ActAsSpec) -> dict[str, Any]:
         """Raises ApiError (e.g. 404 unknown message, 403 not the author) like REST would."""

@@ -230,6 +230,15 @@ class RevokeTokensSpec(_Spec):
     user: str | None = None
 
 
+class ExhaustRateLimitSpec(_Spec):
+    """Empty the REST limiter's bucket now, as a crowd on this host would: `user`'s
+    current tokens, or (no user) the bucket every unauthenticated request shares
+    (logins included). The limiter itself then answers 429 (accord-protocol.md s.4)."""
+
+    kind: Literal["exhaust_rate_limit"]
+    user: str | None = None
+
+
 class LoginFailSpec(_Spec):
     kind: Literal["login_fail"]
     status: Literal[401, 500] = 401
@@ -257,6 +266,7 @@ FaultSpec = Annotated[
     | RestLatencySpec
     | RestMalformedSpec
     | RevokeTokensSpec
+    | ExhaustRateLimitSpec
     | LoginFailSpec,
     Field(discriminator="kind"),
 ]
@@ -279,7 +289,13 @@ GATEWAY_ACTION_TYPES = (
     SendFrameSpec,
 )
 # Kinds that act once, when applied, and never stand on the board.
-IMMEDIATE_TYPES = (EmitEventSpec, ForgetSessionsSpec, ActAsSpec, RevokeTokensSpec)
+IMMEDIATE_TYPES = (
+    EmitEventSpec,
+    ForgetSessionsSpec,
+    ActAsSpec,
+    RevokeTokensSpec,
+    ExhaustRateLimitSpec,
+)
 
 _ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 

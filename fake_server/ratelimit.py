@@ -55,3 +55,8 @@ class RateLimiter:
             tat = new_tat
         remaining = max(0, math.floor((self.window - (tat - now)) / self.interval + 1e-9))
         return Verdict(allowed, remaining, math.ceil(self.wall() + (tat - now)))
+
+    def exhaust(self, key: str) -> None:
+        """Empty `key`'s bucket now, as a burst of `limit` requests would have."""
+        now = self.clock()
+        self._tat[key] = max(self._tat.get(key, now), now + self.window)

@@ -157,6 +157,10 @@ class Store:
             return self._db.execute("DELETE FROM tokens").rowcount
         return self._db.execute("DELETE FROM tokens WHERE user_id=?", (user_id,)).rowcount
 
+    def tokens_of(self, user_id: str) -> list[str]:
+        rows = self._db.execute("SELECT token FROM tokens WHERE user_id=?", (user_id,))
+        return [str(r[0]) for r in rows.fetchall()]
+
     # ------------------------------------------------------------------ spaces, channels
 
     def spaces_of(self, user_id: str) -> list[dict[str, Any]]:

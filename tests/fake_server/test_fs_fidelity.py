@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fs_helpers import Client, Gateway, eventually, session_records
 
-from fake_server import FakeServer, ServerConfig
+from fake_server import ApiError, FakeServer, ServerConfig
 from fake_server.behaviours import BEHAVIOURS
 from fake_server.intents import ALL_INTENTS
 from fake_server.tls import TlsFiles, client_context, ensure_test_pki
@@ -103,6 +103,26 @@ async def test_rate_limit_buckets_per_token_and_shared_without(make_config: Conf
         assert status == 429 and resp.headers["Retry-After"] == "60"
         async with c.http.get(c.server.info.health, ssl=c.ssl) as health:
             assert health.status == 200  # never limited
+
+
+async def test_exhaust_rate_limit_empties_the_real_bucket(make_config: ConfigFactory,
+                                                         pki: TlsFiles) -> None:
+    async with serving(make_config, pki, timescale=1.0) as (srv, c):
+        alice, bob = await c.login("alice"), await c.login("bob")
+        r = await srv.apply({"kind": "exhaust_rate_limit", "user": "alice"})
+        assert r.id is None and r.result == {"buckets": 1}
+        status, _, resp = await c.request("GET", "/users/@me", token=alice)
+        assert status == 429 and resp.headers["Retry-After"] == "60"  # the limiter answers
+        assert (await c.request("GET", "/users/@me", token=bob))[0] == 200
+        await srv.apply({"kind": "exhaust_rate_limit"})  # the unauthenticated bucket
+        status, _, _ = await c.request(
+            "POST", "/auth/login", json_body={"username": "carol", "password": "password"})
+        assert status == 429
+        assert (await c.request("GET", "/users/@me", token=bob))[0] == 200
+    async with serving(make_config, pki, rate_limit=None) as (srv, _):
+        with pytest.raises(ApiError) as off:
+            await srv.apply({"kind": "exhaust_rate_limit"})
+        assert off.value.status == 409
 
 
 @pytest.mark.parametrize("limit", [None, 500])
