@@ -20,10 +20,10 @@ from fake_server.faults import (
     ActAsSpec,
     ActiveFault,
     EmitEventSpec,
+    ExhaustRateLimitSpec,
     FaultBoard,
     FaultSpec,
     ForgetSessionsSpec,
-    ExhaustRateLimitSpec,
     RevokeTokensSpec,
     parse_fault,
 )
