@@ -242,6 +242,8 @@ class ScenarioRun:
             if server_setup.heartbeat is not None:
                 ms = server_setup.heartbeat.resolve(DEFAULT_HEARTBEAT) * 1000
                 extra += ["--heartbeat-interval", str(round(ms))]
+            for behaviour in server_setup.behaviours:
+                extra += ["--behaviour", behaviour]
             process = FakeServerProcess(
                 db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
             )
@@ -411,7 +413,8 @@ class ScenarioRun:
             await client.act(act.SelectChannel(server, channel))
         elif kind == "send":
             server, channel = (value.channel or self._selected()).split("/", 1)
-            await client.act(act.SendMessage(server, channel, value.text))
+            for text in value.texts():
+                await client.act(act.SendMessage(server, channel, text))
         elif kind == "edit":
             ref = value.channel or self._selected()
             await client.act(

@@ -24,9 +24,17 @@ from pydantic import (
 )
 
 from client.core.bugs import BUG_NUMBERS
+from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
 
 # --------------------------------------------------------------------------- names
+
+
+def _known_behaviour(value: Any) -> Any:
+    if isinstance(value, str) and value not in BEHAVIOURS:
+        raise UnknownBehaviour(value)
+    return value
+
 
 NAME_RE = r"^[a-z][a-z0-9_-]*$"
 TAG_RE = r"^[a-z0-9_-]+:[a-z0-9_-]+$"
@@ -40,6 +48,11 @@ ChannelRef = Annotated[
 ProxyRef = Annotated[
     str,
     Field(pattern=PROXY_RE, description="SERVER.gateway or SERVER.rest: one of the two proxies"),
+]
+ServerBehaviour = Annotated[
+    str,
+    BeforeValidator(lambda v: _known_behaviour(v)),
+    WithJsonSchema({"type": "string", "enum": sorted(BEHAVIOURS)}),
 ]
 ScenarioTag = Annotated[
     str, Field(pattern=TAG_RE, description="family:name, lowercase letters, digits, - and _")
@@ -108,6 +121,11 @@ class ServerSetup(Strict):
     )
     trusted: bool = Field(
         True, description="false: the client does not trust this server's test CA (TLS errors)"
+    )
+    behaviours: list[ServerBehaviour] = Field(
+        default_factory=list,
+        description="opt-in fake-server behaviours that differ from the real server "
+        "(docs/fake-server.md), e.g. [dedupe_nonce]",
     )
 
 
@@ -285,8 +303,14 @@ def _send_text(value: Any) -> Any:
 
 
 class SendSpec(Strict):
-    text: str
+    text: str = Field(description="with `repeat`, `{n}` in the text becomes 1, 2, ...")
     channel: ChannelRef | None = Field(None, description="default: the selected channel")
+    repeat: int = Field(1, ge=1, le=500, description="send it this many times, back to back")
+
+    def texts(self) -> list[str]:
+        if self.repeat == 1:
+            return [self.text]
+        return [self.text.replace("{n}", str(n)) for n in range(1, self.repeat + 1)]
 
 
 class EditSpec(Strict):

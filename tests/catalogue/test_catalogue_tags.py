@@ -12,7 +12,7 @@ from client.core.bugs import BUG_NUMBERS
 from scenarios.loader import LoadedScenario, discover, load_all
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios"
-FAMILIES = {"flow", "fault", "toxic", "process", "bug", "ci"}
+FAMILIES = {"flow", "fault", "toxic", "process", "bug", "ci", "behaviour"}
 
 
 @pytest.fixture(scope="module")
