@@ -59,3 +59,10 @@ def test_the_realtime_set_covers_resume_heartbeat_and_queue_flush(
     assert any("flow:heartbeat-timeout" in t for t in realtime)
     assert any("flow:offline-queue" in t for t in realtime)
     assert any("flow:gateway-disconnect" in t for t in realtime)  # an outage, then resume
+
+
+def test_the_readme_tables_follow_the_tags() -> None:
+    from scenarios.readme_tables import README, render
+
+    text = README.read_text(encoding="utf-8")
+    assert render(text) == text, "run: python -m scenarios.readme_tables"
