@@ -321,10 +321,17 @@ class RecordedCondition(Condition):
 
 
 EventWhen = Literal["start", "end", "set", "fired"]
+EVENT_KINDS = ("signal", "step", "timer", "sent", "close", "holds")
 
 
 class EventRef(Strict):
     """One kind of recorded instant; `nth` picks the occurrence (1 = first, -1 = last)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": [kind]} for kind in EVENT_KINDS]},
+    )
 
     signal: SignalRef | None = Field(None, description="a signal: its name, or {name, args}")
     step: int | None = Field(None, ge=1, description="a step of this scenario (1-based)")
@@ -373,8 +380,6 @@ class EventRef(Strict):
     def kind(self) -> str:
         return next(k for k in EVENT_KINDS if getattr(self, k) is not None)
 
-
-EVENT_KINDS = ("signal", "step", "timer", "sent", "close", "holds")
 
 
 class WaitFor(Condition):
@@ -935,7 +940,12 @@ class Delivery(Strict):
 class Between(Strict):
     """The client-time interval between two recorded events."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["at_most"]}, {"required": ["at_least"]}]},
+    )
 
     from_: EventRef = Field(alias="from", description="where the interval starts")
     to: EventRef = Field(

@@ -49,12 +49,26 @@ def _fault_step_schema(defs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _closed_pattern_maps(node: Any) -> None:
+    """A mapping keyed by a pattern (server names, request keys) takes no other keys,
+    as the loader's models refuse them."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_pattern_maps(value)
+
+
 def schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file, from the models the loader validates with."""
     schema = Scenario.model_json_schema()
     defs = schema["$defs"]
     defs["ServerName"] = {"type": "string", "pattern": NAME_RE}
     defs["ServerFault"] = _fault_step_schema(defs)
+    _closed_pattern_maps(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "accord-rig scenario (*.scenario.yaml)"
     return schema
