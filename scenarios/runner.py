@@ -151,7 +151,9 @@ class ServerRig:
 
 def step_text(step: Step) -> str:
     """A step as one line of YAML, for reports."""
-    dumped = step.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    dumped = step.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, exclude_none=True
+    )
     return str(
         yaml.safe_dump(
             dumped, default_flow_style=True, width=1000, allow_unicode=True, sort_keys=False

@@ -829,8 +829,9 @@ class FrameExpectation(Strict):
     count: CountField | None = None
     seq: Literal["latest"] | Annotated[int, Field(ge=0)] | None = Field(
         None,
-        description="heartbeat data / RESUME seq: 'latest' = the highest seq the server had "
-        "sent on that session when the frame arrived, or a number",
+        description="heartbeat data / RESUME seq: a number, or 'latest': at most the highest "
+        "seq the server had sent on the session when the frame arrived, at least the highest "
+        "it had sent before its last HEARTBEAT_ACK there",
     )
     data: Any = Field(
         None,

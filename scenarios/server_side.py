@@ -13,6 +13,7 @@ import fnmatch
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from scenarios.records import RecordLike
@@ -63,25 +64,38 @@ def _request_matches(pattern: str, key: str) -> bool:
     return (method in ("*", got_method)) and fnmatch.fnmatchcase(got_path, path)
 
 
-def received_frames(history: Sequence[RecordLike]) -> list[tuple[RecordLike, dict[str, Any], int]]:
-    """Every frame the server received, with the highest seq it had sent on that
-    frame's session by then (0 when none)."""
+@dataclass(frozen=True)
+class Received:
+    """A frame the server received, with the seq window the client's copy must fall in."""
+
+    record: RecordLike
+    frame: dict[str, Any]
+    latest: int  # the highest seq the server had sent on the frame's session by then
+    settled: int  # ... by its last HEARTBEAT_ACK to that session (the client read up to it)
+
+
+def received_frames(history: Sequence[RecordLike]) -> list[Received]:
+    """Every frame the server received, with the seqs it had sent on the session."""
     sent: dict[str, int] = {}
+    settled: dict[str, int] = {}
     out = []
     for r in history:
         frame = r.data.get("frame")
         if r.kind != "frame" or not isinstance(frame, dict):
             continue
-        if r.name == "out":
-            session = r.data.get("session_id")
-            if session is not None and isinstance(frame.get("seq"), int):
-                sent[str(session)] = max(sent.get(str(session), 0), int(frame["seq"]))
+        session = r.data.get("session_id")
+        if r.name == "out" and session is not None:
+            key = str(session)
+            if isinstance(frame.get("seq"), int):
+                sent[key] = max(sent.get(key, 0), int(frame["seq"]))
+            if frame.get("op") == OPS["heartbeat_ack"]:
+                settled[key] = sent.get(key, 0)
         elif r.name == "in":
             data = frame.get("data")
-            session = r.data.get("session_id")
             if frame.get("op") == OPS["resume"] and isinstance(data, dict):
                 session = data.get("session_id")
-            out.append((r, frame, sent.get(str(session), 0) if session is not None else 0))
+            key = str(session)
+            out.append(Received(r, frame, sent.get(key, 0), settled.get(key, 0)))
     return out
 
 
@@ -101,33 +115,44 @@ def contains(expected: Any, seen: Any) -> bool:
     return bool(expected == seen)
 
 
+def _seq_problem(expect: FrameExpectation, got: Received) -> str | None:
+    seq = _frame_seq(got.frame)
+    if expect.seq == "latest":
+        # Frames the server sent after its last ACK may still be on the wire when the
+        # client sends, so any seq in [settled, latest] is the client's latest.
+        if not isinstance(seq, int) or not got.settled <= seq <= got.latest:
+            window = (
+                str(got.latest) if got.settled == got.latest else f"{got.settled}..{got.latest}"
+            )
+            return f"seq {seq!r}, expected {window}"
+    elif expect.seq is not None and seq != expect.seq:
+        return f"seq {seq!r}, expected {expect.seq}"
+    return None
+
+
 def _frame_failures(
-    server: str,
-    op: str,
-    expect: FrameExpectation,
-    frames: list[tuple[RecordLike, dict[str, Any], int]],
+    server: str, op: str, expect: FrameExpectation, frames: list[Received]
 ) -> list[Failure]:
-    mine = [(r, f, latest) for r, f, latest in frames if f.get("op") == OPS[op]]
+    mine = [got for got in frames if got.frame.get("op") == OPS[op]]
     failures = []
     if expect.count is not None:
         failures += count_check(f"{op} frames received by {server}", expect.count, len(mine))
     wrong = []
-    for r, frame, latest in mine:
+    for got in mine:
         problems = []
-        if expect.seq is not None:
-            wanted = latest if expect.seq == "latest" else expect.seq
-            if _frame_seq(frame) != wanted:
-                problems.append(f"seq {_frame_seq(frame)!r}, expected {wanted}")
-        if expect.data is not None and not contains(expect.data, frame.get("data")):
+        seq_problem = _seq_problem(expect, got)
+        if seq_problem is not None:
+            problems.append(seq_problem)
+        if expect.data is not None and not contains(expect.data, got.frame.get("data")):
             problems.append("data differs")
         if problems:
-            text = json.dumps(frame.get("data"), ensure_ascii=False)[:200]
-            wrong.append(f"t={r.t:8.3f}  {'; '.join(problems)}: {text}")
+            text = json.dumps(got.frame.get("data"), ensure_ascii=False)[:200]
+            wrong.append(f"t={got.record.t:8.3f}  {'; '.join(problems)}: {text}")
     if wrong:
         wanted_rows = []
         if expect.seq is not None:
             wanted_rows.append(
-                "seq = the highest seq sent on the session"
+                "seq = the latest the server had sent on the session"
                 if expect.seq == "latest"
                 else f"seq = {expect.seq}"
             )
@@ -163,9 +188,9 @@ def judge_server_side(
         failures += _frame_failures(server, op, frame_expect, frames)
     if expect.handshakes is not None:
         shakes = [
-            Seen(r.t, OP_NAMES[f["op"]], OP_NAMES[f["op"]])
-            for r, f, _ in frames
-            if f.get("op") in (OPS["identify"], OPS["resume"])
+            Seen(got.record.t, OP_NAMES[got.frame["op"]], OP_NAMES[got.frame["op"]])
+            for got in frames
+            if got.frame.get("op") in (OPS["identify"], OPS["resume"])
         ]
         failures += sequence_check(
             f"handshakes {server} received",

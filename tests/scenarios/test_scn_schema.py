@@ -121,7 +121,7 @@ def test_the_docs_show_every_new_form() -> None:
     text = "".join(doc_examples())
     for form in ("between:", "never:", "throughout:", "exactly_once:", "counts:", "since:",
                  "eventually:", "server:", "received:", "handshakes:", "requests:", "as:",
-                 "ref:", "behaviours:", "sessions:"):  # fmt: skip
+                 "ref:", "behaviours:"):  # fmt: skip
         assert form in text, f"no example in docs/scenarios.md uses {form}"
 
 

@@ -247,6 +247,7 @@ def server_story(heartbeat_seq: int = 2, resume_seq: int = 2) -> Story:
              frame={"op": 0, "type": "ready", "data": {}, "seq": 1})  # fmt: skip
     s.server(0.2, "frame", "out", conn=1, session_id="s1", user="alice",
              frame={"op": 0, "type": "message.create", "data": {}, "seq": 2})  # fmt: skip
+    s.server(0.25, "frame", "out", conn=1, session_id="s1", user="alice", frame={"op": 4})
     s.server(0.3, "frame", "in", conn=1, session_id="s1", user="alice",
              frame={"op": 1, "data": heartbeat_seq})  # fmt: skip
     s.server(0.4, "conn", "close", conn=1, code=1000, reason="", by="client",
@@ -298,6 +299,18 @@ def test_a_heartbeat_or_resume_with_a_stale_seq_fails() -> None:
     assert "seq 1, expected 2" in stale_beat[0].observed[0]
     stale_resume = judge_alpha(server_story(resume_seq=1), {"server": SERVER_SIDE})
     assert [f.title for f in stale_resume] == ["resume frames received by alpha"]
+    ahead = judge_alpha(server_story(heartbeat_seq=3), {"server": SERVER_SIDE})
+    assert ahead and "seq 3, expected 2" in ahead[0].observed[0]
+
+
+def test_latest_allows_an_event_in_flight_after_the_last_ack() -> None:
+    story = server_story(heartbeat_seq=2)
+    # seq 3 left the server just before the beat arrived: the client may not have it yet
+    story.server(0.29, "frame", "out", conn=1, session_id="s1", user="alice",
+                 frame={"op": 0, "type": "typing.start", "data": {}, "seq": 3})  # fmt: skip
+    expect = {"server": {"received": {"heartbeat": {"seq": "latest"}}}}
+    assert judge_alpha(story, expect) == []
+    assert judge_alpha(server_story(heartbeat_seq=1), expect)
 
 
 def test_behaviours_go_to_the_fake_servers_command_line() -> None:
