@@ -407,7 +407,7 @@ def docs_example(marker: str) -> str:
     """The ```yaml block of docs/scenarios.md that contains `marker`."""
     blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
     (block,) = [b for b in blocks if marker in b]
-    return block
+    return str(block)
 
 
 def test_the_docs_example_of_the_newer_forms_passes_and_each_mutation_fails(
