@@ -372,6 +372,8 @@ class EventRef(Strict):
                 if not allowed
                 else f"a {kinds[0]} event is at {' or '.join(allowed)}, not {self.at!r}"
             )
+        if self.holds is not None and "signal" in self.holds.model_fields_set:
+            raise ValueError("a signal is an event of its own: {signal: NAME}, not in holds")
         if self.server is not None and kinds[0] not in ("sent", "close"):
             raise ValueError("`server` narrows only sent and close events")
         return self

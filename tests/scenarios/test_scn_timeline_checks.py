@@ -181,6 +181,18 @@ def test_window_forms_that_cannot_be_judged_are_rejected() -> None:
         TimelineExpectation.model_validate(
             {"never": [{"messages": {"channel": "alpha/general", "includes": ["x"]}}]}
         )
+    with pytest.raises(ValidationError, match="a signal is an event of its own"):
+        TimelineExpectation.model_validate(
+            {
+                "between": [
+                    {"from": {"holds": {"signal": {"name": "x"}}}, "to": {"step": 1}, "at_most": 1}
+                ]
+            }
+        )
+    with pytest.raises(ValidationError, match="exactly one of"):
+        TimelineExpectation.model_validate(
+            {"between": [{"from": {"step": 1, "signal": "x"}, "to": {"step": 1}, "at_most": 1}]}
+        )
     with pytest.raises(ValidationError, match="the first comes later"):
         TimelineExpectation.model_validate(
             {"never": [{"condition": {"mode": "LIVE"}, "steps": [3, 1]}]}
