@@ -37,7 +37,7 @@ setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - send: hello
   - wait_for: {signal: {name: message_sent}, within: 10s}
 timeline:
@@ -55,7 +55,7 @@ setup:
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - server_close: {server: alpha, code: 1001, reason: bye}
   - wait_for: {banner: {color: green, text: "Reconnected!"}, within: 30s}
 timeline:
@@ -71,7 +71,7 @@ setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - edit: {message: "never sent", text: "edited"}
 """
 
@@ -80,7 +80,7 @@ name: waits a long time
 setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - pause: 20m
 """
 
@@ -96,7 +96,7 @@ steps:
   - expect: {mode: CONNECTING}
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, mode: LIVE, within: 10s}
+  - wait_for: {status: {alpha: connected}, mode: LIVE, eventually: 10s}
   - send: "first"
   - wait_for: {signal: {name: message_sent}, within: 5s}
   - edit: {message: "first", text: "first, edited"}
