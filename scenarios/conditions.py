@@ -140,6 +140,12 @@ def _check_messages(condition: Condition, obs: Observation) -> list[str]:
         for t in wanted.failed
         if t not in failed
     ]
+    counts = {**{t: 1 for t in wanted.exactly_once}, **wanted.counts}
+    wrong += [
+        f"messages in {wanted.channel}: {t!r} shown {texts.count(t)} times, expected {n}"
+        for t, n in counts.items()
+        if texts.count(t) != n
+    ]
     return wrong
 
 
@@ -156,3 +162,31 @@ def first_hold(
         if not last:
             return obs, []
     return None, last
+
+
+def condition_lines(condition: Condition) -> list[str]:
+    lines = []
+    for server, status in (condition.status or {}).items():
+        lines.append(f"status {server}: {status}")
+    if condition.banner is not None:
+        whose = f" {condition.banner.server}" if condition.banner.server else ""
+        lines.append(f"banner{whose}: {describe_banner(condition.banner)}")
+    if condition.composer is not None:
+        lines.append(f"composer: {condition.composer.model_dump(exclude_none=True)}")
+    for server, dot in (condition.dot or {}).items():
+        lines.append(f"dot {server}: {dot}")
+    if condition.message_view is not None:
+        lines.append(f"message view: {condition.message_view.text!r}")
+    if condition.messages is not None:
+        lines.append(f"messages: {condition.messages.model_dump(exclude_defaults=True)}")
+    for server, depth in (condition.queue or {}).items():
+        lines.append(f"queue {server}: {depth}")
+    if condition.mode is not None:
+        lines.append(f"mode: {condition.mode}")
+    if condition.inline_errors is not None:
+        lines.append(f"inline errors: {sorted(condition.inline_errors)}")
+    if condition.editing is not None:
+        lines.append(f"edit mode: {condition.editing}")
+    if condition.signal is not None:
+        lines.append(f"signal: {condition.signal.name} {condition.signal.args or ''}")
+    return lines

@@ -7,21 +7,31 @@ server a step names is declared in `setup`, scenario names are unique).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from scenarios.errors import Problem, ScenarioError, UsageError
 from scenarios.schema import (
     CHANNEL_RE,
     NAME_RE,
     PROXY_RE,
+    REQUEST_KEY_RE,
     STEP_MODELS,
     TAG_RE,
+    AnyStep,
+    EventRef,
+    MessageRef,
     Scenario,
+    Setup,
+    Step,
+    TimelineExpectation,
+    TimelineField,
+    Window,
     step_kind,
     step_value,
 )
@@ -33,9 +43,25 @@ _PATTERN_WORDS = {
     NAME_RE: "a server name is lowercase letters, digits, - and _, starting with a letter",
     CHANNEL_RE: "a channel is SERVER/CHANNEL, e.g. alpha/general",
     PROXY_RE: "a proxy is SERVER.gateway or SERVER.rest",
+    REQUEST_KEY_RE: "a request is 'METHOD /path' below /api/v1, e.g. 'POST /auth/login'",
 }
-# Location parts pydantic adds that are not in the file (wrappers our validators add).
-_SYNTHETIC = {"servers", "exactly"}
+# Location parts pydantic adds that are not in the file (wrappers our validators add
+# for the short forms), skipped when the file has no such key there.
+_SYNTHETIC = {
+    "servers",
+    "exactly",
+    "every",
+    "condition",
+    "count",
+    "per_spec",
+    "text",
+    "name",
+    "color",
+    "bug",
+    "min",
+}
+_STEP: TypeAdapter[Step] = TypeAdapter(AnyStep)
+_TIMELINE: TypeAdapter[TimelineExpectation] = TypeAdapter(TimelineField)
 
 
 @dataclass(frozen=True)
@@ -48,14 +74,16 @@ class LoadedScenario:
         return self.lines.line_of(("steps", index))
 
 
-def _in_file(loc: tuple[str | int, ...], lines: LineMap) -> Path_:
-    """Turn a pydantic location into the path as written in the file."""
+def _in_file(loc: tuple[str | int, ...], lines: LineMap, missing: bool = False) -> Path_:
+    """Turn a pydantic location into the path as written in the file (a missing field's
+    own name is kept: it is not in the file by definition)."""
     path: list[str | int] = []
-    for part in loc:
+    for index, part in enumerate(loc):
         if path and part == path[-1]:
             continue  # a tagged union repeats the step key
         candidate = (*path, part)
-        if candidate not in lines.lines and part in _SYNTHETIC:
+        last = missing and index == len(loc) - 1
+        if candidate not in lines.lines and part in _SYNTHETIC and not last:
             continue
         path.append(part)
     return tuple(path)
@@ -108,36 +136,118 @@ def _referenced_servers(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
             yield from _referenced_servers(item, (*path, index))
 
 
-def _semantic_problems(scenario: Scenario, lines: LineMap, path: Path) -> list[Problem]:
-    problems: list[Problem] = []
-    declared = set(scenario.setup.servers)
+class _Checker:
+    """The checks a schema cannot express, over whatever parts of a file validated."""
 
-    def check(where: Path_, server: str) -> None:
-        if server != "all" and server not in declared:
-            problems.append(
-                Problem(
-                    path,
-                    lines.line_of(where),
-                    dotted(where),
-                    f"server {server!r} is not declared in setup.servers "
-                    f"({', '.join(sorted(declared))})",
-                )
+    def __init__(self, path: Path, lines: LineMap, declared: set[str] | None, steps: int) -> None:
+        self.path, self.lines, self.declared, self.steps = path, lines, declared, steps
+        self.problems: list[Problem] = []
+        self.named: dict[str, Path_] = {}  # `as:` names given so far -> where
+
+    def problem(self, where: Path_, message: str) -> None:
+        self.problems.append(Problem(self.path, self.lines.line_of(where), dotted(where), message))
+
+    def server(self, where: Path_, server: str) -> None:
+        if self.declared is not None and server != "all" and server not in self.declared:
+            self.problem(
+                where,
+                f"server {server!r} is not declared in setup.servers "
+                f"({', '.join(sorted(self.declared))})",
             )
 
-    for index, step in enumerate(scenario.steps):
+    def servers_in(self, value: Any, where: Path_) -> None:
+        for sub, server in _referenced_servers(value, where):
+            self.server(sub, server)
+
+    def step_number(self, where: Path_, number: int, last: int | None = None) -> None:
+        last = self.steps if last is None else last
+        if number > last:
+            self.problem(where, f"step {number} does not exist here (steps 1..{last})")
+
+    def refs_in(self, value: Any, where: Path_) -> None:
+        """Every `{ref: NAME}` must name an `as:` given by an earlier step."""
+        if isinstance(value, MessageRef):
+            if value.ref not in self.named:
+                known = ", ".join(sorted(self.named)) or "none yet"
+                self.problem(
+                    (*where, "ref"),
+                    f"{value.ref!r} is not named by an earlier step's `as:` (named: {known})",
+                )
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                self.refs_in(getattr(value, name), (*where, name))
+
+    def events_in(self, value: Any, where: Path_, last: int | None = None) -> None:
+        if isinstance(value, EventRef) and value.step is not None:
+            self.step_number((*where, "step"), value.step, last)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                self.events_in(getattr(value, name), (*where, _written(value, name)), last)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.events_in(item, (*where, index), last)
+
+    def step(self, index: int, step: Step) -> None:
         kind = step_kind(step)
         value = step_value(step)
         where: Path_ = ("steps", index, kind)
         if isinstance(value, str):
             if kind != "pause":
-                check(where, value.split("/")[0].split(".")[0])
+                self.server(where, value.split("/")[0].split(".")[0])
         else:
-            for sub, server in _referenced_servers(value, where):
-                check(sub, server)
-        problems.extend(_spec_problems(kind, value, where, lines, path))
-    for server in scenario.timeline.servers:
-        check(("timeline", server), server)
-    return problems
+            self.servers_in(value, where)
+        self.refs_in(value, where)
+        self.events_in(value, where, last=index + 1)
+        name = getattr(value, "as_", None)
+        if name is not None:
+            if name in self.named:
+                first = self.lines.line_of(self.named[name])
+                self.problem((*where, "as"), f"{name!r} is already named (line {first})")
+            self.named[name] = (*where, "as")
+        self.problems.extend(_spec_problems(kind, value, where, self.lines, self.path))
+
+    def timeline(self, timeline: TimelineExpectation) -> None:
+        for server in timeline.servers:
+            self.server(("timeline", server), server)
+        for key in ("between", "never", "throughout"):
+            for index, item in enumerate(getattr(timeline, key)):
+                where: Path_ = ("timeline", key, index)
+                self.servers_in(item, where)
+                self.events_in(item, where)
+                if isinstance(item, Window) and item.steps is not None:
+                    for position, number in enumerate(item.steps):
+                        self.step_number((*where, "steps", position), number)
+
+
+def _written(model: BaseModel, field: str) -> str:
+    """A field's name as the file spells it (its alias, e.g. `from`)."""
+    return type(model).model_fields[field].alias or field
+
+
+def _semantic_problems(scenario: Scenario, lines: LineMap, path: Path) -> list[Problem]:
+    checker = _Checker(path, lines, set(scenario.setup.servers), len(scenario.steps))
+    for index, step in enumerate(scenario.steps):
+        checker.step(index, step)
+    checker.timeline(scenario.timeline)
+    return checker.problems
+
+
+def _partial_problems(data: dict[str, Any], lines: LineMap, path: Path) -> list[Problem]:
+    """When the whole file does not validate, still check every part that does, so one
+    pass reports everything wrong (not one stage at a time)."""
+    declared: set[str] | None = None
+    with contextlib.suppress(ValidationError):
+        declared = set(Setup.model_validate(data.get("setup")).servers)
+    steps = data.get("steps")
+    raw_steps: list[Any] = steps if isinstance(steps, list) else []
+    checker = _Checker(path, lines, declared, len(raw_steps))
+    for index, raw in enumerate(raw_steps):
+        with contextlib.suppress(ValidationError):
+            checker.step(index, _STEP.validate_python(raw))
+    if "timeline" in data:
+        with contextlib.suppress(ValidationError):
+            checker.timeline(_TIMELINE.validate_python(data["timeline"]))
+    return checker.problems
 
 
 def _spec_problems(
@@ -169,23 +279,25 @@ def _spec_problems(
 
 
 def load_scenario(path: Path, text: str | None = None) -> LoadedScenario:
-    """Load and validate one scenario file; raises ScenarioError naming file, line, field."""
+    """Load and validate one scenario file; raises ScenarioError naming file, line and
+    field of every problem found (YAML, schema and semantics, in one pass)."""
     document = load_yaml(path, text)
     if not isinstance(document.data, dict):
         raise ScenarioError(
             [Problem(path, 1, "", "a scenario file is a mapping with name, setup and steps")]
         )
+    problems = list(document.problems)
     try:
         scenario = Scenario.model_validate(document.data)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
-            where = _in_file(tuple(error["loc"]), document.lines)
+            where = _in_file(tuple(error["loc"]), document.lines, error["type"] == "missing")
             problems.append(
                 Problem(path, document.lines.line_of(where), dotted(where), _message(error))
             )
+        problems += _partial_problems(document.data, document.lines, path)
         raise ScenarioError(problems) from None
-    problems = _semantic_problems(scenario, document.lines, path)
+    problems += _semantic_problems(scenario, document.lines, path)
     if problems:
         raise ScenarioError(problems)
     return LoadedScenario(path, scenario, document.lines)

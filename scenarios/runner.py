@@ -32,8 +32,14 @@ from chaos import (
 from client.core import actions as act
 from client.core.timings import Timings
 from client.timeline import Record, Timeline
-from scenarios.conditions import SignalSeenAt, check, describe_banner, first_hold
+from scenarios.conditions import (
+    SignalSeenAt,
+    check,
+    condition_lines,
+    first_hold,
+)
 from scenarios.delivery import DeliveryReport, check_delivery, compare_lists
+from scenarios.events import RunRecords, describe_event, event_times
 from scenarios.fake_control import (
     FakeServerControl,
     read_history,
@@ -45,7 +51,16 @@ from scenarios.loader import LoadedScenario
 from scenarios.observation import MessageSeen, Observation
 from scenarios.observe import Observer
 from scenarios.records import signals
-from scenarios.schema import Condition, ServerSetup, Step, WaitFor, step_kind, step_value
+from scenarios.schema import (
+    Condition,
+    MessageRef,
+    ServerSetup,
+    Step,
+    WaitFor,
+    step_kind,
+    step_value,
+)
+from scenarios.timeline_checks import EPSILON, judge_run
 from scenarios.timescale import (
     CLIENT_TIMEOUT_FLOOR,
     DEADLINE_FLOOR,
@@ -138,7 +153,9 @@ class ServerRig:
 
 def step_text(step: Step) -> str:
     """A step as one line of YAML, for reports."""
-    dumped = step.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    dumped = step.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, exclude_none=True
+    )
     return str(
         yaml.safe_dump(
             dumped, default_flow_style=True, width=1000, allow_unicode=True, sort_keys=False
@@ -184,6 +201,7 @@ class ScenarioRun:
         self.client: ClientHarness | None = None
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
         self._final_lists: dict[tuple[str, str], list[str]] = {}
+        self._named: dict[str, NamedMessage] = {}  # `as:` names
 
     # ------------------------------------------------------------------ run
 
@@ -238,12 +256,7 @@ class ScenarioRun:
         self.processes = ProcessChaos(backend, faults=self.network.faults)
         for name, server_setup in self.scenario.setup.servers.items():
             db = work / f"{name}.db"
-            extra: list[str] = []
-            if server_setup.heartbeat is not None:
-                ms = server_setup.heartbeat.resolve(DEFAULT_HEARTBEAT) * 1000
-                extra += ["--heartbeat-interval", str(round(ms))]
-            for behaviour in server_setup.behaviours:
-                extra += ["--behaviour", behaviour]
+            extra = server_args(server_setup)
             process = FakeServerProcess(
                 db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
             )
@@ -375,8 +388,22 @@ class ScenarioRun:
             raise StepFailed("no channel is selected: name one with `channel:`")
         return selected
 
-    def _message_id(self, channel_ref: str, text: str) -> str:
+    def _named_id(self, name: str) -> str:
+        """The id of a message named with `as:` (the server's, once it stored it)."""
+        named = self._named[name]
+        if named.message_id is None and named.nonce is not None:
+            rig = self.servers[named.server]
+            stored = [m for m in stored_messages(rig.db) if m.get("nonce") == named.nonce]
+            if stored:
+                named.message_id = str(stored[-1]["id"])
+        if named.message_id is None:
+            raise StepFailed(f"the message named {name!r} ({named.text!r}) has no id yet")
+        return named.message_id
+
+    def _message_id(self, channel_ref: str, text: str | MessageRef) -> str:
         assert self.client is not None
+        if isinstance(text, MessageRef):
+            return self._named_id(text.ref)
         server, channel = channel_ref.split("/", 1)
         channel_id = self.client.core.channel_id(server, channel)
         matches = [
@@ -388,7 +415,11 @@ class ScenarioRun:
             raise StepFailed(f"the client shows no message {text!r} in {channel_ref}")
         return str(matches[-1]["id"])
 
-    async def _server_message_id(self, rig: ServerRig, channel: str, text: str) -> str:
+    async def _server_message_id(
+        self, rig: ServerRig, channel: str, text: str | MessageRef
+    ) -> str:
+        if isinstance(text, MessageRef):
+            return self._named_id(text.ref)
         matches = [
             m
             for m in stored_messages(rig.db)
@@ -415,6 +446,10 @@ class ScenarioRun:
             server, channel = (value.channel or self._selected()).split("/", 1)
             for text in value.texts():
                 await client.act(act.SendMessage(server, channel, text))
+            if value.as_ is not None:
+                self._named[value.as_] = NamedMessage(
+                    server, channel, text, nonce=self._nonce_of(server, text)
+                )
         elif kind == "edit":
             ref = value.channel or self._selected()
             await client.act(
@@ -479,6 +514,14 @@ class ScenarioRun:
         spec: dict[str, Any] = {"kind": "act_as", "user": value.user, "channel": channel}
         if kind == "user_post":
             spec |= {"action": "post", "content": value.text}
+            answer = await rig.control.apply(spec)
+            if value.as_ is not None:
+                message = (answer.get("result") or {}).get("message") or {}
+                posted = message.get("id")
+                self._named[value.as_] = NamedMessage(
+                    server, channel, value.text, message_id=None if posted is None else str(posted)
+                )
+            return
         else:
             message_id = await self._server_message_id(rig, channel, value.message)
             spec |= {
@@ -544,6 +587,19 @@ class ScenarioRun:
             self._signals.append(SignalSeenAt(s.t, s.name, s.args))
         self.observer.advance(self.timeline.now())
 
+    def _nonce_of(self, server: str, text: str) -> str | None:
+        """The nonce the client gave its latest send of `text` (message_sending/queued)."""
+        self._catch_up()
+        for s in reversed(self._signals):
+            if (
+                s.name in ("message_sending", "message_queued")
+                and len(s.args) >= 4
+                and s.args[0] == server
+                and s.args[2] == text
+            ):
+                return str(s.args[3])
+        return None
+
     def _signals_since(self, start: float) -> list[SignalSeenAt]:
         return [s for s in self._signals if s.t >= start]
 
@@ -568,7 +624,7 @@ class ScenarioRun:
 
     async def _wait_for(self, condition: WaitFor, outcome: StepOutcome) -> None:
         budget = scaled_deadline(
-            condition.within, self.timescale, self._heartbeat(), self.options.deadline_floor
+            condition.bound, self.timescale, self._heartbeat(), self.options.deadline_floor
         )
         start = outcome.start
         assert self.client is not None
@@ -589,12 +645,51 @@ class ScenarioRun:
         # Re-checked after every step of the client (inputs, timers, timed hides).
         if await self.client.wait(holds, budget):
             outcome.detail = f"held at t={held_at[-1]:.3f}"
+            if condition.judged:
+                self._judge_within(condition, outcome, max(held_at[-1], start))
             return
         message = (
-            f"{self._where(outcome)}not seen within {condition.within} "
+            f"{self._where(outcome)}not seen within {condition.bound} "
             f"({budget:.2f}s real at timescale {self.timescale:g})"
         )
         raise StepFailed(message, self._condition_failure(message, condition, last, start))
+
+    def _judge_within(self, condition: WaitFor, outcome: StepOutcome, held: float) -> None:
+        """The bound is judged in client time on the recorded timeline, apart from how
+        long the rig was willing to wait (the real-time floor)."""
+        bound = condition.bound.resolve(self._heartbeat())
+        origin, what = outcome.start, "the step's start"
+        if condition.since is not None:
+            run = RunRecords(self.timeline.records, self.observer.series, self._wiring())
+            times = [t for t in event_times(condition.since, run) if t <= held]
+            what = describe_event(condition.since)
+            if not times:
+                message = f"{self._where(outcome)}no {what} before the condition held"
+                raise StepFailed(message, Failure(message, [f"since {what}"], ["not recorded"]))
+            origin = times[-1]
+        took = (held - origin) / self.timescale
+        outcome.detail += f", {took:.3f}s (client time) after {what}"
+        if took > bound + EPSILON:
+            message = (
+                f"{self._where(outcome)}held only after {took:.3f}s of client time "
+                f"(t={origin:.3f} -> t={held:.3f} at timescale {self.timescale:g}), "
+                f"later than within {condition.bound}"
+            )
+            raise StepFailed(
+                message,
+                Failure(
+                    message,
+                    [f"within {condition.bound} of {what}", *condition_lines(condition)],
+                    [f"t={held:8.3f}  held, {took:.3f}s (client time) after t={origin:.3f}"],
+                ),
+            )
+
+    def _wiring(self) -> dict[str, ServerWiring]:
+        return {
+            name: ServerWiring(rig.proxies.gateway_url, rig.proxies.base_url + "/api/v1")
+            for name, rig in self.servers.items()
+            if rig.proxies is not None
+        }
 
     def _expect(self, condition: Condition, outcome: StepOutcome) -> None:
         self._catch_up()
@@ -630,7 +725,7 @@ class ScenarioRun:
         if condition.message_view is not None:
             add("message view", _dedupe_seen(series, lambda o: repr(o.message_view)))
         observed += [f"now: {w}" for w in wrong]
-        return Failure(title, _condition_lines(condition), observed)
+        return Failure(title, condition_lines(condition), observed)
 
     # ------------------------------------------------------------------ verdict
 
@@ -653,15 +748,17 @@ class ScenarioRun:
         records = sorted(self.timeline.records, key=lambda r: r.t)
         self._catch_up()
         series = self.observer.series
-        wiring = {
-            name: ServerWiring(rig.proxies.gateway_url, rig.proxies.base_url + "/api/v1")
-            for name, rig in self.servers.items()
-            if rig.proxies is not None
-        }
+        wiring = self._wiring()
         for name, expect in self.scenario.timeline.servers.items():
             self.result.failures += judge_server(
                 name, expect, records, series, wiring, self.timescale
             )
+        self.result.failures += judge_run(
+            self.scenario.timeline,
+            RunRecords(records, series, wiring),
+            self.timescale,
+            self._heartbeat(),
+        )
         stored = {name: stored_messages(rig.db) for name, rig in self.servers.items()}
         users = {name: user_id(rig.db, rig.setup.user) or "" for name, rig in self.servers.items()}
         report = check_delivery(records, stored, users)
@@ -723,6 +820,28 @@ def _dedupe_seen(series: list[Observation], value: Callable[[Observation], str])
     return out
 
 
+def server_args(setup: ServerSetup) -> list[str]:
+    """The fake server's command-line options a server's setup asks for."""
+    extra: list[str] = []
+    if setup.heartbeat is not None:
+        ms = setup.heartbeat.resolve(DEFAULT_HEARTBEAT) * 1000
+        extra += ["--heartbeat-interval", str(round(ms))]
+    for behaviour in setup.behaviours:
+        extra += ["--behaviour", behaviour]
+    return extra
+
+
+@dataclass
+class NamedMessage:
+    """A message a step created and named with `as:`; its id is found when needed."""
+
+    server: str
+    channel: str  # the channel's name
+    text: str
+    nonce: str | None = None  # the client's sends
+    message_id: str | None = None  # known at once for another user's post
+
+
 def _fault_spec(kind: str, value: Any) -> dict[str, Any]:
     if kind == "server_close":
         return {"kind": "close", "code": value.code, "reason": value.reason}
@@ -754,31 +873,3 @@ def toxic_spec(value: Any) -> dict[str, Any]:
 
 def _proxies_of(target: str) -> list[str]:
     return [target] if "." in target else [f"{target}.rest", f"{target}.gateway"]
-
-
-def _condition_lines(condition: Condition) -> list[str]:
-    lines = []
-    for server, status in (condition.status or {}).items():
-        lines.append(f"status {server}: {status}")
-    if condition.banner is not None:
-        whose = f" {condition.banner.server}" if condition.banner.server else ""
-        lines.append(f"banner{whose}: {describe_banner(condition.banner)}")
-    if condition.composer is not None:
-        lines.append(f"composer: {condition.composer.model_dump(exclude_none=True)}")
-    for server, dot in (condition.dot or {}).items():
-        lines.append(f"dot {server}: {dot}")
-    if condition.message_view is not None:
-        lines.append(f"message view: {condition.message_view.text!r}")
-    if condition.messages is not None:
-        lines.append(f"messages: {condition.messages.model_dump(exclude_defaults=True)}")
-    for server, depth in (condition.queue or {}).items():
-        lines.append(f"queue {server}: {depth}")
-    if condition.mode is not None:
-        lines.append(f"mode: {condition.mode}")
-    if condition.inline_errors is not None:
-        lines.append(f"inline errors: {sorted(condition.inline_errors)}")
-    if condition.editing is not None:
-        lines.append(f"edit mode: {condition.editing}")
-    if condition.signal is not None:
-        lines.append(f"signal: {condition.signal.name} {condition.signal.args or ''}")
-    return lines

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from client.core.bugs import BUG_NUMBERS
+from client.core.bugs import Bug
 from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
 
@@ -75,6 +75,39 @@ DurationField = Annotated[
         }
     ),
 ]
+
+# The regression switches the client has (client-behaviour.md s.9).
+MAX_BUG = max(Bug)
+BugNumber = Annotated[int, Field(ge=1, le=MAX_BUG)]
+# Gateway ops by name (protocol page s.2).
+OPS: dict[str, int] = {
+    "event": 0,
+    "heartbeat": 1,
+    "identify": 2,
+    "resume": 3,
+    "heartbeat_ack": 4,
+    "hello": 5,
+    "reconnect": 6,
+    "invalid_session": 7,
+    "presence_update": 8,
+    "voice_state_update": 9,
+    "request_members": 10,
+}
+OpName = Literal[
+    "event",
+    "heartbeat",
+    "identify",
+    "resume",
+    "heartbeat_ack",
+    "hello",
+    "reconnect",
+    "invalid_session",
+    "presence_update",
+    "voice_state_update",
+    "request_members",
+]
+# A name given with `as:` to something a step created, used later as `{ref: NAME}`.
+RefName = Annotated[str, Field(pattern=NAME_RE, description="a name given earlier with `as:`")]
 
 Status = Literal[
     "connecting", "connected", "syncing", "disconnected", "reconnecting", "error", "none"
@@ -138,7 +171,11 @@ def _servers_list_to_map(value: Any) -> Any:
 class Setup(Strict):
     servers: Annotated[
         dict[Annotated[str, Field(pattern=NAME_RE)], ServerSetup],
-        BeforeValidator(_servers_list_to_map),
+        BeforeValidator(
+            _servers_list_to_map,
+            json_schema_input_type=list[ServerName]
+            | dict[Annotated[str, Field(pattern=NAME_RE)], ServerSetup],
+        ),
     ] = Field(
         description="fake servers by name: a list of names, or a mapping name -> settings",
         min_length=1,
@@ -150,7 +187,7 @@ class Setup(Strict):
         description="one factor for client, server, toxics and deadlines (default: the run's)",
     )
     seed: int | None = Field(None, ge=0, description="the client's RNG seed (default: the run's)")
-    bugs: list[Annotated[int, Field(ge=min(BUG_NUMBERS), le=max(BUG_NUMBERS))]] = Field(
+    bugs: list[BugNumber] = Field(
         default_factory=list,
         description="regression switches (client-behaviour.md s.9) on from the start",
     )
@@ -176,7 +213,10 @@ class BannerState(Strict):
         return self
 
 
-Banner = Annotated[BannerState, BeforeValidator(_hidden_banner)]
+Banner = Annotated[
+    BannerState,
+    BeforeValidator(_hidden_banner, json_schema_input_type=Literal["hidden"] | BannerState),
+]
 
 
 class ComposerState(Strict):
@@ -191,11 +231,26 @@ class MessagesState(Strict):
     includes: list[str] = Field(default_factory=list, description="texts the client shows")
     excludes: list[str] = Field(default_factory=list, description="texts the client must not show")
     failed: list[str] = Field(default_factory=list, description="texts shown as failed entries")
+    exactly_once: list[str] = Field(
+        default_factory=list, description="texts shown exactly once (not as failed entries)"
+    )
+    counts: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="text -> how many times it is shown (0 = not shown)"
+    )
 
 
 class SignalSeen(Strict):
     name: str
     args: list[Any] | None = Field(None, description="leading arguments to match")
+
+
+def _signal_name(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+SignalRef = Annotated[
+    SignalSeen, BeforeValidator(_signal_name, json_schema_input_type=str | SignalSeen)
+]
 
 
 def _message_view_text(value: Any) -> Any:
@@ -214,7 +269,13 @@ class Condition(Strict):
     banner: Banner | None = None
     composer: ComposerState | None = None
     dot: dict[ServerName, DotColour] | None = None
-    message_view: Annotated[MessageViewState, BeforeValidator(_message_view_text)] | None = None
+    message_view: (
+        Annotated[
+            MessageViewState,
+            BeforeValidator(_message_view_text, json_schema_input_type=str | MessageViewState),
+        ]
+        | None
+    ) = None
     messages: MessagesState | None = None
     queue: dict[ServerName, Annotated[int, Field(ge=0)]] | None = None
     mode: Literal["CONNECTING", "LIVE"] | None = None
@@ -230,13 +291,149 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
-        if not self.model_fields_set - {"within"}:
+        if not self.model_fields_set - {"within", "eventually", "since"}:
             raise ValueError("name at least one thing to check (status, banner, composer, ...)")
         return self
 
 
+class CloseSeen(Strict):
+    by: Literal["client", "server", "network"] | None = None
+    code: int
+    reason: str | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _known_code(cls, code: int) -> int:
+        if code not in KNOWN_CLOSE_CODES:
+            raise ValueError(
+                f"unknown close code {code} (protocol page s.3 lists "
+                f"{', '.join(map(str, KNOWN_CLOSE_CODES))})"
+            )
+        return code
+
+
+# Conditions the recorded timeline cannot answer (`messages` reads the client's list
+# live) or that mean nothing at an instant (`signal` is about a window).
+NOT_ON_TIMELINE = ("messages",)
+
+
+class RecordedCondition(Condition):
+    """A condition judged on the recorded observations (no `messages`)."""
+
+    @model_validator(mode="after")
+    def _recorded(self) -> RecordedCondition:
+        for key in NOT_ON_TIMELINE:
+            if key in self.model_fields_set:
+                raise ValueError(
+                    f"{key!r} is read live from the client, not from the timeline: "
+                    "check it in wait_for or expect"
+                )
+        return self
+
+
+EventWhen = Literal["start", "end", "set", "fired"]
+EVENT_KINDS = ("signal", "step", "timer", "sent", "close", "holds")
+
+
+class EventRef(Strict):
+    """One kind of recorded instant; `nth` picks the occurrence (1 = first, -1 = last)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": [kind]} for kind in EVENT_KINDS]},
+    )
+
+    signal: SignalRef | None = Field(None, description="a signal: its name, or {name, args}")
+    step: int | None = Field(None, ge=1, description="a step of this scenario (1-based)")
+    timer: str | None = Field(
+        None,
+        description="a client timer by name (glob), e.g. 'alpha:gateway:heartbeat', "
+        "'alpha:http:*:timeout'",
+    )
+    at: EventWhen | None = Field(
+        None,
+        description="step: start (default) or end; timer: set (default) or fired "
+        "(when a timer that was not cancelled or set again came due)",
+    )
+    sent: OpName | None = Field(None, description="the client sent a gateway frame of this op")
+    close: CloseSeen | None = Field(
+        None, description="a close as in the timeline's `closes` ({by, code, reason})"
+    )
+    holds: RecordedCondition | None = Field(
+        None, description="the instant the condition became true (it was false just before)"
+    )
+    server: ServerName | None = Field(None, description="sent/close: only this server's sockets")
+    nth: int = Field(1, description="which occurrence: 1 = first, 2 = second, -1 = last")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventRef:
+        kinds = [k for k in EVENT_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"an event names exactly one of {', '.join(EVENT_KINDS)}"
+                f" (found {', '.join(kinds) or 'none'})"
+            )
+        if self.nth == 0:
+            raise ValueError("nth counts from 1 (or from -1 at the end)")
+        allowed = {"step": ("start", "end"), "timer": ("set", "fired")}.get(kinds[0], ())
+        if self.at is not None and self.at not in allowed:
+            raise ValueError(
+                f"`at` does not apply to a {kinds[0]} event"
+                if not allowed
+                else f"a {kinds[0]} event is at {' or '.join(allowed)}, not {self.at!r}"
+            )
+        if self.holds is not None and "signal" in self.holds.model_fields_set:
+            raise ValueError("a signal is an event of its own: {signal: NAME}, not in holds")
+        if self.server is not None and kinds[0] not in ("sent", "close"):
+            raise ValueError("`server` narrows only sent and close events")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in EVENT_KINDS if getattr(self, k) is not None)
+
+
+
 class WaitFor(Condition):
-    within: DurationField = Field(Duration(seconds=10), description="deadline, real-client time")
+    within: DurationField | None = Field(
+        None,
+        description="the condition must hold within this much client time (default 10s), "
+        "counted from the step's start or from `since`; the rig waits at least "
+        "the real-time floor",
+    )
+    eventually: DurationField | None = Field(
+        None,
+        description="instead of within: wait this long (liveness only, no upper bound "
+        "judged), for steps whose work does not scale (a process restart, TLS)",
+    )
+    since: EventRef | None = Field(
+        None,
+        description="measure `within` from the latest such event at or before the hold "
+        "(default: the step's start)",
+    )
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> WaitFor:
+        if self.within is not None and self.eventually is not None:
+            raise ValueError("give either within (a judged bound) or eventually (a deadline)")
+        if self.since is not None and self.eventually is not None:
+            raise ValueError("`since` measures `within`; it means nothing with `eventually`")
+        if self.since is not None and "nth" in self.since.model_fields_set:
+            raise ValueError("`since` is the latest event before the hold; it takes no nth")
+        return self
+
+    @property
+    def bound(self) -> Duration:
+        """How long the rig waits for the condition (real-client time)."""
+        return self.eventually or self.within or DEFAULT_WITHIN
+
+    @property
+    def judged(self) -> bool:
+        return self.eventually is None
+
+
+DEFAULT_WITHIN = Duration(seconds=10)
 
 
 # --------------------------------------------------------------------------- steps
@@ -302,7 +499,27 @@ def _send_text(value: Any) -> Any:
     return {"text": value} if isinstance(value, str) else value
 
 
-class SendSpec(Strict):
+class Named(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    as_: RefName | None = Field(
+        None,
+        alias="as",
+        description="name the message this step creates, for `{ref: NAME}` in later steps",
+    )
+
+
+class MessageRef(Strict):
+    ref: RefName
+
+
+MessagePick = Annotated[
+    str | MessageRef,
+    Field(description="the message's text (its newest match), or {ref: NAME} given by `as:`"),
+]
+
+
+class SendSpec(Named):
     text: str = Field(description="with `repeat`, `{n}` in the text becomes 1, 2, ...")
     channel: ChannelRef | None = Field(None, description="default: the selected channel")
     repeat: int = Field(1, ge=1, le=500, description="send it this many times, back to back")
@@ -314,13 +531,13 @@ class SendSpec(Strict):
 
 
 class EditSpec(Strict):
-    message: str = Field(description="the text of the message to edit (its newest match)")
+    message: MessagePick
     text: str
     channel: ChannelRef | None = None
 
 
 class DeleteSpec(Strict):
-    message: str = Field(description="the text of the message to delete (its newest match)")
+    message: MessagePick
     channel: ChannelRef | None = None
 
 
@@ -329,7 +546,7 @@ def _bug_number(value: Any) -> Any:
 
 
 class BugSpec(Strict):
-    bug: int = Field(ge=min(BUG_NUMBERS), le=max(BUG_NUMBERS))
+    bug: BugNumber
 
 
 class AddServerSpec(Strict):
@@ -337,7 +554,7 @@ class AddServerSpec(Strict):
     url: str | None = Field(None, description="override the base URL (e.g. to try http://)")
 
 
-class UserPost(Strict):
+class UserPost(Named):
     channel: ChannelRef
     text: str
     user: str = "bob"
@@ -345,14 +562,14 @@ class UserPost(Strict):
 
 class UserEdit(Strict):
     channel: ChannelRef
-    message: str = Field(description="the text of the message to edit")
+    message: MessagePick
     text: str
     user: str = "bob"
 
 
 class UserDelete(Strict):
     channel: ChannelRef
-    message: str
+    message: MessagePick
     user: str = "bob"
 
 
@@ -424,14 +641,22 @@ STEP_KINDS: dict[str, tuple[Any, str]] = {
         "(no add-server probe, no rollback: a failure shows the red banner)",
     ),
     "select_channel": (ChannelRef, "select SERVER/CHANNEL (loads its messages)"),
-    "send": (Annotated[SendSpec, BeforeValidator(_send_text)], "type and send a message"),
+    "send": (
+        Annotated[SendSpec, BeforeValidator(_send_text, json_schema_input_type=str | SendSpec)],
+        "type and send a message",
+    ),
     "edit": (EditSpec, "edit one of the user's messages"),
     "delete": (DeleteSpec, "delete one of the user's messages"),
     "fetch": (ChannelRef, "fetch a channel's messages"),
     "click_retry": (ChannelRef, "click the message view's 'Click to retry'"),
     "reconnect": (ServerName, "press Reconnect (banner button / space icon menu)"),
     "remove_server": (ServerName, "Remove Server from the space icon menu"),
-    "enable_bug": (Annotated[BugSpec, BeforeValidator(_bug_number)], "switch a regression bug on"),
+    "enable_bug": (
+        Annotated[
+            BugSpec, BeforeValidator(_bug_number, json_schema_input_type=BugNumber | BugSpec)
+        ],
+        "switch a regression bug on",
+    ),
     # another user, on the fake server
     "user_post": (UserPost, "another user posts (default bob)"),
     "user_edit": (UserEdit, "another user edits their message"),
@@ -504,6 +729,11 @@ def _sequence(value: Any) -> Any:
     return {"exactly": value} if isinstance(value, list) else value
 
 
+def _sequence_of(model: type[BaseModel], item: Any) -> Any:
+    """A sequence field: a plain list (exactly this), or {exactly | in_order: [...]}."""
+    return Annotated[model, BeforeValidator(_sequence, json_schema_input_type=list[item] | model)]
+
+
 class StatusSequence(Strict):
     exactly: list[Status] | None = Field(
         None, description="the whole sequence of distinct statuses"
@@ -526,22 +756,6 @@ class DotSequence(Strict):
     in_order: list[DotColour] | None = None
 
 
-class CloseSeen(Strict):
-    by: Literal["client", "server", "network"] | None = None
-    code: int
-    reason: str | None = None
-
-    @field_validator("code")
-    @classmethod
-    def _known_code(cls, code: int) -> int:
-        if code not in KNOWN_CLOSE_CODES:
-            raise ValueError(
-                f"unknown close code {code} (protocol page s.3 lists "
-                f"{', '.join(map(str, KNOWN_CLOSE_CODES))})"
-            )
-        return code
-
-
 class CloseSequence(Strict):
     exactly: list[CloseSeen] | None = None
     in_order: list[CloseSeen] | None = None
@@ -551,6 +765,9 @@ class Count(Strict):
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
 
+    def admits(self, value: int) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
 
 def _count(value: Any) -> Any:
     return (
@@ -558,6 +775,12 @@ def _count(value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool)
         else value
     )
+
+
+CountField = Annotated[
+    Count,
+    BeforeValidator(_count, json_schema_input_type=Annotated[int, Field(ge=0)] | Count),
+]
 
 
 class Backoff(Strict):
@@ -576,25 +799,147 @@ def _backoff(value: Any) -> Any:
     return {"per_spec": value} if isinstance(value, bool) else value
 
 
+Reconnection = Literal["resume", "identify"]
+
+
+def _reconnections(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"every": value}
+    return {"exactly": value} if isinstance(value, list) else value
+
+
+class Reconnections(Strict):
+    every: Reconnection | None = Field(
+        None, description="every reconnection (at least one) got its session back this way"
+    )
+    exactly: list[Reconnection] | None = Field(
+        None, description="one entry per reconnection, in order"
+    )
+
+
+# --------------------------------------------------------------------------- the server's side
+
+ServerCloser = Literal["client", "server", "drop", "lost"]
+
+
+class ServerCloseSeen(Strict):
+    """A close as the fake server recorded it (`conn`/`close` in its history)."""
+
+    by: ServerCloser | None = Field(
+        None,
+        description="client: a close frame from the client; server: the server's close frame; "
+        "drop: the server aborted the socket; lost: the peer vanished without a close frame",
+    )
+    code: int | None = None
+    reason: str | None = None
+
+
+class ServerCloseSequence(Strict):
+    exactly: list[ServerCloseSeen] | None = None
+    in_order: list[ServerCloseSeen] | None = None
+
+
+REQUEST_KEY_RE = r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|\*) /\S*$"
+
+
+class FrameExpectation(Strict):
+    """What every received frame of one op must carry, and how many arrived."""
+
+    count: CountField | None = None
+    seq: Literal["latest"] | Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="heartbeat data / RESUME seq: a number, or 'latest': at most the highest "
+        "seq the server had sent on the session when the frame arrived, at least the highest "
+        "it had sent before its last HEARTBEAT_ACK there",
+    )
+    data: Any = Field(
+        None,
+        description="the frame's data must contain this (mappings: these keys, recursively; "
+        "anything else: equal)",
+    )
+
+
+def _frame_count(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"count": value}
+    return value
+
+
+FrameField = Annotated[
+    FrameExpectation,
+    BeforeValidator(
+        _frame_count, json_schema_input_type=Annotated[int, Field(ge=0)] | FrameExpectation
+    ),
+]
+
+
+class HandshakeSequence(Strict):
+    exactly: list[Reconnection] | None = None
+    in_order: list[Reconnection] | None = None
+
+
+class SessionCounts(Strict):
+    created: CountField | None = None
+    resumed: CountField | None = None
+    parked: CountField | None = None
+    ended: CountField | None = None
+
+
+class ServerSide(Strict):
+    """What the fake server recorded in its history (docs/fake-server.md "History")."""
+
+    closes: _sequence_of(ServerCloseSequence, ServerCloseSeen) | None = Field(  # type: ignore[valid-type]
+        None, description="gateway closes as the server saw them"
+    )
+    requests: dict[Annotated[str, Field(pattern=REQUEST_KEY_RE)], CountField] | None = Field(
+        None,
+        description="'METHOD /path' (below /api/v1, * matches anything) -> how many "
+        "requests arrived, e.g. 'POST /auth/login': 2",
+    )
+    received: dict[OpName, FrameField] | None = Field(
+        None, description="gateway frames the server received, by op"
+    )
+    handshakes: _sequence_of(HandshakeSequence, Reconnection) | None = Field(  # type: ignore[valid-type]
+        None, description="the IDENTIFY / RESUME frames it received, in order"
+    )
+    sessions: SessionCounts | None = Field(
+        None, description="`session` records: created, resumed, parked, ended"
+    )
+
+
 class ServerTimeline(Strict):
-    status: Annotated[StatusSequence, BeforeValidator(_sequence)] | None = None
-    banners: Annotated[BannerSequence, BeforeValidator(_sequence)] | None = None
-    placeholders: Annotated[StringSequence, BeforeValidator(_sequence)] | None = Field(
+    status: _sequence_of(StatusSequence, Status) | None = None  # type: ignore[valid-type]
+    banners: _sequence_of(BannerSequence, Banner) | None = None  # type: ignore[valid-type]
+    placeholders: _sequence_of(StringSequence, str) | None = Field(  # type: ignore[valid-type]
         None, description="composer placeholders shown while this server's channel was selected"
     )
-    labels: Annotated[StringSequence, BeforeValidator(_sequence)] | None = None
-    dots: Annotated[DotSequence, BeforeValidator(_sequence)] | None = None
-    closes: Annotated[CloseSequence, BeforeValidator(_sequence)] | None = None
-    attempts: Annotated[Count, BeforeValidator(_count)] | None = Field(
+    labels: _sequence_of(StringSequence, str) | None = None  # type: ignore[valid-type]
+    dots: _sequence_of(DotSequence, DotColour) | None = None  # type: ignore[valid-type]
+    closes: _sequence_of(CloseSequence, CloseSeen) | None = None  # type: ignore[valid-type]
+    attempts: CountField | None = Field(
         None, description="reconnect attempts announced (server_reconnecting signals)"
     )
-    logins: Annotated[Count, BeforeValidator(_count)] | None = Field(
-        None, description="POST /auth/login requests the client made"
+    logins: CountField | None = Field(None, description="POST /auth/login requests the client made")
+    reconnected_by: (
+        Annotated[
+            Reconnections,
+            BeforeValidator(
+                _reconnections,
+                json_schema_input_type=Reconnection | list[Reconnection] | Reconnections,
+            ),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="resume / identify: every reconnection got its session back so; "
+        "a list: one entry per reconnection, in order",
     )
-    reconnected_by: Literal["resume", "identify"] | None = Field(
-        None, description="how the last reconnection got its session back"
+    backoff: (
+        Annotated[Backoff, BeforeValidator(_backoff, json_schema_input_type=bool | Backoff)] | None
+    ) = None
+    server: ServerSide | None = Field(
+        None, description="what the fake server recorded (its history)"
     )
-    backoff: Annotated[Backoff, BeforeValidator(_backoff)] | None = None
 
 
 class Delivery(Strict):
@@ -612,25 +957,113 @@ class Delivery(Strict):
     )
 
 
+class Between(Strict):
+    """The client-time interval between two recorded events."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["at_most"]}, {"required": ["at_least"]}]},
+    )
+
+    from_: EventRef = Field(alias="from", description="where the interval starts")
+    to: EventRef = Field(
+        description="the nth such event at or after `from` (nth counts from there, default 1)"
+    )
+    at_most: DurationField | None = Field(None, description="client time")
+    at_least: DurationField | None = Field(None, description="client time")
+    each: bool = Field(
+        False, description="every `from` occurrence (not only the nth), each with its next `to`"
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Between:
+        if self.at_most is None and self.at_least is None:
+            raise ValueError("give at_most, at_least or both")
+        if self.to.nth < 1:
+            raise ValueError("`to.nth` counts events after `from`: 1, 2, ...")
+        if self.each and "nth" in self.from_.model_fields_set:
+            raise ValueError("`each` takes every `from` event; it takes no from.nth")
+        return self
+
+
+def _window(value: Any) -> Any:
+    return {"condition": value} if isinstance(value, dict) and "condition" not in value else value
+
+
+class Window(Strict):
+    """A condition judged at every recorded instant of a window of steps."""
+
+    condition: RecordedCondition
+    steps: (
+        Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None
+    ) = Field(
+        None,
+        description="[first, last]: from the start of step first to the end of step last "
+        "(1-based); default the whole run",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.steps is not None and self.steps[0] > self.steps[1]:
+            raise ValueError(f"steps [{self.steps[0]}, {self.steps[1]}]: the first comes later")
+        return self
+
+
+WindowField = Annotated[
+    Window, BeforeValidator(_window, json_schema_input_type=RecordedCondition | Window)
+]
+# Keys of the timeline block that are not server names.
+TIMELINE_KEYS = ("delivery", "between", "never", "throughout")
+SERVER_KEY_RE = rf"^(?!({'|'.join(TIMELINE_KEYS)})$)" + NAME_RE[1:]
+
+
 def _split_servers(value: Any) -> Any:
-    """`timeline:` holds `delivery` and one entry per server name, side by side."""
+    """`timeline:` holds its own keys and one entry per server name, side by side."""
     if isinstance(value, dict) and "servers" not in value:
-        servers = {k: v for k, v in value.items() if k != "delivery"}
-        out: dict[str, Any] = {"servers": servers}
-        if "delivery" in value:
-            out["delivery"] = value["delivery"]
+        out: dict[str, Any] = {k: v for k, v in value.items() if k in TIMELINE_KEYS}
+        out["servers"] = {k: v for k, v in value.items() if k not in TIMELINE_KEYS}
         return out
     return value
 
 
+def _servers_side_by_side(schema: dict[str, Any]) -> None:
+    """In the file the servers sit beside `delivery`, not under a `servers` key."""
+    servers = schema["properties"].pop("servers")
+    (item,) = servers["patternProperties"].values()
+    schema["patternProperties"] = {SERVER_KEY_RE: item}
+    schema["additionalProperties"] = False
+
+
 class TimelineExpectation(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_servers_side_by_side)
+
     delivery: Delivery = Field(default_factory=Delivery)  # type: ignore[arg-type]
+    between: list[Between] = Field(
+        default_factory=list, description="bounds on the client time between recorded events"
+    )
+    never: list[WindowField] = Field(
+        default_factory=list, description="conditions that hold at no recorded instant"
+    )
+    throughout: list[WindowField] = Field(
+        default_factory=list, description="conditions that hold at every recorded instant"
+    )
     servers: dict[Annotated[str, Field(pattern=NAME_RE)], ServerTimeline] = Field(
         default_factory=dict
     )
 
+    @model_validator(mode="after")
+    def _throughout_is_per_instant(self) -> TimelineExpectation:
+        if any("signal" in w.condition.model_fields_set for w in self.throughout):
+            raise ValueError("throughout: a signal is an event, not a state; use never or between")
+        return self
 
-TimelineField = Annotated[TimelineExpectation, BeforeValidator(_split_servers)]
+
+TimelineField = Annotated[
+    TimelineExpectation,
+    BeforeValidator(_split_servers, json_schema_input_type=TimelineExpectation),
+]
 
 
 # --------------------------------------------------------------------------- the scenario

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from scenarios.conditions import banner_matches, describe_banner
 from scenarios.observation import Observation
 from scenarios.records import EffectAt, RecordLike, SignalAt, effects, inputs, signals
-from scenarios.schema import BannerState, CloseSeen, Count, ServerTimeline
+from scenarios.schema import BannerState, CloseSeen, Count, Reconnections, ServerTimeline
 
 # The status each connection signal leaves (client-behaviour.md s.3); in sequences
 # `syncing` is part of `connected`.
@@ -91,7 +91,7 @@ def _exact(
     )
 
 
-def _sequence_check(
+def sequence_check(
     title: str,
     exactly: Sequence[T] | None,
     in_order: Sequence[T] | None,
@@ -151,7 +151,7 @@ def composer_series(observations: Sequence[Observation], server: str, part: str)
     return [s for s in _dedupe(items) if s.text or part != "label"]
 
 
-def _conn_server(records: Sequence[RecordLike], wiring: dict[str, ServerWiring]) -> dict[int, str]:
+def conn_server(records: Sequence[RecordLike], wiring: dict[str, ServerWiring]) -> dict[int, str]:
     owners: dict[int, str] = {}
     for e in effects(records, "OpenSocket"):
         for server, wire in wiring.items():
@@ -163,7 +163,7 @@ def _conn_server(records: Sequence[RecordLike], wiring: dict[str, ServerWiring])
 def close_series(
     records: Sequence[RecordLike], wiring: dict[str, ServerWiring], server: str
 ) -> list[Seen]:
-    owners = _conn_server(records, wiring)
+    owners = conn_server(records, wiring)
     closed_by_client: set[int] = set()
     items: list[Seen] = []
     events: list[tuple[float, int, EffectAt]] = [
@@ -186,7 +186,7 @@ def close_series(
     return items
 
 
-def _close_matches(expected: CloseSeen, seen: Seen) -> bool:
+def close_matches(expected: CloseSeen, seen: Seen) -> bool:
     by, code, reason = seen.item
     return (
         code == expected.code
@@ -200,7 +200,7 @@ def _show_close(c: CloseSeen) -> str:
     return f"{c.by or 'any'} {c.code}{reason}"
 
 
-def _count_check(title: str, count: Count, value: int) -> list[Failure]:
+def count_check(title: str, count: Count, value: int) -> list[Failure]:
     if (count.min is not None and value < count.min) or (
         count.max is not None and value > count.max
     ):
@@ -237,7 +237,7 @@ def backoff_failures(
 ) -> list[Failure]:
     """Each scheduled reconnect delay against the spec formula and the RNG draw."""
     failures: list[Failure] = []
-    owners = _conn_server(records, wiring)
+    owners = conn_server(records, wiring)
     timer_name = f"{server}:gateway:backoff"
     draws = [e for e in effects(records, "RngDraw") if e.data.get("stream") == f"{server}:gateway"]
     timers = [e for e in effects(records, "SetTimer") if e.data.get("name") == timer_name]
@@ -330,7 +330,7 @@ def judge_server(
     failures: list[Failure] = []
     sigs = signals(records)
     if expect.status is not None:
-        failures += _sequence_check(
+        failures += sequence_check(
             f"status of {server}",
             expect.status.exactly,
             expect.status.in_order,
@@ -343,7 +343,7 @@ def judge_server(
         def banner_match(e: BannerState, s: Seen) -> bool:
             return banner_matches(e, s.item)
 
-        failures += _sequence_check(
+        failures += sequence_check(
             f"banners of {server}",
             expect.banners.exactly,
             expect.banners.in_order,
@@ -352,7 +352,7 @@ def judge_server(
             describe_banner,
         )
     if expect.dots is not None:
-        failures += _sequence_check(
+        failures += sequence_check(
             f"dot of {server}",
             expect.dots.exactly,
             expect.dots.in_order,
@@ -362,7 +362,7 @@ def judge_server(
         )
     for part, spec in (("placeholder", expect.placeholders), ("label", expect.labels)):
         if spec is not None:
-            failures += _sequence_check(
+            failures += sequence_check(
                 f"composer {part}s on {server}",
                 spec.exactly,
                 spec.in_order,
@@ -371,19 +371,19 @@ def judge_server(
                 repr,
             )
     if expect.closes is not None:
-        failures += _sequence_check(
+        failures += sequence_check(
             f"closes on {server}",
             expect.closes.exactly,
             expect.closes.in_order,
             close_series(records, wiring, server),
-            _close_matches,
+            close_matches,
             _show_close,
         )
     if expect.attempts is not None:
         n = sum(
             1 for s in sigs if s.name == "server_reconnecting" and s.args and s.args[0] == server
         )
-        failures += _count_check(f"reconnect attempts of {server}", expect.attempts, n)
+        failures += count_check(f"reconnect attempts of {server}", expect.attempts, n)
     if expect.logins is not None and server in wiring:
         login = wiring[server].rest_base.rstrip("/") + "/auth/login"
         n = sum(
@@ -391,42 +391,52 @@ def judge_server(
             for e in effects(records, "HttpRequest")
             if e.data.get("method") == "POST" and str(e.data.get("url", "")).split("?")[0] == login
         )
-        failures += _count_check(f"logins (POST /auth/login) to {server}", expect.logins, n)
+        failures += count_check(f"logins (POST /auth/login) to {server}", expect.logins, n)
     if expect.reconnected_by is not None:
         failures += _reconnected_by(server, expect.reconnected_by, sigs, records, wiring)
     if expect.backoff is not None:
         failures += backoff_failures(
             records, server, scale, wiring, expect.backoff.delays, expect.backoff.per_spec
         )
+    if expect.server is not None:
+        from scenarios.server_side import judge_server_side
+
+        failures += judge_server_side(server, expect.server, records)
     return failures
+
+
+def reconnection_series(
+    server: str,
+    sigs: Sequence[SignalAt],
+    records: Sequence[RecordLike],
+    wiring: dict[str, ServerWiring],
+) -> list[Seen]:
+    """One entry per `server_reconnected`: what the client last sent (IDENTIFY or
+    RESUME) on this server's sockets before it."""
+    conns = {c for c, s in conn_server(records, wiring).items() if s == server}
+    ops = _sent_ops(records, conns)
+    out = []
+    for s in sigs:
+        if s.name != "server_reconnected" or not s.args or s.args[0] != server:
+            continue
+        before = [op for t, op in ops if t <= s.t]
+        seen = {2: "identify", 3: "resume"}[before[-1]] if before else "nothing sent"
+        out.append(Seen(s.t, seen, seen))
+    return out
 
 
 def _reconnected_by(
     server: str,
-    wanted: str,
+    wanted: Reconnections,
     sigs: Sequence[SignalAt],
     records: Sequence[RecordLike],
     wiring: dict[str, ServerWiring],
 ) -> list[Failure]:
-    last = next(
-        (
-            s.t
-            for s in reversed(sigs)
-            if s.name == "server_reconnected" and s.args and s.args[0] == server
-        ),
-        None,
-    )
-    if last is None:
-        return [
-            Failure(
-                f"reconnection of {server}",
-                [f"a reconnection by {wanted}"],
-                ["no server_reconnected"],
-            )
-        ]
-    conns = {c for c, s in _conn_server(records, wiring).items() if s == server}
-    ops = [(t, op) for t, op in _sent_ops(records, conns) if t <= last]
-    seen = {2: "identify", 3: "resume"}[ops[-1][1]] if ops else "nothing sent"
-    if seen != wanted:
-        return [Failure(f"reconnection of {server}", [wanted], [f"t={last:8.3f}  {seen}"])]
+    observed = reconnection_series(server, sigs, records, wiring)
+    shown = [f"t={s.t:8.3f}  {s.text}" for s in observed] or ["no server_reconnected"]
+    title = f"reconnections of {server}"
+    if wanted.every is not None and (not observed or any(s.item != wanted.every for s in observed)):
+        return [Failure(f"{title} (every one)", [f"each by {wanted.every}"], shown)]
+    if wanted.exactly is not None and [s.item for s in observed] != wanted.exactly:
+        return [Failure(f"{title} (one entry each)", list(wanted.exactly), shown)]
     return []

@@ -3,7 +3,8 @@
 PyYAML's composer keeps a start mark on each node; we walk the node tree once and
 record `path -> line` (path = tuple of mapping keys and list indexes), so a schema
 error at `steps[3].toxic.type` can be reported at the line where it was written.
-Duplicate mapping keys, which PyYAML silently overwrites, are reported too.
+Duplicate mapping keys, which PyYAML silently overwrites, are reported too (with the
+schema's and the loader's problems, in one pass).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class LoadedDocument:
     path: Path
     data: Any
     lines: LineMap
+    # Found while reading (duplicate keys: the later value wins), reported with the rest.
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _walk(
@@ -96,8 +99,6 @@ def load_yaml(path: Path, text: str | None = None) -> LoadedDocument:
         lines = LineMap()
         problems: list[Problem] = []
         _walk(node, (), lines, problems, path)
-        if problems:
-            raise ScenarioError(problems)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -110,4 +111,4 @@ def load_yaml(path: Path, text: str | None = None) -> LoadedDocument:
         raise ScenarioError([Problem(path, None, "", f"YAML error: {exc}")]) from None
     finally:
         loader.dispose()
-    return LoadedDocument(path, data, lines)
+    return LoadedDocument(path, data, lines, problems)

@@ -35,6 +35,17 @@ class Story:
         self.timeline.add(t, "client", "input", name, data)
         return self
 
+    def step(self, start: float, end: float, index: int, kind: str = "pause") -> Story:
+        """A rig step record pair (index is 0-based, as the runner writes it)."""
+        self.timeline.add(start, "rig", "step", kind, {"phase": "start", "index": index})
+        self.timeline.add(end, "rig", "step", kind, {"phase": "end", "index": index})
+        return self
+
+    def server(self, t: float, kind: str, name: str, server: str = "alpha", **data: Any) -> Story:
+        """A fake-server history record as the runner merges it (src server:NAME)."""
+        self.timeline.add(t, f"server:{server}", kind, name, data)
+        return self
+
     def open_socket(self, t: float) -> int:
         self.conn += 1
         self.effect(t, "OpenSocket", conn=self.conn, url=GATEWAY)
@@ -65,7 +76,7 @@ class Story:
         return self.req
 
 
-def connected_story() -> Story:
+def connected_story(resume_at: float = 1.09) -> Story:
     """alpha connects, the user selects #general, the connection drops (1006),
     attempt 1 resumes, sync ends with the green banner."""
     s = Story()
@@ -82,7 +93,7 @@ def connected_story() -> Story:
     s.effect(1.0, "RngDraw", stream="alpha:gateway", purpose="backoff attempt 1", value=0.5)
     s.effect(1.0, "SetTimer", name="alpha:gateway:backoff", at=1.075, delay=0.075)
     conn2 = s.open_socket(1.08)
-    s.send_frame(1.09, conn2, {"op": 3, "data": {}})
+    s.send_frame(resume_at, conn2, {"op": 3, "data": {}})
     s.signal(1.1, "server_reconnected", "alpha")
     s.signal(1.2, "server_synced", "alpha")
     s.signal(2.0, "message_sending", "alpha", "c1", "later", "n9")  # keeps the clock going

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -36,7 +37,7 @@ setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - send: hello
   - wait_for: {signal: {name: message_sent}, within: 10s}
 timeline:
@@ -54,7 +55,7 @@ setup:
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - server_close: {server: alpha, code: 1001, reason: bye}
   - wait_for: {banner: {color: green, text: "Reconnected!"}, within: 30s}
 timeline:
@@ -70,7 +71,7 @@ setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - edit: {message: "never sent", text: "edited"}
 """
 
@@ -79,7 +80,7 @@ name: waits a long time
 setup: {servers: [alpha], timescale: 0.05}
 steps:
   - connect: alpha
-  - wait_for: {status: {alpha: connected}, within: 10s}
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
   - pause: 20m
 """
 
@@ -95,7 +96,7 @@ steps:
   - expect: {mode: CONNECTING}
   - connect: alpha
   - select_channel: alpha/general
-  - wait_for: {status: {alpha: connected}, mode: LIVE, within: 10s}
+  - wait_for: {status: {alpha: connected}, mode: LIVE, eventually: 10s}
   - send: "first"
   - wait_for: {signal: {name: message_sent}, within: 5s}
   - edit: {message: "first", text: "first, edited"}
@@ -368,3 +369,80 @@ def test_timescale_one_works(tmp_path: Path, toxiproxy: ToxiproxyServer) -> None
     stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
     assert run.returncode == 0, stdout + stderr
     assert "PASS a fatal close code" in stderr
+
+
+# ------------------------------------------------------------------ the newer forms, for real
+
+DOCS = REPO / "docs" / "scenarios.md"
+
+LATE_HIDE = """\
+name: the green banner must hide within 1 s of client time
+tags: [flow:e2e-within]
+setup: {servers: [alpha], timescale: 0.05}
+steps:
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
+  - server_fault: {server: alpha, kind: drop}
+  - wait_for: {banner: {color: green, text: "Reconnected!"}, within: 30s}
+  # it hides after 3 s (client time): the rig waits 2 s of real time (the floor),
+  # which is 40 s of client time, but the bound is judged in client time
+  - wait_for:
+      banner: hidden
+      within: 1s
+      since: {holds: {banner: {color: green, text: "Reconnected!"}}}
+"""
+
+SLOW_CONNECT = """\
+name: a first connect cannot take 0.1 s of client time
+tags: [flow:e2e-within]
+setup: {servers: [alpha], timescale: 0.05}
+steps:
+  - connect: alpha
+  - wait_for: {status: {alpha: connected}, within: 100ms}
+"""
+
+
+def docs_example(marker: str) -> str:
+    """The ```yaml block of docs/scenarios.md that contains `marker`."""
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    (block,) = [b for b in blocks if marker in b]
+    return str(block)
+
+
+def test_the_docs_example_of_the_newer_forms_passes_and_each_mutation_fails(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    example = docs_example("as: first")
+    mutated = (
+        example.replace("name: ", "name: mutated, ", 1)
+        .replace("handshakes: [identify, resume]", "handshakes: [identify, identify]")
+        .replace('"POST /auth/login": 1', '"POST /auth/login": 2')
+        .replace("at_most: 2s", "at_most: 0.5s")
+        .replace("reconnected_by: [resume]", "reconnected_by: [identify]")
+        .replace("steps: [4, 7]", "steps: [4, 10]")  # the composer is disabled while syncing
+    )
+    assert mutated.count("mutated") == 1 and mutated != example
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "example.scenario.yaml").write_text(example)
+    (cases / "mutated.scenario.yaml").write_text(mutated)
+    (cases / "late_hide.scenario.yaml").write_text(LATE_HIDE)
+    (cases / "slow_connect.scenario.yaml").write_text(SLOW_CONNECT)
+    run = rig("run", str(cases), env={"TOXIPROXY_URL": toxiproxy.url})
+    stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    assert run.returncode == 1, stdout + stderr
+    assert "PASS a dropped connection, told with the newer forms" in stderr, stdout
+    assert "FAIL mutated, a dropped connection" in stderr
+    for title in (
+        "handshakes alpha received (exactly)",
+        "requests 'POST /auth/login' received by alpha",
+        "between {\"signal\"",
+        "reconnections of alpha (one entry each)",
+        "throughout (steps 4-10)",
+    ):
+        assert title in stdout, (title, stdout)
+    assert "FAIL the green banner must hide within 1 s" in stderr
+    assert re.search(r"held only after 3\.\d+s of client time", stdout), stdout
+    assert "FAIL a first connect cannot take 0.1 s" in stderr
+    assert "later than within 100ms" in stdout

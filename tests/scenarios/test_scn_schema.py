@@ -3,12 +3,18 @@ and the starter catalogue is valid."""
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from scenarios.durations import Duration, parse_duration
-from scenarios.loader import discover, load_all
+from scenarios.errors import ScenarioError
+from scenarios.loader import discover, load_all, load_scenario
 from scenarios.pytest_plugin import marker_name
 from scenarios.schema_export import SCHEMA_PATH, schema_text
 from scenarios.timescale import scaled_deadline
@@ -66,3 +72,119 @@ def test_starter_catalogue_is_valid_and_covers_every_fault_family() -> None:
         "KillServerStep",
         "RestartServerStep",
     } <= kinds
+
+
+# ---------------------------------------------------------------- schema.json vs the loader
+
+CATALOGUE = sorted((REPO / "scenarios").rglob("*.scenario.yaml"))
+DOCS = REPO / "docs" / "scenarios.md"
+
+
+@functools.cache
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_errors(data: object) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+        for e in validator().iter_errors(data)
+    ]
+
+
+def doc_examples() -> list[str]:
+    """Every ```yaml block of docs/scenarios.md (each is a whole scenario file)."""
+    return re.findall(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.parametrize("path", CATALOGUE, ids=[str(p.relative_to(REPO)) for p in CATALOGUE])
+def test_every_catalogue_file_validates_against_schema_json(path: Path) -> None:
+    assert schema_errors(yaml.safe_load(path.read_text(encoding="utf-8"))) == []
+
+
+def test_the_catalogue_is_all_there() -> None:
+    assert len(CATALOGUE) >= 60
+
+
+@pytest.mark.parametrize("index", range(len(doc_examples())))
+def test_every_yaml_example_in_the_docs_validates_with_schema_and_loader(
+    index: int, tmp_path: Path
+) -> None:
+    text = doc_examples()[index]
+    assert schema_errors(yaml.safe_load(text)) == []
+    load_scenario(tmp_path / f"doc{index}.scenario.yaml", text)  # raises on any problem
+
+
+def test_the_docs_show_every_new_form() -> None:
+    text = "".join(doc_examples())
+    for form in ("between:", "never:", "throughout:", "exactly_once:", "counts:", "since:",
+                 "eventually:", "server:", "received:", "handshakes:", "requests:", "as:",
+                 "ref:", "behaviours:"):  # fmt: skip
+        assert form in text, f"no example in docs/scenarios.md uses {form}"
+
+
+MINIMAL = {"name": "x", "setup": {"servers": ["alpha"]}, "steps": [{"connect": "alpha"}]}
+
+# Files both the schema and the loader must refuse: (what, data).
+BAD_DOCUMENTS = [
+    ("unknown step", {**MINIMAL, "steps": [{"teleport": "alpha"}]}),
+    ("unknown fault kind", {**MINIMAL, "steps": [{"server_fault": {"server": "alpha", "kind": "x"}}]}),  # noqa: E501
+    ("fault field of another kind", {
+        **MINIMAL, "steps": [{"server_fault": {"server": "alpha", "kind": "drop", "code": 4000}}]
+    }),
+    ("bad duration", {**MINIMAL, "steps": [{"pause": "5 parsecs"}]}),
+    ("banner short form misspelt", {**MINIMAL, "steps": [{"expect": {"banner": "hiden"}}]}),
+    ("unknown timeline key", {**MINIMAL, "timeline": {"alpha": {"statuses": ["connected"]}}}),
+    ("between without a bound", {
+        **MINIMAL, "timeline": {"between": [{"from": {"step": 1}, "to": {"step": 1}}]}
+    }),
+    ("bad request key", {**MINIMAL, "timeline": {"alpha": {"server": {"requests": {"login": 1}}}}}),
+    ("unknown behaviour", {**MINIMAL, "setup": {"servers": {"alpha": {"behaviours": ["nice"]}}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "data"), BAD_DOCUMENTS, ids=[b[0] for b in BAD_DOCUMENTS])
+def test_bad_files_are_rejected_by_schema_and_loader(
+    what: str, data: dict[str, object], tmp_path: Path
+) -> None:
+    assert schema_errors(MINIMAL) == []
+    assert schema_errors(data), f"schema.json accepts a file with {what}"
+    with pytest.raises(ScenarioError):
+        load_scenario(tmp_path / "bad.scenario.yaml", yaml.safe_dump(data))
+
+
+def test_all_problems_of_a_file_in_one_pass(tmp_path: Path) -> None:
+    text = """\
+description: once
+setup: {servers: [alpha]}
+steps:
+  - connect: alpha
+  - kill_server: beta
+  - pause: 5 parsecs
+  - edit: {message: {ref: first}, text: x}
+  - send: {text: hi, as: first}
+  - send: {text: again, as: first}
+  - wait_for: {status: {alpha: connected}, since: {step: 9}}
+timeline:
+  alpha: {status: [connected]}
+  gamma: {status: [connected]}
+  never: [{condition: {mode: LIVE}, steps: [1, 12]}]
+description: twice
+"""
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(tmp_path / "many.scenario.yaml", text)
+    found = [f"{p.line}: {p.field}: {p.message}" for p in caught.value.problems]
+    expected = [
+        "5: steps[1].kill_server: server 'beta' is not declared",
+        "6: steps[2].pause: expected a duration",
+        "7: steps[3].edit.message.ref: 'first' is not named by an earlier step",
+        "9: steps[5].send.as: 'first' is already named (line 8)",
+        "10: steps[6].wait_for.since.step: step 9 does not exist here (steps 1..7)",
+        "13: timeline.gamma: server 'gamma' is not declared",
+        "14: timeline.never[0].steps[1]: step 12 does not exist here (steps 1..7)",
+        "15: description: duplicate key (first at line 1)",
+    ]
+    for needle in expected:
+        assert any(line.startswith(needle) for line in found), (needle, found)
