@@ -115,7 +115,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
     err.print(f"conform: {len(options.probes)} probe(s) against {options.target.origin} and "
               f"a fake server at timescale {options.timescale:g}", soft_wrap=True)
     try:
-        rows = asyncio.run(compare(options))
+        with tempfile.TemporaryDirectory(prefix="accord-conform-") as tmp:
+            rows = compare_with_fake(options, Path(tmp))
     except SetupError as exc:
         err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
         return EXIT_BAD_INPUT
@@ -130,40 +131,40 @@ def cmd_conform(args: argparse.Namespace) -> int:
     return EXIT_FAILED if mismatched else EXIT_OK
 
 
-async def compare(options: Options) -> list[Row]:
-    """Both servers probed at once (they share nothing); SetupError if either cannot be."""
-    run_id = secrets.token_hex(4)
-    with tempfile.TemporaryDirectory(prefix="accord-conform-") as tmp:
-        try:
-            async with asyncio.TaskGroup() as group:
-                target = group.create_task(run_probes(
-                    options.target, options.accounts, options.register, options.probes, run_id))
-                fake = group.create_task(run_on_fake(options, Path(tmp), run_id))
-        except* SetupError as problems:
-            raise problems.exceptions[0] from None
-    return [Row(p, t, f) for p, t, f in zip(options.probes, target.result(), fake.result(),
-                                            strict=True)]
-
-
-async def run_on_fake(options: Options, tmp: Path, run_id: str) -> list[Outcome]:
-    """Start `python -m fake_server` (fresh database, default behaviour) and probe it
-    with two of its seed accounts."""
+def compare_with_fake(options: Options, tmp: Path) -> list[Row]:
+    """Start `python -m fake_server` (fresh database, default behaviour), then probe it
+    and the target at once (they share nothing). Started and stopped outside the event
+    loop, so neither a failed target nor Ctrl-C can leave it running."""
     from chaos.processes import FakeServerProcess, ProcessFailed
-    from fake_server.store import SEED_PASSWORD, SEED_USERS
 
     process = FakeServerProcess(tmp / "reference.db", timescale=options.timescale,
                                 log_path=tmp / "reference.log")
     try:
         try:
-            info = await asyncio.to_thread(process.start)
+            info = process.start()
         except ProcessFailed as exc:
             raise SetupError(f"the reference fake server did not start: {exc}") from None
-        origin = info.rest.removesuffix("/api/v1")
-        accounts = [Account(name, SEED_PASSWORD) for name in SEED_USERS[:ACCOUNTS_NEEDED]]
-        return await run_probes(Target(origin, Path(info.ca)), accounts, 0, options.probes,
-                                run_id)
+        fake = Target(info.rest.removesuffix("/api/v1"), Path(info.ca))
+        return asyncio.run(compare(options, fake))
     finally:
-        await asyncio.to_thread(process.stop)
+        process.stop()
+
+
+async def compare(options: Options, fake: Target) -> list[Row]:
+    """Every probe on both servers; SetupError if either cannot be probed at all."""
+    from fake_server.store import SEED_PASSWORD, SEED_USERS
+
+    run_id = secrets.token_hex(4)
+    seed = [Account(name, SEED_PASSWORD) for name in SEED_USERS[:ACCOUNTS_NEEDED]]
+    try:
+        async with asyncio.TaskGroup() as group:
+            on_target = group.create_task(run_probes(
+                options.target, options.accounts, options.register, options.probes, run_id))
+            on_fake = group.create_task(run_probes(fake, seed, 0, options.probes, run_id))
+    except* SetupError as problems:
+        raise problems.exceptions[0] from None
+    return [Row(p, t, f) for p, t, f in zip(options.probes, on_target.result(),
+                                            on_fake.result(), strict=True)]
 
 
 async def run_probes(target: Target, accounts: list[Account], register: int,

@@ -152,6 +152,17 @@ async def resume_outcome(sock: Socket) -> str:
         return f"unexpected {compact(frame)[:80]}"
 
 
+def event_for(message_id: str, event_type: str = "message.create") -> Callable[[Frame], bool]:
+    """Accepts the event of that type about that message."""
+
+    def want(frame: Frame) -> bool:
+        data = frame.get("data")
+        return (frame.get("type") == event_type and isinstance(data, dict)
+                and str(data.get("id")) == message_id)
+
+    return want
+
+
 async def heartbeat_answer(sock: Socket, seq: int) -> str:
     await sock.send({"op": 1, "data": seq})
     reply = await sock.reply()
@@ -172,7 +183,8 @@ async def parked_session(server: Server) -> Opened:
 async def hello(server: Server) -> Answer:
     sock, first = await server.connect()
     await sock.close()
-    return {"first frame": frame_head(first), "keys": keys(first), "data": compact(first.get("data"))}
+    return {"first frame": frame_head(first), "keys": keys(first),
+            "data": compact(first.get("data"))}
 
 
 @probe("gateway.ready", "READY: op 0 type ready seq 1; the s.2 + s.7 data keys and their shapes")
@@ -186,7 +198,7 @@ async def ready(server: Server) -> Answer:
     key_fact = "; ".join(([f"missing: {', '.join(missing)}"] if missing else [])
                          + ([f"extra: {', '.join(extra)}"] if extra else [])) or "the s.2 + s.7 set"
     not_lists = [k for k in READY_LISTS if k in data and not isinstance(data[k], list)]
-    user = data.get("user") if isinstance(data.get("user"), dict) else {}
+    user: dict[str, Any] = data["user"] if isinstance(data.get("user"), dict) else {}
     user_id = data.get("user_id")
     member = next(iter(data.get("members") or []), None)
     role = next(iter(data.get("roles") or []), None)
@@ -246,7 +258,7 @@ async def heartbeat(server: Server) -> Answer:
 async def resume(server: Server) -> Answer:
     opened = await server.identify(server.a)
     first = str((await server.post(server.b, "before the drop"))["id"])
-    await opened.socket.event(lambda f: str(f["data"].get("id")) == first)
+    await opened.socket.event(event_for(first))
     last = opened.last_seq
     opened.socket.cut()
     missed = str((await server.post(server.b, "missed"))["id"])
@@ -261,16 +273,15 @@ async def resume(server: Server) -> Answer:
             break
         replay.append(got)
     resumed = got
-    data = resumed.get("data") if isinstance(resumed.get("data"), dict) else {}
-    seqs = [f.get("seq") for f in replay if type(f.get("seq")) is int]
+    data: dict[str, Any] = resumed["data"] if isinstance(resumed.get("data"), dict) else {}
+    seqs: list[int] = [f["seq"] for f in replay if type(f.get("seq")) is int]
     last_replayed = seqs[-1] if seqs else last
     after = str((await server.post(server.b, "after the resume"))["id"])
-    next_event = await sock.event(lambda f: str(f["data"].get("id")) == after)
+    next_event = await sock.event(event_for(after))
     await sock.close()
     return {
         "replay": seq_run(seqs, last + 1) if seqs else "nothing",
-        "missed message": ("replayed" if any(str(f["data"].get("id")) == missed for f in replay
-                                             if isinstance(f.get("data"), dict)) else "absent"),
+        "missed message": "replayed" if any(map(event_for(missed), replay)) else "absent",
         "resumed keys": keys(data),
         "resumed.session_id": "same" if data.get("session_id") == opened.session_id else
         kind(data.get("session_id")),
@@ -395,7 +406,7 @@ async def intents(server: Server) -> Answer:
     marker = str((await server.post(server.b, "after typing"))["id"])
 
     async def types_before_marker(opened: Opened) -> list[Frame]:
-        await opened.socket.event(lambda f: str((f.get("data") or {}).get("id")) == marker)
+        await opened.socket.event(event_for(marker))
         await opened.socket.close()
         return [f for f in opened.socket.seen if f.get("type") == "typing.start"]
 
@@ -495,9 +506,7 @@ async def nonce(server: Server) -> Answer:
     ids = {str(m["id"]) for m in messages}
     events = []
     for mid in sorted(ids):
-        events.append(await watcher.socket.event(
-            lambda f, mid=mid: f.get("type") == "message.create"
-            and str((f.get("data") or {}).get("id")) == mid))
+        events.append(await watcher.socket.event(event_for(mid)))
     await watcher.socket.close()
     cid = await server.channel()
     listed = await server.rest("GET", f"/channels/{cid}/messages?limit=20", user=server.a)

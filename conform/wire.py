@@ -8,6 +8,7 @@ deadline only bounds a server that does not answer at all).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import ssl
@@ -81,10 +82,11 @@ class Target:
         scheme = "wss" if self.origin.startswith("https:") else "ws"
         return scheme + self.origin[self.origin.index(":") :] + GATEWAY_PATH
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """Verified TLS (the system trust store, or `ca` instead); None for plain HTTP."""
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """Verified TLS (the system trust store, or `ca` instead); for plain HTTP, aiohttp's
+        default (True), which it does not use."""
         if not self.origin.startswith("https:"):
-            return None
+            return True
         return client_ssl_context(self.ca)
 
 
@@ -168,10 +170,9 @@ class Socket:
     async def send(self, frame: Any) -> None:
         """Send a JSON frame; a socket the server has already closed swallows it."""
         if not self.ws.closed:
-            try:
+            # A server that went first: the next read says how.
+            with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.ws.send_str(json.dumps(frame))
-            except (ConnectionError, RuntimeError):
-                pass  # the server went first; the next read says how
 
     async def next(
         self, want: Callable[[Frame], bool] = lambda f: True, timeout: float = DEADLINE
@@ -399,10 +400,8 @@ class Server:
             if not sock.ws.closed:
                 await sock.close()
         for user, cid, mid in dict.fromkeys(self._posted):
-            try:
+            with contextlib.suppress(ProbeError):
                 await self.rest("DELETE", f"/channels/{cid}/messages/{mid}", user=user)
-            except ProbeError:
-                pass
 
     # -------------------------------------------------------------- gateway
 
