@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chaos.processes import FakeServerInfo, FakeServerProcess
+from client.driver.tls import client_ssl_context
 from conform.probes import PROBES
 from scenarios.cli import main
 
@@ -95,21 +98,31 @@ def test_dedupe_nonce_mismatches_only_the_nonce_probe(
     assert code == 1
 
 
-def test_takeover_resume_mismatches_the_resume_while_open_probe(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("behaviour", "probe", "target_answer"),
+    [
+        ("takeover_resume", "invalid_session.while_open",
+         {"answer": "resumed (replayed 0)",
+          "old socket, heartbeat": "close 4000 'session taken over'"}),
+        ("park_on_client_close", "invalid_session.after_close",
+         {"answer": "resumed (replayed 0)"}),
+    ],
+)
+def test_a_session_behaviour_mismatches_its_resume_probe(
+    behaviour: str, probe: str, target_answer: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    process, info = start_target(tmp_path, "takeover_resume")
+    process, info = start_target(tmp_path, behaviour)
     try:
         code = main(conform_args(info, *SEED_ACCOUNTS, "--json"))
     finally:
         process.stop()
     report = json.loads(capsys.readouterr().out)
     mismatched = {p["name"]: p for p in report["probes"] if not p["match"]}
-    assert set(mismatched) == {"invalid_session.while_open"}
-    row = mismatched["invalid_session.while_open"]
-    assert row["target"]["answer"] == {"answer": "resumed (replayed 0)",
-                                       "old socket, heartbeat": "close 4000 'session taken over'"}
-    assert row["fake"]["answer"]["answer"].startswith('INVALID_SESSION {"resumable":false}')
+    assert set(mismatched) == {probe}
+    assert mismatched[probe]["target"]["answer"] == target_answer
+    assert mismatched[probe]["fake"]["answer"]["answer"].startswith(
+        'INVALID_SESSION {"resumable":false}')
     assert code == 1
 
 
@@ -184,3 +197,65 @@ def test_docs_name_every_probe() -> None:
 def test_the_rate_limit_probe_runs_last() -> None:
     # It exhausts its token's bucket; nothing may come after it.
     assert PROBES[-1].name == "rate_limit.burst"
+
+
+class PlainFront:
+    """A plain-TCP listener that forwards every connection over TLS to the fake: a
+    server that speaks plain HTTP, as accordserver itself does (run in its own thread,
+    since `main` runs its own event loop)."""
+
+    def __init__(self, info: FakeServerInfo) -> None:
+        self.upstream = info.port
+        self.ssl = client_ssl_context(info.ca)
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PlainFront:
+        self.thread.start()
+        assert self.ready.wait(START_DEADLINE), "the plain front did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(START_DEADLINE)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._forward, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(
+            "127.0.0.1", self.upstream, ssl=self.ssl, server_hostname="127.0.0.1")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    dst.write(chunk)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:  # one side ended (EOF or reset): end the other without more ado
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def test_a_plain_http_server_is_probed_over_http_and_ws(
+    target: FakeServerInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probes = ["gateway.hello", "gateway.resume", "invalid_session.while_open", "rest.envelope",
+              "rest.unauthorized"]
+    with PlainFront(target) as front:
+        code = main(["conform", f"http://127.0.0.1:{front.port}", "--register", "--json",
+                     "--timescale", TIMESCALE, *(a for p in probes for a in ("--probe", p))])
+    report = json.loads(capsys.readouterr().out)
+    assert report["target"] == f"http://127.0.0.1:{front.port}"
+    assert [(p["name"], p["match"]) for p in report["probes"]] == [(p, True) for p in probes]
+    assert code == 0
