@@ -125,6 +125,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
     else:
         print_table(options, rows)
     mismatched = [row.probe.name for row in rows if not row.match]
+    hint = timescale_hint(rows, options.timescale)
+    if hint:
+        err.print(f"[yellow]hint[/yellow] {escape(hint)}", soft_wrap=True)
     err.print(f"conform: {len(rows) - len(mismatched)} of {len(rows)} match"
               + (f"; mismatch: {', '.join(mismatched)}" if mismatched else "")
               + f" ({time.monotonic() - started:.1f}s)", soft_wrap=True)
@@ -195,6 +198,29 @@ async def run_one(probe: Probe, server: Server) -> Outcome:
 
 
 # ---------------------------------------------------------------------- output
+
+
+def timescale_hint(rows: list[Row], timescale: float) -> str | None:
+    """When HELLO's intervals differ, the timescale the target seems to run at (a fake
+    target started with --timescale F announces the fake's interval x F)."""
+    intervals = []
+    for row in rows:
+        if row.probe.name != "gateway.hello":
+            continue
+        for outcome in (row.target, row.fake):
+            try:
+                data = json.loads((outcome.answer or {}).get("data", ""))
+                intervals.append(int(data["heartbeat_interval"]))
+            except (ValueError, TypeError, KeyError):
+                return None
+    if len(intervals) != 2 or intervals[0] == intervals[1] or intervals[1] <= 0:
+        return None
+    target, fake = intervals
+    guess = timescale * target / fake
+    return (f"the target's HELLO announces {target} ms, the fake's {fake} ms at timescale "
+            f"{timescale:g}: if the target is a fake server started with --timescale "
+            f"{guess:g}, pass --timescale {guess:g}")
+
 
 
 def report_json(options: Options, rows: list[Row]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from client.core.gateway import CLIENT_PROPERTIES, INTENTS
+from client.core.redact import redact_text
 from client.driver.tls import client_ssl_context
 from client.driver.websocket import _abort_transport
 
@@ -232,8 +233,9 @@ class Socket:
         self.ended = Ended(None)
 
     async def close(self, code: int = 1000) -> None:
-        """A client close frame (any code ends the session on a reference server)."""
-        if not self.ws.closed:
+        """A client close frame (any code ends the session on a reference server); a
+        socket that has ended already (cut, or closed by the server) is left alone."""
+        if self.ended is None and not self.ws.closed:
             await self.ws.close(code=code)
         if self.ended is None:
             self.ended = Ended(code)
@@ -329,7 +331,7 @@ class Server:
         data = reply.data
         if reply.status != 200 or not isinstance(data, dict) or "token" not in data:
             raise SetupError(f"{what} {account.name!r} at {self.target.origin}: "
-                             f"HTTP {reply.status} {reply.text[:200]!r}")
+                             f"HTTP {reply.status} {redact_text(reply.text[:200])!r}")
         return User(account, str(data["user"]["id"]), str(data["token"]))
 
     async def channel(self) -> str:
@@ -397,8 +399,7 @@ class Server:
     async def clean_up(self) -> None:
         """Close every socket still open; delete what the probes posted (best effort)."""
         for sock in self._sockets:
-            if not sock.ws.closed:
-                await sock.close()
+            await sock.close()
         for user, cid, mid in dict.fromkeys(self._posted):
             with contextlib.suppress(ProbeError):
                 await self.rest("DELETE", f"/channels/{cid}/messages/{mid}", user=user)

@@ -18,6 +18,7 @@ import pytest
 
 from chaos.processes import FakeServerInfo, FakeServerProcess
 from client.driver.tls import client_ssl_context
+from conform.command import Outcome, Row, timescale_hint
 from conform.probes import PROBES
 from scenarios.cli import main
 
@@ -259,3 +260,23 @@ def test_a_plain_http_server_is_probed_over_http_and_ws(
     assert report["target"] == f"http://127.0.0.1:{front.port}"
     assert [(p["name"], p["match"]) for p in report["probes"]] == [(p, True) for p in probes]
     assert code == 0
+
+
+def _hello_row(target: Outcome, fake: Outcome) -> Row:
+    return Row(next(p for p in PROBES if p.name == "gateway.hello"), target, fake)
+
+
+def test_a_probe_that_errors_never_matches_even_on_both_sides() -> None:
+    failed = Outcome(None, "no answer on the gateway within 10s")
+    assert not _hello_row(failed, failed).match
+    answer = Outcome({"data": '{"heartbeat_interval":45000}'})
+    assert _hello_row(answer, answer).match
+    assert not _hello_row(failed, answer).match
+
+
+def test_differing_hello_intervals_suggest_the_targets_timescale() -> None:
+    scaled = Outcome({"data": '{"heartbeat_interval":2250}'})
+    reference = Outcome({"data": '{"heartbeat_interval":45000}'})
+    hint = timescale_hint([_hello_row(scaled, reference)], 1.0)
+    assert hint is not None and "pass --timescale 0.05" in hint
+    assert timescale_hint([_hello_row(reference, reference)], 1.0) is None
