@@ -78,6 +78,25 @@ def test_every_probe_matches_against_the_fake(target: FakeServerInfo,
     assert by_name["gateway.hello"]["data"] == '{"heartbeat_interval":2250}'
     assert by_name["rate_limit.burst"]["429 Retry-After"] == '"3"'
     assert elapsed < 60, f"a whole run took {elapsed:.1f}s"
+    # A probe broken alike on both sides would still match: pin what the spec says.
+    invalid = 'INVALID_SESSION {"resumable":false}, then dropped (no close frame)'
+    for name in ("bad_token", "seq_0", "unknown", "other_user", "seq_ahead", "while_open",
+                 "after_close"):
+        assert by_name[f"invalid_session.{name}"]["answer"] == invalid, name
+    assert by_name["invalid_session.while_open"]["old socket, heartbeat"] == '{"op":4}'
+    assert by_name["gateway.resume"]["missed message"] == "replayed"
+    assert by_name["gateway.resume"]["replay"] == "consecutive from 3"
+    assert by_name["gateway.seq"]["events"] == "consecutive from 2"
+    assert by_name["gateway.identify_twice"]["answer"] == "close 4005 'already authenticated'"
+    assert by_name["gateway.frame_limit"]["answer"] == (
+        "close 4008 'rate limit exceeded' after frame 121")
+    assert by_name["intents.filter"]["without message_typing"] == "0 typing.start"
+    assert by_name["intents.filter"]["with message_typing"] == "1 typing.start"
+    assert by_name["rest.nonce"]["stored"] == "2 message(s), different ids"
+    assert by_name["rest.list_cursors"]["limit=2"] == "[m3, m2]; cursor.after m2; has_more true"
+    assert by_name["rate_limit.burst"]["X-RateLimit-Remaining"] == "from 69 down to 0"
+    assert by_name["rate_limit.burst"]["after 1.5 x Retry-After / limit"] == "200"
+    assert by_name["rest.no_json_type"]["stored"] == "no"
 
 
 def test_dedupe_nonce_mismatches_only_the_nonce_probe(
