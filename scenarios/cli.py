@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from client.core.bugs import BUG_NUMBERS, BUG_RANGE
+from conform.command import add_parser as add_conform_parser
+from conform.command import cmd_conform
 from scenarios.errors import UsageError
 from scenarios.loader import LoadedScenario, discover, load_all
 
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render the HTML report from Allure results")
     rep.add_argument("--alluredir", default="out/allure-results")
     rep.add_argument("-o", "--output", default="out/allure-report")
+    add_conform_parser(sub)
     return parser
 
 
@@ -244,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "list": cmd_list,
             "validate": cmd_validate,
             "report": cmd_report,
+            "conform": cmd_conform,
         }[args.command]
         return command(args)
     except (_BadUsage, UsageError) as exc:
