@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--replay-buffer", type=int, default=REPLAY_BUFFER)
     p.add_argument("--resume-window", type=float, default=RESUME_WINDOW_S, help="seconds")
     p.add_argument("--control-token", help="fixed control token (default: random)")
+    p.add_argument("--tls-name", action="append", default=[], metavar="NAME",
+                   help="another DNS name for the generated certificate (repeatable)")
     a = p.parse_args(argv)
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         control_port=a.control_port, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
         heartbeat_interval_ms=a.heartbeat_interval, timescale=a.timescale,
         replay_buffer=a.replay_buffer, resume_window_s=a.resume_window,
-        control_token=a.control_token,
+        control_token=a.control_token, tls_names=tuple(a.tls_name),
     )
 
 

@@ -32,6 +32,8 @@ class ServerConfig:
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
     silence_drop_s: float = SILENCE_DROP_S
     control_token: str | None = None
+    tls_names: tuple[str, ...] = ()
+    """More DNS names for the generated certificate (beside 127.0.0.1 and localhost)."""
 
     def __post_init__(self) -> None:
         if self.timescale <= 0:

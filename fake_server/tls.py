@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,11 @@ class TlsFiles:
     ca: Path | None
 
 
-def ensure_test_pki(directory: Path) -> TlsFiles:
-    """Create the CA and a 127.0.0.1/localhost certificate once; reuse them afterwards."""
+def ensure_test_pki(directory: Path, names: Sequence[str] = ()) -> TlsFiles:
+    """Create the CA and a 127.0.0.1/localhost certificate once; reuse them afterwards.
+
+    `names`: more DNS names for the certificate (e.g. `toxiproxy`, the host a client
+    in a container dials); a restart on the same database passes the same names."""
     files = TlsFiles(
         cert=directory / "server.pem", key=directory / "server-key.pem", ca=directory / "ca.pem"
     )
@@ -27,7 +31,7 @@ def ensure_test_pki(directory: Path) -> TlsFiles:
         return files
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    leaf = ca.issue_cert("127.0.0.1", "localhost", *names)
     # Key first, CA last: a half-written set is regenerated on the next start.
     leaf.private_key_pem.write_to_path(str(files.key))
     leaf.cert_chain_pems[0].write_to_path(str(files.cert))
@@ -40,7 +44,7 @@ def ensure_test_pki(directory: Path) -> TlsFiles:
 def resolve_tls(config: ServerConfig) -> TlsFiles:
     if config.tls_cert is not None and config.tls_key is not None:
         return TlsFiles(cert=config.tls_cert, key=config.tls_key, ca=config.tls_ca)
-    return ensure_test_pki(config.tls_dir)
+    return ensure_test_pki(config.tls_dir, config.tls_names)
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:

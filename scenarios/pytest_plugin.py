@@ -23,6 +23,7 @@ from scenarios.errors import ScenarioError
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
 from scenarios.render import failure_report
 from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
+from scenarios.server_backends import SERVER_BACKENDS, default_backend
 
 SUMMARY_PROPERTY = "accord_rig_summary"
 _TOXIPROXY = pytest.StashKey[Any]()
@@ -56,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         help="switch regression bug N (1..10) on in the client for every scenario",
+    )
+    group.addoption(
+        "--rig-servers",
+        choices=SERVER_BACKENDS,
+        default=None,
+        help="where fake servers run: process (default) or docker (the compose stack)",
     )
     group.addoption(
         "--rig-out",
@@ -124,6 +131,7 @@ class ScenarioItem(pytest.Item):
             timescale=self.config.getoption("--rig-timescale"),
             seed=self.config.getoption("--rig-seed"),
             bugs=tuple(self.config.getoption("--rig-bug")),
+            servers=self.config.getoption("--rig-servers") or default_backend(),
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())

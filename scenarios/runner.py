@@ -22,8 +22,6 @@ from typing import Any
 import yaml
 
 from chaos import (
-    FakeServerProcess,
-    LocalProcessBackend,
     NetworkChaos,
     ProcessChaos,
     ServerProxies,
@@ -46,6 +44,7 @@ from scenarios.observation import MessageSeen, Observation
 from scenarios.observe import Observer
 from scenarios.records import signals
 from scenarios.schema import Condition, ServerSetup, Step, WaitFor, step_kind, step_value
+from scenarios.server_backends import FakeServerHandle, ServerBackend, default_backend
 from scenarios.timescale import (
     DEADLINE_FLOOR,
     DEFAULT_HEARTBEAT,
@@ -80,6 +79,7 @@ class RunOptions:
     seed: int | None = None
     deadline_floor: float = DEADLINE_FLOOR
     bugs: tuple[int, ...] = ()  # regression switches on for every scenario (mutation runs)
+    servers: str = field(default_factory=default_backend)  # "process" or "docker"
 
 
 @dataclass
@@ -121,7 +121,7 @@ class ScenarioResult:
 class ServerRig:
     name: str
     setup: ServerSetup
-    process: FakeServerProcess
+    process: FakeServerHandle
     db: Path
     control: FakeServerControl | None = None
     proxies: ServerProxies | None = None
@@ -226,20 +226,25 @@ class ScenarioRun:
             },
         )
         sink = _Sink(self.timeline)
-        api = self.options.toxiproxy.api()
+        toxiproxy = self.options.toxiproxy
         self.network = NetworkChaos(
-            api, timescale=self.timescale, sink=sink, run_id=f"rig{secrets.token_hex(4)}"
+            toxiproxy.api(),
+            timescale=self.timescale,
+            sink=sink,
+            run_id=f"rig{secrets.token_hex(4)}",
+            host=toxiproxy.host,
+            listen_host=toxiproxy.proxy_listen_host,
         )
-        backend = LocalProcessBackend()
-        self.processes = ProcessChaos(backend, faults=self.network.faults)
+        backend = await asyncio.to_thread(ServerBackend, self.options.servers, toxiproxy)
+        self.processes = ProcessChaos(backend.faults, faults=self.network.faults)
         for name, server_setup in self.scenario.setup.servers.items():
             db = work / f"{name}.db"
             extra: list[str] = []
             if server_setup.heartbeat is not None:
                 ms = server_setup.heartbeat.resolve(DEFAULT_HEARTBEAT) * 1000
                 extra += ["--heartbeat-interval", str(round(ms))]
-            process = FakeServerProcess(
-                db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
+            process = backend.new_server(
+                name, db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
             )
             rig = ServerRig(name, server_setup, process, db)
             self.servers[name] = rig
@@ -248,8 +253,7 @@ class ScenarioRun:
             rig.control_tokens.append(info.control_token)
             self.result.histories[name] = rig.history_path
             rig.ca = info.ca
-            rig.proxies = await self.network.add_server(name, info.port)
-            backend.register(name, process)
+            rig.proxies = await self.network.add_server(name, info.port, process.host)
         self.client = ClientHarness(
             self.timeline,
             self.timings,
