@@ -16,6 +16,8 @@ FROM ${TOXIPROXY_IMAGE} AS toxiproxy
 
 FROM ${BASE_IMAGE} AS build
 ARG EXTRA_CA_PEM=""
+# The build stage only: the final image has neither this setting nor the CA file.
+ENV PIP_CERT=/tmp/pip-ca.pem PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/accord-rig
 WORKDIR /src
 # Dependencies first (a layer that survives source edits), then the project.
@@ -24,8 +26,7 @@ RUN set -eu; \
     cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem; \
     if [ -n "$EXTRA_CA_PEM" ]; then printf '%s\n' "$EXTRA_CA_PEM" >> /tmp/pip-ca.pem; fi; \
     mkdir -p client fake_server chaos scenarios reports load; \
-    PIP_CERT=/tmp/pip-ca.pem /opt/accord-rig/bin/pip install -q --no-cache-dir \
-        --disable-pip-version-check '.[rig,load,docker]'; \
+    /opt/accord-rig/bin/pip install -q '.[rig,load,docker]'; \
     /opt/accord-rig/bin/pip uninstall -q -y accord-rig
 COPY client client
 COPY fake_server fake_server
@@ -33,8 +34,7 @@ COPY chaos chaos
 COPY scenarios scenarios
 COPY reports reports
 COPY load load
-RUN /opt/accord-rig/bin/pip install -q --no-cache-dir --no-deps --disable-pip-version-check . \
-    && rm -f /tmp/pip-ca.pem
+RUN /opt/accord-rig/bin/pip install -q --no-deps .
 
 FROM ${BASE_IMAGE}
 COPY --from=toxiproxy /toxiproxy /usr/local/bin/toxiproxy-server
@@ -50,6 +50,7 @@ COPY load load
 ENV PATH=/opt/accord-rig/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     TOXIPROXY_SERVER=/usr/local/bin/toxiproxy-server
 USER rig
 CMD ["accord-rig", "run", "scenarios/starter"]

@@ -2,8 +2,13 @@
 
 In the compose stack the rig runs in a container and each scenario server is a
 container of its own: `FakeServerContainer` starts `python -m fake_server` in the
-rig's image, on the rig's network, with the run's folder on the shared work
-volume (so the rig reads the database, CA file and history the server writes).
+rig's image, with the run's folder on the shared work volume (so the rig reads
+the database, CA file and history the server writes). Each run gets an internal
+network of its own (`RunNetwork`), joined by the rig's and Toxiproxy's
+containers, where each server has a fixed address: Toxiproxy dials that address
+(a name lookup for a dead container hangs on the embedded DNS, and Go's resolver
+makes every later lookup of the name wait for it), the same before a kill and
+after the restart, and no other server can take it over meanwhile.
 `DockerBackend` is the `FaultBackend` for them, and for any other container by
 name (a team's own server):
 
@@ -21,6 +26,7 @@ Settings come from the environment, else from the rig's own container
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -36,9 +42,10 @@ from chaos.faults import UnknownTarget
 from chaos.processes import FakeServerInfo, ProcessFailed
 
 ENV_IMAGE = "ACCORD_RIG_IMAGE"
-ENV_NETWORK = "ACCORD_RIG_DOCKER_NETWORK"
 ENV_VOLUME = "ACCORD_RIG_WORK_VOLUME"
 ENV_MOUNT = "ACCORD_RIG_WORK_MOUNT"
+ENV_TOXIPROXY_CONTAINER = "ACCORD_RIG_TOXIPROXY_CONTAINER"
+COMPOSE_SERVICE = "com.docker.compose.service"
 DEFAULT_MOUNT = "/runs"
 # Inside its own container a fake server can take fixed ports.
 SERVER_PORT = 8443
@@ -72,31 +79,37 @@ def docker_client() -> Any:
 
 @dataclass(frozen=True)
 class DockerSettings:
-    """Where the rig's server containers go: image, network, work volume and its mount."""
+    """Where the rig's server containers go: image, work volume and its mount, and
+    the network (each run's own: `RunNetwork`)."""
 
     image: str
-    network: str
     volume: str
+    network: str = ""
     mount: str = DEFAULT_MOUNT  # where the work volume is mounted, in every container
     labels: Mapping[str, str] = field(default_factory=dict)
+    joiners: tuple[str, ...] = ()  # containers that join each run's network (rig, Toxiproxy)
 
     @classmethod
     def discover(cls, client: Any) -> DockerSettings:
         """From the environment, else from the container this rig runs in."""
         mount = os.environ.get(ENV_MOUNT, DEFAULT_MOUNT)
         image = os.environ.get(ENV_IMAGE)
-        network = os.environ.get(ENV_NETWORK)
         volume = os.environ.get(ENV_VOLUME)
         labels = {LABEL_ROLE: "fake-server"}
+        joiners = [c for c in os.environ.get(ENV_TOXIPROXY_CONTAINER, "").split(",") if c]
         own = _own_container(client)
         if own is not None:
             labels[LABEL_OWNER] = own.id
+            joiners.append(own.id)
             project = (own.labels or {}).get(COMPOSE_PROJECT)
             if project:  # `docker compose down --remove-orphans` then finds leftovers
                 labels[COMPOSE_PROJECT] = project
+                if not os.environ.get(ENV_TOXIPROXY_CONTAINER):
+                    toxiproxy = {
+                        "label": [f"{COMPOSE_PROJECT}={project}", f"{COMPOSE_SERVICE}=toxiproxy"]
+                    }
+                    joiners += [c.id for c in client.containers.list(filters=toxiproxy)]
             image = image or own.attrs["Config"]["Image"]
-            networks = list(own.attrs["NetworkSettings"]["Networks"])
-            network = network or (networks[0] if networks else None)
             volume = volume or next(
                 (
                     m["Name"]
@@ -105,18 +118,74 @@ class DockerSettings:
                 ),
                 None,
             )
-        missing = [
-            env
-            for env, value in ((ENV_IMAGE, image), (ENV_NETWORK, network), (ENV_VOLUME, volume))
-            if not value
-        ]
+        missing = [env for env, value in ((ENV_IMAGE, image), (ENV_VOLUME, volume)) if not value]
         if missing:
             raise DockerUnavailable(
                 f"docker servers: set {', '.join(missing)} (or run the rig in its compose "
                 f"container, with the work volume mounted at {mount})"
             )
-        assert image and network and volume
-        return cls(image, network, volume, mount, labels)
+        assert image and volume
+        return cls(image, volume, "", mount, labels, tuple(joiners))
+
+
+class RunNetwork:
+    """One run's internal network, joined by the rig and Toxiproxy; removed at the end."""
+
+    def __init__(self, client: Any, settings: DockerSettings) -> None:
+        import docker.errors
+        import docker.types
+
+        self.client = client
+        self.name = f"accord-run-{secrets.token_hex(4)}"
+        labels = {**settings.labels, LABEL_ROLE: "run-network"}
+        for _ in range(8):  # a random /24 in 10.128.0.0/9; the engine refuses overlaps
+            prefix = f"10.{128 + secrets.randbelow(128)}.{secrets.randbelow(256)}"
+            # Joiners get addresses from .0/25; servers fixed ones from .200 up.
+            pool = docker.types.IPAMPool(
+                subnet=f"{prefix}.0/24", iprange=f"{prefix}.0/25", gateway=f"{prefix}.1"
+            )
+            try:
+                self.network = client.networks.create(
+                    self.name,
+                    driver="bridge",
+                    internal=True,
+                    labels=labels,
+                    ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+                )
+                break
+            except docker.errors.APIError as exc:
+                if "overlap" not in str(exc).lower():
+                    raise
+        else:
+            raise DockerUnavailable("no free 10.x.y.0/24 subnet for the run's network")
+        self._prefix = prefix
+        self._next_host = 200
+        self._joined: list[str] = []
+        try:
+            for container in settings.joiners:
+                self.network.connect(container)
+                self._joined.append(container)
+        except Exception:
+            self.remove()
+            raise
+
+    def next_address(self) -> str:
+        """A fixed address for one more server of the run."""
+        if self._next_host > 254:
+            raise DockerUnavailable(f"run network {self.name}: no server address left")
+        self._next_host += 1
+        return f"{self._prefix}.{self._next_host - 1}"
+
+    def remove(self) -> None:
+        """Disconnect the joiners and remove the network (its servers are gone by now)."""
+        import docker.errors
+
+        for container in self._joined:
+            with contextlib.suppress(docker.errors.APIError):
+                self.network.disconnect(container, force=True)
+        self._joined.clear()
+        with contextlib.suppress(docker.errors.NotFound):
+            self.network.remove()
 
 
 def _own_container(client: Any) -> Any:
@@ -217,6 +286,7 @@ class FakeServerContainer(ContainerTarget):
         timescale: float = 1.0,
         extra_args: Sequence[str] = (),
         tls_names: Sequence[str] = (),
+        address: str | None = None,
         log_path: Path | None = None,
         ready_timeout: float = 30.0,
     ) -> None:
@@ -230,7 +300,8 @@ class FakeServerContainer(ContainerTarget):
         self.tls_names = list(tls_names)
         self.log_path = log_path
         self.ready_timeout = ready_timeout
-        self.host = self.name  # the network alias Toxiproxy dials
+        self.address = address  # fixed on the run's network; else the engine's choice
+        self.host = address or self.name  # what Toxiproxy dials
         self.port = SERVER_PORT
         self.info: FakeServerInfo | None = None
         self.starts = 0
@@ -258,6 +329,11 @@ class FakeServerContainer(ContainerTarget):
                 name=self.name,
                 detach=True,
                 network=self.settings.network,
+                networking_config={
+                    self.settings.network: self.client.api.create_endpoint_config(
+                        ipv4_address=self.address
+                    )
+                },
                 volumes={self.settings.volume: {"bind": self.settings.mount, "mode": "rw"}},
                 labels=dict(self.settings.labels),
                 # The rig's own uid, so it can open the SQLite files; root gets the image's user.

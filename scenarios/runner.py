@@ -180,6 +180,7 @@ class ScenarioRun:
         self.network: NetworkChaos | None = None
         self.processes: ProcessChaos | None = None
         self.client: ClientHarness | None = None
+        self.server_backend: ServerBackend | None = None
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
         self._final_lists: dict[tuple[str, str], list[str]] = {}
 
@@ -236,6 +237,7 @@ class ScenarioRun:
             listen_host=toxiproxy.proxy_listen_host,
         )
         backend = await asyncio.to_thread(ServerBackend, self.options.servers, toxiproxy)
+        self.server_backend = backend
         self.processes = ProcessChaos(backend.faults, faults=self.network.faults)
         for name, server_setup in self.scenario.setup.servers.items():
             db = work / f"{name}.db"
@@ -291,6 +293,11 @@ class ScenarioRun:
                 await asyncio.to_thread(rig.process.stop)
             except Exception as exc:
                 problems.append(f"fake server {rig.name}: {exc}")
+        if self.server_backend is not None:
+            try:
+                await asyncio.to_thread(self.server_backend.close)
+            except Exception as exc:
+                problems.append(f"servers: {exc}")
         self.client = None
         if problems and not self.result.error:
             self.result.error = "cleanup: " + "; ".join(problems)

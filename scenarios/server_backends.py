@@ -9,6 +9,7 @@ The scenario file is the same for both; `accord-rig run --servers docker` or
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,12 +60,19 @@ class ServerBackend:
             self._local = LocalProcessBackend()
             self.faults = self._local
             return
-        from chaos.containers import DockerBackend, DockerSettings, docker_client
+        from chaos.containers import DockerBackend, DockerSettings, RunNetwork, docker_client
 
         self._client = docker_client()
-        self._settings = DockerSettings.discover(self._client)
+        settings = DockerSettings.discover(self._client)
+        self._network = RunNetwork(self._client, settings)
+        self._settings = dataclasses.replace(settings, network=self._network.name)
         self._docker = DockerBackend(self._client)
         self.faults = self._docker
+
+    def close(self) -> None:
+        """After the servers stopped: remove what the backend made (the run's network)."""
+        if self.kind == "docker":
+            self._network.remove()
 
     def new_server(
         self, server: str, db: Path, *, timescale: float, extra_args: Sequence[str], log_path: Path
@@ -86,6 +94,7 @@ class ServerBackend:
             extra_args=extra_args,
             # The client dials the Toxiproxy host: the certificate must name it.
             tls_names=[self._toxiproxy.host],
+            address=self._network.next_address(),
             log_path=log_path,
         )
         self._docker.register(server, container)
