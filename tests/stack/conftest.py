@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from compose_stack import Stack
 
-from chaos.containers import COMPOSE_PROJECT, docker_client
-
-REPO = Path(__file__).resolve().parents[2]
-PROFILES = ["--profile", "catalogue", "--profile", "load"]
+from chaos.containers import docker_client
 
 
 @pytest.fixture(scope="session")
@@ -27,39 +23,6 @@ def engine() -> Any:
     image = os.environ.get("ACCORD_RIG_IMAGE", "accord-rig:local")
     client.images.get(image)  # ImageNotFound: run through scripts/stack test
     return client
-
-
-@dataclass
-class Stack:
-    """One compose project: its name, environment and mounted out/ folder."""
-
-    project: str
-    out: Path
-    env: dict[str, str]
-    engine: Any
-
-    def compose(self, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker-compose", "-p", self.project, *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def down(self) -> None:
-        self.compose(*PROFILES, "down", "-v", "--remove-orphans", "-t", "3", timeout=120)
-
-    def leftovers(self) -> list[str]:
-        """Containers, networks and volumes of this project still on the engine."""
-        label = {"label": f"{COMPOSE_PROJECT}={self.project}"}
-        containers = self.engine.containers.list(all=True, filters=label)
-        found = [f"container {c.name}" for c in containers]
-        found += [f"network {n.name}" for n in self.engine.networks.list(filters=label)]
-        found += [f"volume {v.name}" for v in self.engine.volumes.list(filters=label)]
-        return found
 
 
 @pytest.fixture

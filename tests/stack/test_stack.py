@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compose_stack import Stack
 
 from chaos.containers import (
     KILLED_EXIT_CODE,
@@ -22,7 +23,6 @@ from chaos.containers import (
     FakeServerContainer,
     RunNetwork,
 )
-from tests.stack.conftest import Stack
 
 pytestmark = pytest.mark.timeout(900)
 FREEZE_SCENARIO = "scenarios/heartbeat_timeout/freeze_then_kill.scenario.yaml"
