@@ -20,9 +20,11 @@ ARG EXTRA_CA_PEM=""
 ENV PIP_CERT=/tmp/pip-ca.pem PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/accord-rig
 WORKDIR /src
-# Dependencies first (a layer that survives source edits), then the project.
-COPY pyproject.toml README.md ./
+# Dependencies first (a layer that survives source and doc edits), then the
+# project. The README is only the package's long description: an empty one will do.
+COPY pyproject.toml ./
 RUN set -eu; \
+    touch README.md; \
     cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem; \
     if [ -n "$EXTRA_CA_PEM" ]; then printf '%s\n' "$EXTRA_CA_PEM" >> /tmp/pip-ca.pem; fi; \
     mkdir -p client fake_server chaos scenarios reports load; \
