@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.faults import UnknownTarget
+from chaos.faults import NamedTargets
 from chaos.processes import FakeServerInfo, ProcessFailed
 
 ENV_IMAGE = "ACCORD_RIG_IMAGE"
@@ -411,35 +411,20 @@ class FakeServerContainer(ContainerTarget):
             time.sleep(0.05)  # poll interval of the readiness condition
 
 
-class DockerBackend:
+class DockerBackend(NamedTargets[ContainerTarget]):
     """`FaultBackend` on containers: the rig's fake-server containers, or any by name."""
 
+    what = "container"
+
     def __init__(self, client: Any) -> None:
+        super().__init__()
         self.client = client
-        self._targets: dict[str, ContainerTarget] = {}
 
     def register(self, name: str, target: ContainerTarget | str) -> ContainerTarget:
         """`target`: a `ContainerTarget` (e.g. a `FakeServerContainer`), or a container name."""
         if isinstance(target, str):
             target = ContainerTarget(self.client, target)
-        self._targets[name] = target
-        return target
-
-    def target(self, name: str) -> ContainerTarget:
-        try:
-            return self._targets[name]
-        except KeyError:
-            known = ", ".join(sorted(self._targets)) or "none"
-            raise UnknownTarget(f"unknown container {name!r} (known: {known})") from None
-
-    async def kill(self, target: str) -> None:
-        await asyncio.to_thread(self.target(target).kill)
-
-    async def freeze(self, target: str) -> None:
-        await asyncio.to_thread(self.target(target).freeze)
-
-    async def thaw(self, target: str) -> None:
-        await asyncio.to_thread(self.target(target).thaw)
+        return super().register(name, target)
 
     async def restart(self, target: str) -> None:
         await asyncio.to_thread(self.target(target).restart)
