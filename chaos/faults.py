@@ -1,8 +1,8 @@
 """Process faults behind one small interface, recorded in the timeline.
 
 A `FaultBackend` knows how to hurt a named target (kill -9, freeze, thaw,
-restart). `LocalProcessBackend` does it to processes the rig started; a docker
-backend for the compose stack can implement the same four methods later.
+restart). `LocalProcessBackend` does it to processes the rig started,
+`chaos.containers.DockerBackend` to containers (both on `NamedTargets`).
 `ProcessChaos` is what scenarios call: it applies a fault through the backend and
 records its window: `kill` from the kill to the restart, `freeze` from the
 freeze to the thaw, `restart` around the restart itself.
@@ -11,7 +11,7 @@ freeze to the thaw, `restart` around the restart itself.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from chaos.processes import FakeServerProcess, ManagedProcess
 from chaos.recording import ClockedTimeline, FaultLog, RecordSink
@@ -29,21 +29,33 @@ class UnknownTarget(KeyError):
         return str(self.args[0])
 
 
-class LocalProcessBackend:
-    """Faults on local processes by name (e.g. the fake server "alpha")."""
+class Hurtable(Protocol):
+    def kill(self) -> None: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+
+
+T = TypeVar("T", bound=Hurtable)
+
+
+class NamedTargets(Generic[T]):
+    """Targets by name; kill/freeze/thaw call theirs off the event loop."""
+
+    what = "target"  # in the unknown-name error
 
     def __init__(self) -> None:
-        self._targets: dict[str, FakeServerProcess | ManagedProcess] = {}
+        self._targets: dict[str, T] = {}
 
-    def register(self, name: str, process: FakeServerProcess | ManagedProcess) -> None:
-        self._targets[name] = process
+    def register(self, name: str, target: T) -> T:
+        self._targets[name] = target
+        return target
 
-    def target(self, name: str) -> FakeServerProcess | ManagedProcess:
+    def target(self, name: str) -> T:
         try:
             return self._targets[name]
         except KeyError:
             known = ", ".join(sorted(self._targets)) or "none"
-            raise UnknownTarget(f"unknown process {name!r} (known: {known})") from None
+            raise UnknownTarget(f"unknown {self.what} {name!r} (known: {known})") from None
 
     async def kill(self, target: str) -> None:
         await asyncio.to_thread(self.target(target).kill)
@@ -53,6 +65,12 @@ class LocalProcessBackend:
 
     async def thaw(self, target: str) -> None:
         await asyncio.to_thread(self.target(target).thaw)
+
+
+class LocalProcessBackend(NamedTargets[FakeServerProcess | ManagedProcess]):
+    """Faults on local processes by name (e.g. the fake server "alpha")."""
+
+    what = "process"
 
     async def restart(self, target: str) -> None:
         process = self.target(target)

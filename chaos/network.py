@@ -69,13 +69,15 @@ class NetworkChaos:
         sink: RecordSink | ClockedTimeline | None = None,
         run_id: str | None = None,
         host: str = "127.0.0.1",
+        listen_host: str | None = None,
     ) -> None:
         if timescale <= 0:
             raise ValueError(f"timescale must be > 0, got {timescale}")
         self.api = api
         self.timescale = timescale
         self.run_id = run_id or f"run{secrets.token_hex(4)}"
-        self.host = host
+        self.host = host  # where clients dial the proxies
+        self.listen_host = listen_host or host  # where Toxiproxy binds them
         self.faults = FaultLog(sink)
         self._proxies: dict[str, ProxyInfo] = {}
         self._active: dict[str, ActiveFault] = {}
@@ -95,7 +97,7 @@ class NetworkChaos:
         if name in self._proxies:
             raise ChaosError(f"proxy {name!r} already exists in run {self.run_id}")
         toxiproxy_name = f"{self.run_id}.{name}"
-        created = await self.api.create_proxy(toxiproxy_name, upstream, f"{self.host}:0")
+        created = await self.api.create_proxy(toxiproxy_name, upstream, f"{self.listen_host}:0")
         port = int(str(created["listen"]).rsplit(":", 1)[1])
         info = ProxyInfo(name, toxiproxy_name, self.host, port, upstream)
         self._proxies[name] = info

@@ -6,6 +6,7 @@ server can outlive event loops (a session-wide pytest fixture, a CLI run).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -68,6 +69,17 @@ class ToxiproxyServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def proxy_listen_host(self) -> str:
+        """Where proxies bind: this host when it is loopback (one machine), else every
+        interface (Toxiproxy in its own container, dialled by service name)."""
+        if self.host == "localhost":
+            return self.host
+        try:
+            return self.host if ipaddress.ip_address(self.host).is_loopback else "0.0.0.0"
+        except ValueError:
+            return "0.0.0.0"
 
     @property
     def owned(self) -> bool:

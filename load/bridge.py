@@ -25,8 +25,20 @@ class AsyncioBridge:
     def __init__(self) -> None:
         selector = gevent.monkey.get_original("selectors", "EpollSelector")()
         self.loop = asyncio.SelectorEventLoop(selector)
+        # Name lookups (a hostname such as `fake-server` in the compose stack) would go
+        # to the loop's default executor, whose threads are patched greenlets that
+        # never run from this OS thread: the lookup hung forever. The original
+        # getaddrinfo on the loop's thread instead (container DNS answers at once).
+        self.loop.getaddrinfo = self._getaddrinfo  # type: ignore[method-assign]
         start_thread = gevent.monkey.get_original("_thread", "start_new_thread")
         start_thread(self._serve, ())
+
+    @staticmethod
+    async def _getaddrinfo(
+        host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> Any:
+        lookup = gevent.monkey.get_original("socket", "getaddrinfo")
+        return lookup(host, port, family, type, proto, flags)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -27,6 +27,7 @@ from conform.command import add_parser as add_conform_parser
 from conform.command import cmd_conform
 from scenarios.errors import UsageError
 from scenarios.loader import LoadedScenario, discover, load_all
+from scenarios.server_backends import ENV_SERVERS, SERVER_BACKENDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
 DEFAULT_PATHS = ["scenarios"]
@@ -58,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--alluredir", help="write Allure results here")
     run.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), e.g. 2 or auto")
     run.add_argument("--out", help="keep every run's timeline, logs and databases here")
+    run.add_argument(
+        "--servers",
+        choices=SERVER_BACKENDS,
+        help="fake servers as local processes (default) or docker containers "
+        f"(the compose stack; also ${ENV_SERVERS})",
+    )
     run.add_argument(
         "--bug",
         type=_bug_number,
@@ -204,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["-n", args.workers]
     if args.out:
         pytest_args += ["--rig-out", args.out]
+    if args.servers:
+        pytest_args += ["--rig-servers", args.servers]
     if importlib.util.find_spec("pytest_asyncio") is not None:
         # Scenario paths outside the repo have no ini file: keep pytest-asyncio quiet.
         pytest_args += ["-o", "asyncio_default_fixture_loop_scope=function"]

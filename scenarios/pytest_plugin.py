@@ -24,6 +24,7 @@ from scenarios.errors import ScenarioError
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
 from scenarios.render import failure_report
 from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
+from scenarios.server_backends import SERVER_BACKENDS, default_backend
 
 SUMMARY_PROPERTY = "accord_rig_summary"
 _TOXIPROXY = pytest.StashKey[Any]()
@@ -57,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         help=f"switch regression bug N ({BUG_RANGE}) on in the client for every scenario",
+    )
+    group.addoption(
+        "--rig-servers",
+        choices=SERVER_BACKENDS,
+        default=None,
+        help="where fake servers run: process (default) or docker (the compose stack)",
     )
     group.addoption(
         "--rig-out",
@@ -125,6 +132,7 @@ class ScenarioItem(pytest.Item):
             timescale=self.config.getoption("--rig-timescale"),
             seed=self.config.getoption("--rig-seed"),
             bugs=tuple(self.config.getoption("--rig-bug")),
+            servers=self.config.getoption("--rig-servers") or default_backend(),
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())

@@ -22,8 +22,6 @@ from typing import Any
 import yaml
 
 from chaos import (
-    FakeServerProcess,
-    LocalProcessBackend,
     NetworkChaos,
     ProcessChaos,
     ServerProxies,
@@ -60,6 +58,7 @@ from scenarios.schema import (
     step_kind,
     step_value,
 )
+from scenarios.server_backends import FakeServerHandle, ServerBackend, default_backend
 from scenarios.timeline_checks import EPSILON, judge_run
 from scenarios.timescale import (
     CLIENT_TIMEOUT_FLOOR,
@@ -97,6 +96,7 @@ class RunOptions:
     deadline_floor: float = DEADLINE_FLOOR
     client_floor: float = CLIENT_TIMEOUT_FLOOR  # real seconds under the client's I/O timeouts
     bugs: tuple[int, ...] = ()  # regression switches on for every scenario (mutation runs)
+    servers: str = field(default_factory=default_backend)  # "process" or "docker"
 
 
 @dataclass
@@ -138,7 +138,7 @@ class ScenarioResult:
 class ServerRig:
     name: str
     setup: ServerSetup
-    process: FakeServerProcess
+    process: FakeServerHandle
     db: Path
     control: FakeServerControl | None = None
     proxies: ServerProxies | None = None
@@ -199,6 +199,7 @@ class ScenarioRun:
         self.network: NetworkChaos | None = None
         self.processes: ProcessChaos | None = None
         self.client: ClientHarness | None = None
+        self.server_backend: ServerBackend | None = None
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
         self._final_lists: dict[tuple[str, str], list[str]] = {}
         self._named: dict[str, NamedMessage] = {}  # `as:` names
@@ -248,17 +249,23 @@ class ScenarioRun:
             },
         )
         sink = _Sink(self.timeline)
-        api = self.options.toxiproxy.api()
+        toxiproxy = self.options.toxiproxy
         self.network = NetworkChaos(
-            api, timescale=self.timescale, sink=sink, run_id=f"rig{secrets.token_hex(4)}"
+            toxiproxy.api(),
+            timescale=self.timescale,
+            sink=sink,
+            run_id=f"rig{secrets.token_hex(4)}",
+            host=toxiproxy.host,
+            listen_host=toxiproxy.proxy_listen_host,
         )
-        backend = LocalProcessBackend()
-        self.processes = ProcessChaos(backend, faults=self.network.faults)
+        backend = await asyncio.to_thread(ServerBackend, self.options.servers, toxiproxy)
+        self.server_backend = backend
+        self.processes = ProcessChaos(backend.faults, faults=self.network.faults)
         for name, server_setup in self.scenario.setup.servers.items():
             db = work / f"{name}.db"
             extra = server_args(server_setup)
-            process = FakeServerProcess(
-                db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
+            process = backend.new_server(
+                name, db, timescale=self.timescale, extra_args=extra, log_path=work / f"{name}.log"
             )
             rig = ServerRig(name, server_setup, process, db)
             self.servers[name] = rig
@@ -267,8 +274,7 @@ class ScenarioRun:
             rig.control_tokens.append(info.control_token)
             self.result.histories[name] = rig.history_path
             rig.ca = info.ca
-            rig.proxies = await self.network.add_server(name, info.port)
-            backend.register(name, process)
+            rig.proxies = await self.network.add_server(name, info.port, process.host)
         self.client = ClientHarness(
             self.timeline,
             self.timings,
@@ -306,6 +312,11 @@ class ScenarioRun:
                 await asyncio.to_thread(rig.process.stop)
             except Exception as exc:
                 problems.append(f"fake server {rig.name}: {exc}")
+        if self.server_backend is not None:
+            try:
+                await asyncio.to_thread(self.server_backend.close)
+            except Exception as exc:
+                problems.append(f"servers: {exc}")
         self.client = None
         if problems and not self.result.error:
             self.result.error = "cleanup: " + "; ".join(problems)
