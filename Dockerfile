@@ -27,7 +27,7 @@ RUN set -eu; \
     touch README.md; \
     cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem; \
     if [ -n "$EXTRA_CA_PEM" ]; then printf '%s\n' "$EXTRA_CA_PEM" >> /tmp/pip-ca.pem; fi; \
-    mkdir -p client fake_server chaos scenarios reports load; \
+    mkdir -p client fake_server chaos scenarios reports load conform; \
     /opt/accord-rig/bin/pip install -q '.[rig,load,docker]'; \
     /opt/accord-rig/bin/pip uninstall -q -y accord-rig
 COPY client client
@@ -36,6 +36,7 @@ COPY chaos chaos
 COPY scenarios scenarios
 COPY reports reports
 COPY load load
+COPY conform conform
 RUN /opt/accord-rig/bin/pip install -q --no-deps .
 
 FROM ${BASE_IMAGE}
