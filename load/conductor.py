@@ -190,6 +190,7 @@ class LoadConductor:
         toxiproxy = self.options.toxiproxy or await asyncio.to_thread(
             ToxiproxyServer.from_env_or_start, log_path=work / "toxiproxy.log"
         )
+        assert toxiproxy is not None
         self.toxiproxy = toxiproxy
         sink = _WallSink(self.run.fault_records)
         self.network = NetworkChaos(
