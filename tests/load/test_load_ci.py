@@ -94,7 +94,7 @@ def test_ctrl_c_leaves_no_process_or_port_behind(tmp_path: Path) -> None:
     finally:
         if cli.poll() is None:
             cli.kill()
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
     assert not any(_listening(p) for p in ports)
 
