@@ -271,6 +271,8 @@ class LoadConductor:
                 self.options.master_bind,
                 "--master-bind-port",
                 str(port),
+                "--master-port",  # where the --processes workers look for it
+                str(port),
             ]
             if self.options.remote_workers:
                 expected = self.options.workers + self.options.remote_workers
