@@ -90,6 +90,8 @@ class LoadRun:
     rate_limits: dict[str, str] = field(default_factory=dict)  # server -> what ran
     locust_exit: int | None = None
     locust_stats: Path | None = None
+    crowd_rss_peak: int = 0  # bytes: Locust master + workers, sampled with the progress
+    crowd_rss_at_storm: int = 0  # bytes, sampled when the first fault fired
     error: str = ""  # a failure of the rig itself
     problems: list[str] = field(default_factory=list)  # schedule items that did not fire
     work_dir: Path = Path()
@@ -242,6 +244,7 @@ class LoadConductor:
             "send_every": self.seconds(crowd.send_every) if crowd.send_every else None,
             "senders": crowd.senders,
             "channels": crowd.channels,
+            "keepalive": crowd.rest_keepalive,
             "timescale": self.timescale,
             "seed": self.load.seed,
             "same_seed": self.load.regression.same_seed,
@@ -334,9 +337,22 @@ class LoadConductor:
     def _locust_tail(self) -> str:
         return self.locust.stderr_tail()[-1500:] if self.locust else ""
 
+    def crowd_rss(self) -> int:
+        """Resident memory of the Locust processes (master and local workers)."""
+        import psutil
+
+        if self.locust is None or self.locust.pid is None:
+            return 0
+        try:
+            root = psutil.Process(self.locust.pid)
+            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            return 0
+
     async def _report_progress(self, end: float) -> None:
         while True:
             await asyncio.sleep(5.0)
+            self.run.crowd_rss_peak = max(self.run.crowd_rss_peak, self.crowd_rss())
             share = await self.connected_share()
             left = max(0.0, end - time.time())
             self.options.on_progress(f"connected {share:5.1f}%  ({left:.0f} s left)")
@@ -365,6 +381,8 @@ class LoadConductor:
                     "before the run ended"
                 )
                 return
+            if not self.run.fired:
+                self.run.crowd_rss_at_storm = self.crowd_rss()
             fired = FiredFault(index, kind, line, _item_text(item), time.time())
             try:
                 await self._apply(kind, step_value(item.fault))

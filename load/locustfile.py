@@ -159,6 +159,7 @@ class ChatUser(User):
                 channels=tuple(cfg.get("channels") or ("general",)),
                 timescale=float(cfg.get("timescale", 1.0)),
                 bugs=tuple(cfg.get("bugs") or ()),
+                keepalive=bool(cfg.get("keepalive", True)),
             )
         )
         self.server_name = str(server["name"])

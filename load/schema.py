@@ -148,6 +148,12 @@ class Crowd(Strict):
         description="how many of the clients send (default: all); every message "
         "reaches every client of the space, so fan-out grows with clients x senders",
     )
+    rest_keepalive: bool = Field(
+        True,
+        description="reuse REST connections (as a browser would); false: a fresh TLS "
+        "connection per request, the scenario rig's deterministic default (about 20 "
+        "handshakes per first connect)",
+    )
     channels: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]+$")]] = Field(
         default_factory=lambda: ["general"],
         min_length=1,

@@ -31,6 +31,7 @@ from client.core.client import ClientCore
 from client.core.timings import Timings
 from client.driver import AsyncClientDriver
 from client.driver.tls import client_ssl_context
+from client.timeline import Recorder
 
 SERVER = "load"
 PASSWORD = "load-password"
@@ -76,6 +77,16 @@ class SessionSpec:
     channels: tuple[str, ...] = ("general",)
     timescale: float = 1.0
     bugs: tuple[int, ...] = ()
+    keepalive: bool = True  # REST connections reused (the driver's keep-alive option)
+
+
+class CrowdRecorder(Recorder):
+    """The timeline recorder without the per-signal view snapshot and diff: a load
+    run reads signals and effects only, and the snapshot diff was the largest
+    single cost of a connect in a crowd (profiled: bench/bench_storm.py notes)."""
+
+    def _note_view(self, now: float) -> None:
+        return None
 
 
 class ChatSession:
@@ -92,7 +103,8 @@ class ChatSession:
             environ={},
             instance=spec.username,
         )
-        self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl)
+        self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl, keepalive=spec.keepalive)
+        self.driver.recorder = CrowdRecorder(self.core, self.driver.timeline, self.core.timings)
         # Timeline times are monotonic; summaries carry wall time so figures from
         # workers on other machines can be merged.
         origin = self.driver.timeline.origin
