@@ -28,6 +28,7 @@ from __future__ import annotations
 # aiohttp and the client below) must come after that patching.
 from locust import User, constant, events, task  # isort: skip
 from locust.exception import StopUser  # isort: skip
+import locust.runners  # isort: skip
 from locust.runners import MasterRunner, WorkerRunner  # isort: skip
 
 import itertools
@@ -52,6 +53,11 @@ WIND_DOWN = gevent.event.Event()
 _bridge: _LoopThread | None = None
 _ids = itertools.count()
 _config: dict[str, Any] | None = None
+# A crowd that saturates the CPU (the point of a capacity run) starves Locust's own
+# 1 s heartbeats; seen: both workers gave up on the master after 60 s mid-spawn and
+# dropped every user. The conductor has its own deadlines, so be patient here.
+locust.runners.MASTER_HEARTBEAT_TIMEOUT = 600
+locust.runners.HEARTBEAT_LIVENESS = 120
 
 
 def config() -> dict[str, Any]:
