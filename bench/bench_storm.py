@@ -12,7 +12,7 @@ proxy, as many processes as the crowd, no client logic), with the ratio of the
 storm's recovery rate (clients / time to 100%) to it.
 
     .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
-        [--bridge notify|poll] [--spawn-rate 40] [--out DIR]
+        [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000, 5000])
     parser.add_argument("--workers", type=int, default=2, help="Locust worker processes")
     parser.add_argument("--bridge", choices=("notify", "poll"), default="notify")
-    parser.add_argument("--spawn-rate", type=float, default=20.0)
+    parser.add_argument("--spawn-rate", type=float, default=10.0)
     parser.add_argument("--out", help="keep the runs here")
     args = parser.parse_args()
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="accord-storm-"))
@@ -173,7 +173,7 @@ def main() -> None:
             play_load(
                 storm_file(clients, args.spawn_rate),
                 LoadOptions(
-                    work_dir=work, workers=args.workers, bridge=args.bridge,
+                    work_dir=work, workers=args.workers, bridge=args.bridge, op_timeout=120.0,
                     on_progress=lambda line: print("  ", line, flush=True),
                 ),
             )

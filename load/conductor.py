@@ -61,6 +61,7 @@ class LoadOptions:
     clients: int | None = None  # overrides crowd.clients (benchmarks)
     spawn_rate: float | None = None
     bridge: str = "notify"  # how greenlets wait for the asyncio loop (load/bridge.py)
+    op_timeout: float = OP_TIMEOUT  # per client operation; longer for a crowd at capacity
     on_progress: Callable[[str], None] = lambda line: None
 
 
@@ -249,8 +250,8 @@ class LoadConductor:
             "seed": self.load.seed,
             "same_seed": self.load.regression.same_seed,
             "bugs": self.load.regression.bugs,
-            "timeout": OP_TIMEOUT,
-            "settle": OP_TIMEOUT * 0.8,
+            "timeout": self.options.op_timeout,
+            "settle": self.options.op_timeout * 0.8,
             "report": str(self.report_path),
             "control": str(self.control_dir),
         }
@@ -259,13 +260,13 @@ class LoadConductor:
         rate = self.options.spawn_rate or self.load.crowd.spawn_rate
         run_for = self.seconds(self.load.run_for)
         spawn = self.clients / rate
-        cap = run_for + spawn + START_TIMEOUT + 2 * OP_TIMEOUT
+        cap = run_for + spawn + START_TIMEOUT + 2 * self.options.op_timeout
         prefix = self.options.work_dir / "locust"
         argv = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
             "-u", str(self.clients), "-r", f"{rate:g}", "-t", f"{int(cap)}s",
             "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
-            "--stop-timeout", str(int(OP_TIMEOUT + 10)), "--loglevel", "WARNING",
+            "--stop-timeout", str(int(self.options.op_timeout + 10)), "--loglevel", "WARNING",
         ]  # fmt: skip
         if self.options.workers or self.options.remote_workers:
             port = free_port(self.options.master_bind)
@@ -328,7 +329,7 @@ class LoadConductor:
         self.run.ended = time.time()
         self.options.on_progress("wind down: clients settle their sends and report")
         (self.control_dir / "wind_down").write_text(repr(self.run.ended))
-        budget = OP_TIMEOUT * 2 + 30
+        budget = self.options.op_timeout * 2 + 30
         deadline = time.monotonic() + budget
         while self.locust.alive and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
