@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from load.schema import FAULT_KINDS, LoadFile
-from scenarios.errors import Problem, ScenarioError, UsageError
+from scenarios.errors import Problem, ScenarioError
 from scenarios.loader import _message as scenario_message
 from scenarios.loader import _referenced_servers, _spec_problems
+from scenarios.loader import discover as discover_files
 from scenarios.schema import step_kind, step_value
 from scenarios.yaml_lines import LineMap, Path_, dotted, load_yaml
 
@@ -120,16 +121,7 @@ def load_load_file(path: Path, text: str | None = None) -> LoadedLoad:
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Load files under the given files and folders; only `*.load.yaml` in folders."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file()))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise UsageError(f"{path}: no such file or folder")
-    return sorted(dict.fromkeys(found))
+    return discover_files(paths, SUFFIX)
 
 
 def load_all(paths: Iterable[Path]) -> tuple[list[LoadedLoad], list[Problem]]:
