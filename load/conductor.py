@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -189,7 +190,10 @@ class LoadConductor:
     async def _start(self) -> None:
         work = self.options.work_dir
         work.mkdir(parents=True, exist_ok=True)
-        self.control_dir.mkdir(exist_ok=True)
+        # A folder reused from an earlier run must not hand us its start or its reports.
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+        self.report_path.unlink(missing_ok=True)
+        self.control_dir.mkdir()
         toxiproxy = self.options.toxiproxy or await asyncio.to_thread(
             ToxiproxyServer.from_env_or_start, log_path=work / "toxiproxy.log"
         )
