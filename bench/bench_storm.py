@@ -46,13 +46,13 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
                 "clients": clients,
                 "spawn_rate": spawn_rate,
                 "servers": {"alpha": {"rate_limit": "off"}},
-                "send_every": "10s",
-                "senders": 20,
+                "send_every": "60s",
+                "senders": 10,
             },
-            "run_for": f"{spawn * 1.3 + 40:.0f}s",
+            "run_for": f"{spawn * 2 + 40:.0f}s",
             "schedule": [
                 {
-                    "when": {"connected": "99%", "within": f"{spawn * 1.3 + 20:.0f}s"},
+                    "when": {"connected": "99%", "within": f"{spawn * 2 + 10:.0f}s"},
                     "proxy_down": "alpha.gateway",
                 },
                 {"after": "100ms", "heal": "alpha.gateway"},

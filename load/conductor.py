@@ -35,6 +35,7 @@ from chaos import (
 )
 from load.loader import LoadedLoad
 from load.schema import LoadFile, LoadServer, RateLimit, ScheduledFault
+from load.session import PASSWORD, user_name
 from scenarios.durations import Duration
 from scenarios.fake_control import FakeServerControl, stored_messages
 from scenarios.runner import _fault_spec, _proxies_of, toxic_spec
@@ -208,8 +209,10 @@ class LoadConductor:
         )
         backend = LocalProcessBackend()
         self.processes = ProcessChaos(backend, faults=self.network.faults)
-        for name, setup in self.load.crowd.servers.items():
+        run_id = self.network.run_id
+        for index, (name, setup) in enumerate(self.load.crowd.servers.items()):
             db = work / f"{name}.db"
+            await asyncio.to_thread(self._preregister, db, run_id, index)
             limit = self.options.rate_limit or setup.rate_limit
             extra, running = rate_limit_args(limit)
             self.run.rate_limits[name] = running
@@ -230,6 +233,21 @@ class LoadConductor:
             backend.register(name, process)
             self.options.on_progress(f"server {name}: rate limit {running}")
 
+    def _preregister(self, db: Path, run_id: str, server_index: int) -> None:
+        """Create this server's share of the crowd's accounts before it starts, with
+        the fake server's own store code. Registering through REST while the crowd
+        connects makes every registration a `member.join` to every open session: a
+        fan-out that grows with the square of the crowd and was the spawn's wall."""
+        from fake_server.store import Store
+
+        store = Store(db)
+        try:
+            servers = len(self.load.crowd.servers)
+            for i in range(server_index, self.clients, servers):
+                store.register(user_name(run_id, i), PASSWORD, None)
+        finally:
+            store.close()
+
     def _config(self) -> dict[str, Any]:
         crowd = self.load.crowd
         return {
@@ -245,6 +263,7 @@ class LoadConductor:
                 if s.proxies is not None
             ],
             "clients": self.clients,
+            "preregistered": True,  # accounts run-<i> for i < clients exist already
             "workers": max(1, self.options.workers + self.options.remote_workers),
             "send_every": self.seconds(crowd.send_every) if crowd.send_every else None,
             "senders": crowd.senders,

@@ -44,7 +44,7 @@ import gevent
 import gevent.event
 
 from load.bridge import _LoopThread, make_bridge
-from load.session import ChatSession, SessionSpec, Timed
+from load.session import ChatSession, SessionSpec, Timed, user_name
 
 CONFIG_ENV = "ACCORD_LOAD_CONFIG"
 CLIENT_MESSAGE = "accord_client"
@@ -152,7 +152,7 @@ class ChatUser(User):
         self.index = next(_ids) * workers + worker
         servers = cfg["servers"]
         server = servers[self.index % len(servers)]
-        username = f"{cfg['run']}-{self.index}"
+        username = user_name(cfg["run"], self.index)
         seed = int(cfg["seed"]) if cfg.get("same_seed") else zlib.crc32(username.encode())
         self.timeout = float(cfg.get("timeout", 30))
         self.session = ChatSession(
@@ -166,6 +166,7 @@ class ChatUser(User):
                 timescale=float(cfg.get("timescale", 1.0)),
                 bugs=tuple(cfg.get("bugs") or ()),
                 keepalive=bool(cfg.get("keepalive", True)),
+                registered=bool(cfg.get("preregistered")) and self.index < int(cfg["clients"]),
             )
         )
         self.server_name = str(server["name"])

@@ -39,6 +39,11 @@ REGISTER_ATTEMPTS = 8
 IDENTIFY_OP, RESUME_OP = 2, 3  # gateway opcodes (accord-protocol.md s.3)
 
 
+def user_name(run: str, index: int) -> str:
+    """The account of crowd member `index` in run `run`."""
+    return f"{run}-{index}"
+
+
 @dataclass
 class Timed:
     seconds: float
@@ -77,6 +82,7 @@ class SessionSpec:
     channels: tuple[str, ...] = ("general",)
     timescale: float = 1.0
     bugs: tuple[int, ...] = ()
+    registered: bool = False  # the account exists already (the conductor made it)
     keepalive: bool = True  # REST connections reused (the driver's keep-alive option)
 
 
@@ -122,7 +128,8 @@ class ChatSession:
     async def connect(self, timeout: float) -> Timed:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await register(self.spec.base_url, self.username, self._ssl)
+        if not self.spec.registered:
+            await register(self.spec.base_url, self.username, self._ssl)
         await self.driver.start()
         config = ServerConfig(
             name=SERVER,
