@@ -48,6 +48,7 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
                 "servers": {"alpha": {"rate_limit": "off"}},
                 "send_every": "60s",
                 "senders": 10,
+                "space_size": 100,
             },
             "run_for": f"{spawn * 2 + 40:.0f}s",
             "schedule": [

@@ -35,7 +35,7 @@ from chaos import (
 )
 from load.loader import LoadedLoad
 from load.schema import LoadFile, LoadServer, RateLimit, ScheduledFault
-from load.session import PASSWORD, user_name
+from load.session import PASSWORD, space_slug, user_name
 from scenarios.durations import Duration
 from scenarios.fake_control import FakeServerControl, stored_messages
 from scenarios.runner import _fault_spec, _proxies_of, toxic_spec
@@ -243,10 +243,15 @@ class LoadConductor:
         store = Store(db)
         try:
             servers = len(self.load.crowd.servers)
-            for i in range(server_index, self.clients, servers):
-                store.register(user_name(run_id, i), PASSWORD, None)
+            users = {
+                i: store.register(user_name(run_id, i), PASSWORD, None)["id"]
+                for i in range(server_index, self.clients, servers)
+            }
         finally:
             store.close()
+        size = self.load.crowd.space_size
+        if size is not None:
+            _make_spaces(db, users, size)
 
     def _config(self) -> dict[str, Any]:
         crowd = self.load.crowd
@@ -269,6 +274,7 @@ class LoadConductor:
             "senders": crowd.senders,
             "channels": crowd.channels,
             "keepalive": crowd.rest_keepalive,
+            "space_size": crowd.space_size,
             "timescale": self.timescale,
             "seed": self.load.seed,
             "same_seed": self.load.regression.same_seed,
@@ -541,6 +547,37 @@ class LoadConductor:
                 f"only {len(self.run.summaries)} of {self.clients} clients reported"
                 + (f" (locust: {tail[-600:]})" if tail else "")
             )
+
+
+def _make_spaces(db: Path, users: dict[int, str], size: int) -> None:
+    """Move each account from the seed space to its own space of `size` members
+    (spaces and channels written straight into the fake server's schema)."""
+    import sqlite3
+
+    from fake_server.store import SEED_CHANNELS
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    with sqlite3.connect(db) as conn:
+        owner = conn.execute("SELECT id FROM users ORDER BY id LIMIT 1").fetchone()[0]
+        seed_space = conn.execute("SELECT id FROM spaces WHERE slug='accord'").fetchone()[0]
+        made: dict[str, str] = {}
+        for index, user_id in users.items():
+            slug = space_slug(index, size)
+            if slug not in made:
+                space_id = f"9{len(made) + 1:017d}"  # ids far above the store's snowflakes
+                conn.execute(
+                    "INSERT INTO spaces VALUES (?,?,?,?,?)", (space_id, slug, slug, owner, now)
+                )
+                for pos, channel in enumerate(SEED_CHANNELS):
+                    conn.execute(
+                        "INSERT INTO channels VALUES (?,?,?,?,?)",
+                        (f"{space_id}{pos}", space_id, channel, pos, now),
+                    )
+                made[slug] = space_id
+            conn.execute(
+                "DELETE FROM members WHERE space_id=? AND user_id=?", (seed_space, user_id)
+            )
+            conn.execute("INSERT INTO members VALUES (?,?,?)", (made[slug], user_id, now))
 
 
 def _item_text(item: ScheduledFault) -> str:

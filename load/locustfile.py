@@ -44,7 +44,7 @@ import gevent
 import gevent.event
 
 from load.bridge import _LoopThread, make_bridge
-from load.session import ChatSession, SessionSpec, Timed, user_name
+from load.session import ChatSession, SessionSpec, Timed, space_slug, user_name
 
 CONFIG_ENV = "ACCORD_LOAD_CONFIG"
 CLIENT_MESSAGE = "accord_client"
@@ -166,6 +166,9 @@ class ChatUser(User):
                 timescale=float(cfg.get("timescale", 1.0)),
                 bugs=tuple(cfg.get("bugs") or ()),
                 keepalive=bool(cfg.get("keepalive", True)),
+                space=space_slug(self.index, cfg.get("space_size"))
+                if self.index < int(cfg["clients"])
+                else "accord",
                 registered=bool(cfg.get("preregistered")) and self.index < int(cfg["clients"]),
             )
         )

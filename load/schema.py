@@ -148,6 +148,13 @@ class Crowd(Strict):
         description="how many of the clients send (default: all); every message "
         "reaches every client of the space, so fan-out grows with clients x senders",
     )
+    space_size: int | None = Field(
+        None,
+        ge=1,
+        description="put the crowd in spaces of this many members (crowd-0, crowd-1, ...); "
+        "default: everyone in the seed space. Every client holds its space's member list "
+        "and gets its space's events, so one big space costs the crowd quadratically",
+    )
     rest_keepalive: bool = Field(
         True,
         description="reuse REST connections (as a browser would); false: a fresh TLS "

@@ -39,6 +39,11 @@ REGISTER_ATTEMPTS = 8
 IDENTIFY_OP, RESUME_OP = 2, 3  # gateway opcodes (accord-protocol.md s.3)
 
 
+def space_slug(index: int, size: int | None) -> str:
+    """The space crowd member `index` opens (the seed space, or its group's)."""
+    return "accord" if size is None else f"crowd-{index // size}"
+
+
 def user_name(run: str, index: int) -> str:
     """The account of crowd member `index` in run `run`."""
     return f"{run}-{index}"
@@ -82,6 +87,7 @@ class SessionSpec:
     channels: tuple[str, ...] = ("general",)
     timescale: float = 1.0
     bugs: tuple[int, ...] = ()
+    space: str = "accord"  # the space's slug
     registered: bool = False  # the account exists already (the conductor made it)
     keepalive: bool = True  # REST connections reused (the driver's keep-alive option)
 
@@ -136,7 +142,7 @@ class ChatSession:
             base_url=self.spec.base_url,
             username=self.username,
             password=PASSWORD,
-            space="accord",
+            space=self.spec.space,
             gateway_url=self.spec.gateway_url,
         )
         await self.driver.act(ConfigureServer(config))
