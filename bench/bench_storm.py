@@ -50,10 +50,10 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
                 "senders": 10,
                 "space_size": 100,
             },
-            "run_for": f"{spawn * 2 + 40:.0f}s",
+            "run_for": f"{spawn * 1.5 + 60:.0f}s",
             "schedule": [
                 {
-                    "when": {"connected": "99%", "within": f"{spawn * 2 + 10:.0f}s"},
+                    "when": {"connected": "99%", "within": f"{spawn * 1.5 + 30:.0f}s"},
                     "proxy_down": "alpha.gateway",
                 },
                 {"after": "100ms", "heal": "alpha.gateway"},
