@@ -45,7 +45,7 @@ def test_the_ci_storm_holds_its_thresholds(tmp_path: Path) -> None:
 
 
 def test_a_crowd_without_jitter_fails_the_herd_bound_and_only_it(tmp_path: Path) -> None:
-    loaded = load_load_file(FILES / "smoke-no-jitter.load.yaml")
+    loaded = load_load_file(Path(__file__).with_name("files") / "smoke-no-jitter.load.yaml")
     assert loaded.load.regression.same_seed
     run = asyncio.run(play_load(loaded, LoadOptions(work_dir=tmp_path)))
     figures = compute(run)
