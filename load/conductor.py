@@ -328,6 +328,7 @@ class LoadConductor:
             **os.environ,
             "ACCORD_LOAD_CONFIG": str(config_path),
             "ACCORD_LOAD_BRIDGE": self.options.bridge,
+            "PYTHONUNBUFFERED": "1",  # locust.log keeps what a stopped Locust said last
         }
         self.locust = ManagedProcess(
             self.locust_argv(), log_path=self.options.work_dir / "locust.log", env=env
