@@ -64,13 +64,21 @@ class Load:
         self.last_delivery = 0.0
         self.stop = asyncio.Event()
 
-    async def session(self, http: aiohttp.ClientSession, token: str, gate: asyncio.Semaphore,
-                      opened: asyncio.Event) -> None:
+    async def session(
+        self,
+        http: aiohttp.ClientSession,
+        token: str,
+        gate: asyncio.Semaphore,
+        opened: asyncio.Event,
+    ) -> None:
         try:
             async with gate:
-                ws = await http.ws_connect(self.args.gateway, ssl=self.ssl, heartbeat=None,
-                                           timeout=aiohttp.ClientWSTimeout(ws_receive=None,
-                                                                           ws_close=2.0))
+                ws = await http.ws_connect(
+                    self.args.gateway,
+                    ssl=self.ssl,
+                    heartbeat=None,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                )
                 hello = json.loads((await ws.receive(timeout=30)).data)
                 await ws.send_str(json.dumps({"op": 2, "data": {"token": f"Bearer {token}",
                                                                "intents": list(ALL_INTENTS)}}))
@@ -145,9 +153,11 @@ class Load:
             sent_ids = []
             t0 = time.perf_counter()
             for i in range(a.messages):
-                async with http.post(f"{a.rest}/channels/{channel}/messages",
-                                     headers={"Authorization": f"Bearer {token}"},
-                                     json={"content": f"fan-out {i}", "nonce": f"b{i}"}) as r:
+                async with http.post(
+                    f"{a.rest}/channels/{channel}/messages",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={"content": f"fan-out {i}", "nonce": f"b{i}"},
+                ) as r:
                     sent_ids.append((await r.json())["data"]["id"])
             expected = held_for_fanout * len(sent_ids)
             deadline = time.perf_counter() + a.fanout_deadline
@@ -171,7 +181,8 @@ class Load:
             "heartbeat_ack_p50_ms": round(percentile(latencies, 50) * 1000, 2),
             "heartbeat_ack_p99_ms": round(percentile(latencies, 99) * 1000, 2),
             "heartbeat_ack_mean_ms": round(statistics.fmean(latencies) * 1000, 2)
-            if latencies else None,
+            if latencies
+            else None,
             "fanout_messages": len(sent_ids),
             "fanout_sessions": held_for_fanout,
             "fanout_delivered": delivered,
@@ -181,8 +192,9 @@ class Load:
 
     async def login(self, http: aiohttp.ClientSession) -> tuple[str, str]:
         a = self.args
-        async with http.post(f"{a.rest}/auth/login",
-                             json={"username": "alice", "password": "password"}) as r:
+        async with http.post(
+            f"{a.rest}/auth/login", json={"username": "alice", "password": "password"}
+        ) as r:
             token = (await r.json())["data"]["token"]
         auth = {"Authorization": f"Bearer {token}"}
         async with http.get(f"{a.rest}/users/@me/spaces", headers=auth) as r:
@@ -232,12 +244,28 @@ def run_bench(args: argparse.Namespace) -> None:
             assert server.stdout is not None
             info = json.loads(server.stdout.readline())
             load_cmd = [
-                sys.executable, __file__, "--role", "load", "--rest", info["rest"],
-                "--gateway", info["gateway"], "--ca", info["ca"],
-                "--sessions", str(args.sessions), "--concurrency", str(args.concurrency),
-                "--messages", str(args.messages), "--measure-seconds", str(args.measure_seconds),
-                "--open-deadline", str(args.open_deadline),
-                "--fanout-deadline", str(args.fanout_deadline),
+                sys.executable,
+                __file__,
+                "--role",
+                "load",
+                "--rest",
+                info["rest"],
+                "--gateway",
+                info["gateway"],
+                "--ca",
+                info["ca"],
+                "--sessions",
+                str(args.sessions),
+                "--concurrency",
+                str(args.concurrency),
+                "--messages",
+                str(args.messages),
+                "--measure-seconds",
+                str(args.measure_seconds),
+                "--open-deadline",
+                str(args.open_deadline),
+                "--fanout-deadline",
+                str(args.fanout_deadline),
             ]
             started = time.perf_counter()
             limit = args.open_deadline + args.measure_seconds + args.fanout_deadline + 120
@@ -265,22 +293,32 @@ def run_bench(args: argparse.Namespace) -> None:
                 server.kill()
                 server.wait()
     interval_ms = round(45000 * args.timescale)
-    print(f"fake server bench (2 processes on 127.0.0.1, open-files limit {nofile}, "
-          f"timescale {args.timescale}: HELLO {interval_ms} ms)")
-    print(f"  sessions held:   {result['held_after_open']} of {result['requested']} opened in "
-          f"{result['open_seconds']} s (failures: {result['open_failures'] or 'none'}); "
-          f"{result['held_at_end']} still held at the end")
-    print(f"  heartbeat ACK:   p50 {result['heartbeat_ack_p50_ms']} ms, "
-          f"p99 {result['heartbeat_ack_p99_ms']} ms over {result['heartbeat_acks_measured']} "
-          f"beats in {args.measure_seconds} s at full load")
-    print(f"  fan-out:         {result['fanout_frames_per_second']} message.create frames/s "
-          f"({result['fanout_delivered']} of "
-          f"{result['fanout_messages'] * result['fanout_sessions']} delivered: "
-          f"{result['fanout_messages']} messages x {result['fanout_sessions']} sessions in "
-          f"{result['fanout_seconds']} s)")
+    print(
+        f"fake server bench (2 processes on 127.0.0.1, open-files limit {nofile}, "
+        f"timescale {args.timescale}: HELLO {interval_ms} ms)"
+    )
+    print(
+        f"  sessions held:   {result['held_after_open']} of {result['requested']} opened in "
+        f"{result['open_seconds']} s (failures: {result['open_failures'] or 'none'}); "
+        f"{result['held_at_end']} still held at the end"
+    )
+    print(
+        f"  heartbeat ACK:   p50 {result['heartbeat_ack_p50_ms']} ms, "
+        f"p99 {result['heartbeat_ack_p99_ms']} ms over {result['heartbeat_acks_measured']} "
+        f"beats in {args.measure_seconds} s at full load"
+    )
+    print(
+        f"  fan-out:         {result['fanout_frames_per_second']} message.create frames/s "
+        f"({result['fanout_delivered']} of "
+        f"{result['fanout_messages'] * result['fanout_sessions']} delivered: "
+        f"{result['fanout_messages']} messages x {result['fanout_sessions']} sessions in "
+        f"{result['fanout_seconds']} s)"
+    )
     per_session = peak_rss_kib / max(1, result["held_after_open"])
-    print(f"  server process:  peak RSS {peak_rss_kib / 1024:.0f} MiB "
-          f"(~{per_session:.0f} KiB per session), CPU {server_cpu:.1f} s")
+    print(
+        f"  server process:  peak RSS {peak_rss_kib / 1024:.0f} MiB "
+        f"(~{per_session:.0f} KiB per session), CPU {server_cpu:.1f} s"
+    )
     print(f"  wall time:       {wall:.1f} s")
 
 

@@ -1,42 +1,79 @@
 """Locust load test: every simulated user is a real accord-rig client.
 
-    locust -f load/locustfile.py --headless -u 50 -r 10 -t 60s \
-        --host https://127.0.0.1:PORT        # a fake server (or any Accord server)
+The conductor (`load/conductor.py`, behind `accord-rig load`) writes a JSON config
+and starts this file; by hand:
 
-Environment: ACCORD_RIG_CA (the server's CA bundle; the fake server prints it as
-"ca"), ACCORD_LOAD_TIMEOUT (seconds per operation, default 30), ACCORD_LOAD_REPORT
-(a file each user appends `{"user", "accepted"}` to when it stops: the clients' own
-count of accepted sends, to check against the server). Reported requests:
-`connect` (register + the full first-connect sequence to synced) and
-`send_message` (SendMessage until the server accepted it), both type "client".
+    ACCORD_LOAD_CONFIG=run/config.json locust -f load/locustfile.py --headless \
+        -u 50 -r 10 -t 120s                       # one process
+    ... --processes 2                             # master + one worker per core
+    locust -f load/locustfile.py --worker --master-host HOST   # a worker elsewhere
+
+Config (JSON): `servers` [{name, base_url, gateway_url, ca}] (client i uses server
+i mod n, through its Toxiproxy proxies), `clients`, `workers`, `send_every` (real
+seconds or null), `senders`, `channels`, `timescale`, `seed`, `same_seed`, `bugs`,
+`timeout` (seconds per operation), `settle`, `report` (master: JSON lines, one
+summary per client), `control` (master: folder with `started` and `wind_down`).
+
+The run ends on the conductor's word, not on Locust's timer: it creates
+`control/wind_down`; the master tells every worker; each user stops sending,
+settles its sends, and sends its summary (recovery episodes, nonces...) to the
+master, which writes it to `report` and quits once every client has reported.
+Locust's `-t` is only the safety cap. Reported requests (type "client"):
+`connect`, `send_message`, and one `recovery` per reconnection (its time).
 """
 
 from __future__ import annotations
 
 # locust first: it monkey-patches the process with gevent, and ssl (imported by
 # aiohttp and the client below) must come after that patching.
-from locust import User, between, events, task  # isort: skip
+from locust import User, constant, events, task  # isort: skip
+from locust.exception import StopUser  # isort: skip
+import locust.runners  # isort: skip
+from locust.runners import MasterRunner, WorkerRunner  # isort: skip
 
 import itertools
 import json
 import os
+import random
 import time
-import uuid
+import zlib
+from pathlib import Path
 from typing import Any
 
-from load.bridge import AsyncioBridge
-from load.session import ChatSession, Timed
+import gevent
+import gevent.event
 
-TIMEOUT = float(os.environ.get("ACCORD_LOAD_TIMEOUT", "30"))
-_bridge: AsyncioBridge | None = None
-_ids = itertools.count(1)
-_run = uuid.uuid4().hex[:6]
+from load.bridge import _LoopThread, make_bridge
+from load.session import ChatSession, SessionSpec, Timed, space_slug, user_name
+
+CONFIG_ENV = "ACCORD_LOAD_CONFIG"
+CLIENT_MESSAGE = "accord_client"
+WIND_DOWN_MESSAGE = "accord_wind_down"
+WIND_DOWN = gevent.event.Event()
+_bridge: _LoopThread | None = None
+_ids = itertools.count()
+_config: dict[str, Any] | None = None
+# A crowd that saturates the CPU (the point of a capacity run) starves Locust's own
+# 1 s heartbeats; seen: both workers gave up on the master after 60 s mid-spawn and
+# dropped every user. The conductor has its own deadlines, so be patient here.
+locust.runners.MASTER_HEARTBEAT_TIMEOUT = 600
+locust.runners.HEARTBEAT_LIVENESS = 120
 
 
-def bridge() -> AsyncioBridge:
+def config() -> dict[str, Any]:
+    global _config
+    if _config is None:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            raise RuntimeError(f"set {CONFIG_ENV} to the load run's config.json")
+        _config = json.loads(Path(path).read_text(encoding="utf-8"))
+    return _config
+
+
+def bridge() -> _LoopThread:
     global _bridge
-    if _bridge is None:
-        _bridge = AsyncioBridge()
+    if _bridge is None:  # lazily: after Locust's --processes fork, one per process
+        _bridge = make_bridge()
     return _bridge
 
 
@@ -51,34 +88,145 @@ def report(name: str, timed: Timed) -> None:
     )
 
 
+# --------------------------------------------------------------------------- master side
+
+
+class _Collector:
+    """On the master (or a lone local runner): the summaries, the start and end."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.count = 0
+        cfg = config()
+        self.expected = int(cfg["clients"])
+        self.report = Path(cfg["report"])
+        self.control = Path(cfg["control"])
+
+    def on_client(self, environment: Any, msg: Any, **_: Any) -> None:
+        with self.report.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(msg.data) + "\n")
+        self.count += 1
+        if self.count >= self.expected:
+            gevent.spawn_later(0.5, self.environment.runner.quit)
+
+    def watch_wind_down(self) -> None:
+        flag = self.control / "wind_down"
+        while not flag.exists():
+            gevent.sleep(0.2)
+        self.environment.runner.send_message(WIND_DOWN_MESSAGE, None)
+
+
+def _on_wind_down(environment: Any, msg: Any, **_: Any) -> None:
+    WIND_DOWN.set()
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _on_init(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if os.environ.get(CONFIG_ENV) is None or runner is None:
+        return
+    if not isinstance(runner, WorkerRunner):
+        collector = _Collector(environment)
+        runner.register_message(CLIENT_MESSAGE, collector.on_client)
+        gevent.spawn(collector.watch_wind_down)
+
+        @events.test_start.add_listener  # type: ignore[untyped-decorator]
+        def _started(environment: Any, **_: Any) -> None:
+            (collector.control / "started").write_text(repr(time.time()))
+
+    if not isinstance(runner, MasterRunner):
+        runner.register_message(WIND_DOWN_MESSAGE, _on_wind_down)
+
+
+# --------------------------------------------------------------------------- users
+
+
 class ChatUser(User):
-    wait_time = between(0.2, 1.0)
+    wait_time = constant(0)
 
     def on_start(self) -> None:
-        number = next(_ids)
-        ca = os.environ.get("ACCORD_RIG_CA")
-        if not ca:
-            raise RuntimeError("set ACCORD_RIG_CA to the server's CA bundle (PEM)")
-        self.session = ChatSession(str(self.host), f"load-{_run}-{number}", ca, seed=number)
+        cfg = config()
+        runner = self.environment.runner
+        workers = max(1, int(cfg.get("workers", 1)))
+        worker = int(getattr(runner, "worker_index", 0) or 0)
+        self.index = next(_ids) * workers + worker
+        servers = cfg["servers"]
+        server = servers[self.index % len(servers)]
+        username = user_name(cfg["run"], self.index)
+        seed = int(cfg["seed"]) if cfg.get("same_seed") else zlib.crc32(username.encode())
+        self.timeout = float(cfg.get("timeout", 30))
+        self.session = ChatSession(
+            SessionSpec(
+                base_url=server["base_url"],
+                gateway_url=server["gateway_url"],
+                ca_file=server["ca"],
+                username=username,
+                seed=seed,
+                channels=tuple(cfg.get("channels") or ("general",)),
+                timescale=float(cfg.get("timescale", 1.0)),
+                bugs=tuple(cfg.get("bugs") or ()),
+                keepalive=bool(cfg.get("keepalive", True)),
+                space=space_slug(self.index, cfg.get("space_size"))
+                if self.index < int(cfg["clients"])
+                else "accord",
+                registered=bool(cfg.get("preregistered")) and self.index < int(cfg["clients"]),
+            )
+        )
+        self.server_name = str(server["name"])
+        senders = cfg.get("senders")
+        every = cfg.get("send_every")
+        self.interval = float(every) if every and (senders is None or self.index < senders) else 0
         self.sent = 0
-        report("connect", self._call(self.session.connect(TIMEOUT)))
+        self.reported = False
+        report("connect", self._call(self.session.connect(self.timeout)))
 
     @task
-    def send_message(self) -> None:
-        self.sent += 1
-        text = f"{self.session.username} message {self.sent} at {time.time():.3f}"
-        report("send_message", self._call(self.session.send(text, TIMEOUT)))
+    def chat(self) -> None:
+        if self.interval:
+            WIND_DOWN.wait(random.uniform(0, self.interval))  # spread the crowd's sends
+        while not WIND_DOWN.is_set():
+            if self.interval:
+                self.sent += 1
+                text = f"{self.session.username} message {self.sent} at {time.time():.3f}"
+                report("send_message", self._call(self.session.send(text, self.timeout)))
+                WIND_DOWN.wait(self.interval)
+            else:
+                WIND_DOWN.wait(1.0)
+        self._finish()
+        raise StopUser()
+
+    def _finish(self) -> None:
+        if self.reported:
+            return
+        self.reported = True
+        settle = float(config().get("settle", self.timeout))
+        summary = self._call(self._summary(settle))
+        if isinstance(summary, Timed):  # the loop did not answer: say so, do not vanish
+            summary = {"user": self.session.username, "error": summary.error, "episodes": []}
+        summary["server"] = self.server_name
+        for episode in summary.get("episodes", []):
+            if episode.get("back") is not None:
+                report("recovery", Timed(episode["back"] - episode["lost"]))
+            else:
+                report("recovery", Timed(0.0, "not recovered"))
+        self.environment.runner.send_message(CLIENT_MESSAGE, summary)
+
+    async def _summary(self, settle: float) -> dict[str, Any]:
+        try:
+            await self.session.settle(settle)
+        except Exception as exc:  # unanswered sends are counted from the summary
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            error = ""
+        return {**self.session.summary(), "settle_error": error}
 
     def on_stop(self) -> None:
-        accepted = self._call(self.session.settle(TIMEOUT))
-        report_path = os.environ.get("ACCORD_LOAD_REPORT")
-        if report_path and isinstance(accepted, int):
-            with open(report_path, "a") as f:  # one short write per user
-                f.write(json.dumps({"user": self.session.username, "accepted": accepted}) + "\n")
+        if not self.reported:  # stopped by Locust's cap, not by the conductor
+            self._finish()
         self._call(self.session.close())
 
     def _call(self, coro: Any) -> Any:
         try:
-            return bridge().run(coro, TIMEOUT + 5)
+            return bridge().run(coro, self.timeout + 5)
         except Exception as exc:  # a load run reports failures, it does not stop
-            return Timed(TIMEOUT, f"{type(exc).__name__}: {exc}")
+            return Timed(self.timeout, f"{type(exc).__name__}: {exc}")

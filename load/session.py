@@ -1,8 +1,11 @@
 """One chat user: the real client (sans-I/O core + asyncio driver) on one account.
 
-Each load user registers its own account on the fake server, connects through the
-full first-connect sequence (login, REST chain, gateway IDENTIFY/READY, refetch)
-and then sends messages, timing each send until the server accepted it.
+Each load user registers its own account on the fake server (through the REST
+proxy), connects through the full first-connect sequence (login, REST chain,
+gateway IDENTIFY/READY, refetch) through the Toxiproxy proxies, then sends
+messages. What it lived through comes from its own timeline: `summary()` turns the
+recorded signals and effects into recovery episodes (loss -> reconnected, attempts,
+resume or identify), connection changes and the nonces it saw accepted.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -26,10 +31,22 @@ from client.core.client import ClientCore
 from client.core.timings import Timings
 from client.driver import AsyncClientDriver
 from client.driver.tls import client_ssl_context
+from client.timeline import Recorder
 
 SERVER = "load"
-CHANNEL = "general"
 PASSWORD = "load-password"
+REGISTER_ATTEMPTS = 8
+IDENTIFY_OP, RESUME_OP = 2, 3  # gateway opcodes (accord-protocol.md s.3)
+
+
+def space_slug(index: int, size: int | None) -> str:
+    """The space crowd member `index` opens (the seed space, or its group's)."""
+    return "accord" if size is None else f"crowd-{index // size}"
+
+
+def user_name(run: str, index: int) -> str:
+    """The account of crowd member `index` in run `run`."""
+    return f"{run}-{index}"
 
 
 @dataclass
@@ -39,55 +56,98 @@ class Timed:
 
 
 async def register(base_url: str, username: str, ssl_context: ssl.SSLContext) -> None:
-    """Create the account (`POST /auth/register`); an existing one is fine."""
+    """Create the account (`POST /auth/register`); an existing one is fine. A 429 (the
+    shared unauthenticated bucket of a faithful limiter) is waited out as told."""
     body = json.dumps({"username": username, "password": PASSWORD})
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{base_url}/api/v1/auth/register",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            ssl=ssl_context,
-            timeout=aiohttp.ClientTimeout(total=30),
-        ) as response,
-    ):
-        if response.status not in (200, 409):
-            raise RuntimeError(f"register {username}: HTTP {response.status}")
+    async with aiohttp.ClientSession() as http:
+        for _ in range(REGISTER_ATTEMPTS):
+            async with http.post(
+                f"{base_url}/api/v1/auth/register",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                ssl=ssl_context,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as response:
+                if response.status in (200, 201, 409):
+                    return
+                if response.status != 429:
+                    raise RuntimeError(f"register {username}: HTTP {response.status}")
+                wait = float(response.headers.get("Retry-After", "1") or 1)
+            await asyncio.sleep(min(wait, 60.0))
+    raise RuntimeError(f"register {username}: still rate limited after {REGISTER_ATTEMPTS} tries")
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    base_url: str  # through the REST proxy
+    gateway_url: str  # through the gateway proxy
+    ca_file: str
+    username: str
+    seed: int
+    channels: tuple[str, ...] = ("general",)
+    timescale: float = 1.0
+    bugs: tuple[int, ...] = ()
+    space: str = "accord"  # the space's slug
+    registered: bool = False  # the account exists already (the conductor made it)
+    keepalive: bool = True  # REST connections reused (the driver's keep-alive option)
+
+
+class CrowdRecorder(Recorder):
+    """The timeline recorder without the per-signal view snapshot and diff: a load
+    run reads signals and effects only, and the snapshot diff was the largest
+    single cost of a connect in a crowd (profiled: bench/bench_storm.py notes)."""
+
+    def _note_view(self, now: float) -> None:
+        return None
 
 
 class ChatSession:
     """A connected client for one user; `send` returns how long the server took."""
 
-    def __init__(self, base_url: str, username: str, ca_file: str, seed: int) -> None:
-        self.base_url = base_url
-        self.username = username
-        self._ssl = client_ssl_context(ca_file)
-        self.core = ClientCore(timings=Timings(), seed=seed, environ={}, instance=username)
-        self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl)
+    def __init__(self, spec: SessionSpec) -> None:
+        self.spec = spec
+        self.username = spec.username
+        self._ssl = client_ssl_context(spec.ca_file)
+        self.core = ClientCore(
+            timings=Timings(scale=spec.timescale),
+            seed=spec.seed,
+            bugs=spec.bugs,
+            environ={},
+            instance=spec.username,
+        )
+        self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl, keepalive=spec.keepalive)
+        self.driver.recorder = CrowdRecorder(self.core, self.driver.timeline, self.core.timings)
+        # Timeline times are monotonic; summaries carry wall time so figures from
+        # workers on other machines can be merged.
+        origin = self.driver.timeline.origin
+        self._wall_offset = time.time() - (time.monotonic() - origin)
         self.attempted = 0
+        self.connect_seconds: float | None = None
+        self.connect_error = ""
 
-    def _sent(self) -> int:
-        return len(self.driver.timeline.signals(sig.MESSAGE_SENT))
+    def _count(self, *names: str) -> int:
+        return sum(len(self.driver.timeline.select(kind="signal", name=n)) for n in names)
 
-    def _failures(self) -> list[str]:
-        names = (sig.MESSAGE_SEND_FAILED, sig.SERVER_CONNECTION_FAILED, sig.MESSAGE_SEND_REFUSED)
-        return [str(s.args[-1]) for name in names for _, s in self.driver.timeline.signals(name)]
+    def _failures(self) -> int:
+        return self._count(sig.MESSAGE_SEND_FAILED, sig.MESSAGE_SEND_REFUSED)
 
     async def connect(self, timeout: float) -> Timed:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await register(self.base_url, self.username, self._ssl)
+        if not self.spec.registered:
+            await register(self.spec.base_url, self.username, self._ssl)
         await self.driver.start()
         config = ServerConfig(
             name=SERVER,
-            base_url=self.base_url,
+            base_url=self.spec.base_url,
             username=self.username,
             password=PASSWORD,
-            space="accord",
+            space=self.spec.space,
+            gateway_url=self.spec.gateway_url,
         )
         await self.driver.act(ConfigureServer(config))
         await self.driver.act(ConnectServer(SERVER))
-        await self.driver.act(SelectChannel(SERVER, CHANNEL))
+        await self.driver.act(SelectChannel(SERVER, self.spec.channels[0]))
         await self.driver.wait_for(
             lambda: (
                 self.core.status(SERVER) in ("connected", "error") and not self.core.syncing(SERVER)
@@ -96,29 +156,127 @@ class ChatSession:
             "connected and synced",
         )
         error = self.core.last_failure(SERVER) if self.core.status(SERVER) == "error" else ""
-        return Timed(loop.time() - start, error)
+        self.connect_seconds = loop.time() - start
+        self.connect_error = error
+        return Timed(self.connect_seconds, error)
 
     async def send(self, text: str, timeout: float) -> Timed:
         loop = asyncio.get_running_loop()
-        sent, failed = self._sent(), len(self._failures())
+        channel = self.spec.channels[self.attempted % len(self.spec.channels)]
+        sent, failed = self._count(sig.MESSAGE_SENT), self._failures()
         start = loop.time()
         self.attempted += 1
-        await self.driver.act(SendMessage(SERVER, CHANNEL, text))
+        await self.driver.act(SendMessage(SERVER, channel, text))
         await self.driver.wait_for(
-            lambda: self._sent() > sent or len(self._failures()) > failed, timeout, "send answered"
+            lambda: self._count(sig.MESSAGE_SENT) > sent or self._failures() > failed,
+            timeout,
+            "send answered",
         )
-        failures = self._failures()
-        return Timed(loop.time() - start, failures[-1] if len(failures) > failed else "")
+        error = "send failed" if self._failures() > failed else ""
+        return Timed(loop.time() - start, error)
 
-    async def settle(self, timeout: float) -> int:
-        """Wait until every send has its answer; the client's own count of accepted
-        sends (Locust may stop a user mid-send, before it reported)."""
+    async def settle(self, timeout: float) -> None:
+        """Wait (bounded) until every send has its answer."""
         await self.driver.wait_for(
-            lambda: self._sent() + len(self._failures()) >= self.attempted,
+            lambda: self._count(sig.MESSAGE_SENT) + self._failures() >= self.attempted,
             timeout,
             "every send answered",
         )
-        return self._sent()
+
+    def summary(self) -> dict[str, Any]:
+        """What this client lived through, from its own timeline (JSON-able)."""
+        return client_summary(
+            self.driver.timeline.records,
+            self._wall_offset,
+            user=self.username,
+            connected_now=self.core.status(SERVER) == "connected",
+            connect_seconds=self.connect_seconds,
+            connect_error=self.connect_error,
+            attempted=self.attempted,
+        )
 
     async def close(self) -> None:
         await self.driver.stop()
+
+
+def _op(text: str) -> int | None:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    return frame.get("op") if isinstance(frame, dict) else None
+
+
+def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict[str, Any]:
+    """Recovery episodes, connection changes, reconnect attempts and send outcomes
+    from one client's timeline records. An episode opens at `server_disconnected`
+    and closes at `server_reconnected` (or `server_connection_failed`: gave up)."""
+    episodes: list[dict[str, Any]] = []
+    changes: list[tuple[float, int]] = []  # (wall, +1 connected / -1 lost)
+    attempts: list[float] = []  # wall time of every socket opened during a loss
+    accepted: list[str] = []
+    sending: list[str] = []
+    failed_entries: list[str] = []
+    send_failed = 0
+    send_refused = 0  # the composer was disabled: no message existed, nothing was sent
+    send_errors: list[str] = []
+    open_episode: dict[str, Any] | None = None
+    last_hello_op: int | None = None
+    for r in records:
+        wall = round(r.t + wall_offset, 4)
+        if r.kind == "effect" and r.name == "SendText":
+            op = _op(str(r.data.get("text", "")))
+            if op in (IDENTIFY_OP, RESUME_OP):
+                last_hello_op = op
+        elif r.kind == "effect" and r.name == "OpenSocket" and open_episode is not None:
+            attempts.append(wall)
+            open_episode["attempts"] += 1
+        elif r.kind == "signal":
+            args = r.data.get("args") or []
+            if r.name == sig.SERVER_CONNECTED:
+                changes.append((wall, 1))
+                if open_episode is not None:  # a reconnect that went through a fresh login
+                    open_episode.update(back=wall, how="identify")
+                    open_episode = None
+            elif r.name == sig.SERVER_DISCONNECTED and open_episode is None:
+                changes.append((wall, -1))
+                code = args[1] if len(args) > 1 else None
+                open_episode = {"lost": wall, "back": None, "attempts": 0, "code": code,
+                                "how": None, "reauth": False, "gave_up": False}  # fmt: skip
+                episodes.append(open_episode)
+            elif r.name == sig.SERVER_REAUTHENTICATING and open_episode is not None:
+                open_episode["reauth"] = True
+            elif r.name == sig.SERVER_RECONNECTED and open_episode is not None:
+                changes.append((wall, 1))
+                open_episode.update(
+                    back=wall, how="resume" if last_hello_op == RESUME_OP else "identify"
+                )
+                open_episode = None
+            elif r.name == sig.SERVER_CONNECTION_FAILED and open_episode is not None:
+                open_episode["gave_up"] = True
+                open_episode = None
+            elif r.name == sig.MESSAGE_SENT and len(args) > 2:
+                accepted.append(str(args[2]))
+            elif r.name in (sig.MESSAGE_SENDING, sig.MESSAGE_QUEUED) and len(args) > 3:
+                sending.append(str(args[3]))
+            elif r.name == sig.MESSAGE_FAILED_ENTRY and len(args) > 2:
+                failed_entries.append(str(args[2]))
+            elif r.name in (sig.MESSAGE_SEND_FAILED, sig.MESSAGE_SEND_REFUSED):
+                if r.name == sig.MESSAGE_SEND_FAILED:
+                    send_failed += 1
+                else:
+                    send_refused += 1
+                if len(send_errors) < 5:
+                    send_errors.append(f"{r.name}: {args[-1] if args else ''}")
+    return {
+        **facts,
+        "episodes": episodes,
+        "changes": changes,
+        "attempt_times": attempts,
+        "accepted": accepted,
+        "nonces": sorted(set(sending)),
+        "failed_entries": failed_entries,
+        "send_failed": send_failed,
+        "send_refused": send_refused,
+        "send_errors": send_errors,
+    }

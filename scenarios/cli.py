@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("paths", nargs="+")
+    sub.add_parser("load", help="run load files (accord-rig load --help; load/cli.py)")
     rep = sub.add_parser("report", help="render the HTML report from Allure results")
     rep.add_argument("--alluredir", default="out/allure-results")
     rep.add_argument("-o", "--output", default="out/allure-report")
@@ -249,6 +250,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["load"]:  # its own options: load/cli.py
+        from load.cli import main as load_main
+
+        return load_main(argv[1:])
     try:
         args = _parser().parse_args(argv)
         command = {

@@ -56,6 +56,10 @@ class FakeServerControl:
         query = f"?channel_id={channel_id}" if channel_id else ""
         return list(await self._request("GET", f"/messages{query}") or [])
 
+    async def sessions(self) -> list[dict[str, Any]]:
+        """The gateway sessions: `[{session_id, user, seq, state: open|parked, buffered}]`."""
+        return list(await self._request("GET", "/sessions") or [])
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

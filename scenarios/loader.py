@@ -303,13 +303,14 @@ def load_scenario(path: Path, text: str | None = None) -> LoadedScenario:
     return LoadedScenario(path, scenario, document.lines)
 
 
-def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Scenario files under the given files and folders, sorted; only `*.scenario.yaml`."""
+def discover(paths: Iterable[str | Path], suffix: str = SUFFIX) -> list[Path]:
+    """Files under the given files and folders, sorted; in folders only `*<suffix>`
+    (`*.scenario.yaml`; load files use `*.load.yaml`)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file()))
+            found.extend(sorted(p for p in path.rglob(f"*{suffix}") if p.is_file()))
         elif path.is_file():
             found.append(path)
         else:

@@ -1,0 +1,201 @@
+"""Reconnect storm at scale: N real clients through real Toxiproxy, every gateway
+connection cut at once, and how the crowd comes back.
+
+For each N (default 1000, 2000, 5000) one load run: N clients spawn (a few of them
+send, so the delivery check has something to check), once 99% are connected the
+gateway proxy goes down for 100 ms (Toxiproxy cuts every socket), then heals.
+Printed per N: time to 50/95/99/100% recovered (from the fault), attempts, resume
+share, memory per client (Locust processes' RSS at the storm / N, interpreter
+baseline included), lost/duplicated, and the raw TLS WebSocket connect rate
+measured in the same run on the same machine (fake server behind the same kind of
+proxy, as many processes as the crowd, no client logic), with the ratio of the
+storm's recovery rate (clients / time to 100%) to it.
+
+    .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
+        [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import ssl
+import tempfile
+import time
+from pathlib import Path
+
+from chaos import FakeServerProcess, NetworkChaos, ToxiproxyServer
+from load.conductor import LoadOptions, play_load
+from load.figures import Figures, compute
+from load.loader import LoadedLoad
+from load.schema import LoadFile
+from scenarios.yaml_lines import LineMap
+
+RAW_CONNECTS = 600  # per measurement, split across the processes
+RAW_CONCURRENCY = 50  # per process
+
+
+def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
+    spawn = clients / spawn_rate
+    load = LoadFile.model_validate(
+        {
+            "name": f"storm {clients}",
+            "crowd": {
+                "clients": clients,
+                "spawn_rate": spawn_rate,
+                "servers": {"alpha": {"rate_limit": "off"}},
+                "send_every": "60s",
+                "senders": 10,
+                "space_size": 100,
+            },
+            "run_for": f"{spawn * 1.5 + 60:.0f}s",
+            "schedule": [
+                {
+                    "when": {"connected": "99%", "within": f"{spawn * 1.5 + 30:.0f}s"},
+                    "proxy_down": "alpha.gateway",
+                },
+                {"after": "100ms", "heal": "alpha.gateway"},
+            ],
+        }
+    )
+    return LoadedLoad(Path("<bench_storm>"), load, LineMap())
+
+
+def _raw_worker(url: str, ca: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import aiohttp
+
+    async def main() -> None:
+        context = ssl.create_default_context(cafile=ca)
+        limit = asyncio.Semaphore(RAW_CONCURRENCY)
+        done = 0
+        connector = aiohttp.TCPConnector(ssl=context, force_close=True, limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def one() -> None:
+                nonlocal done
+                async with limit:
+                    ws = await http.ws_connect(url, heartbeat=None, autoping=False)
+                    await ws.receive()  # HELLO: the socket is really up
+                    await ws.close()
+                    done += 1
+
+            start = time.monotonic()
+            await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+            out.put((done, time.monotonic() - start))
+
+    asyncio.run(main())
+
+
+def raw_connect_rate(processes: int, work: Path) -> float:
+    """TLS WebSocket connects per second through a Toxiproxy proxy, no client logic."""
+    toxiproxy = ToxiproxyServer.from_env_or_start()
+    server = FakeServerProcess(work / "raw.db", log_path=work / "raw.log")
+    info = server.start()
+    try:
+
+        async def proxy() -> tuple[NetworkChaos, str]:
+            network = NetworkChaos(toxiproxy.api(), run_id="rawbench")
+            proxies = await network.add_server("raw", info.port)
+            return network, proxies.gateway_url
+
+        network, url = asyncio.run(proxy())
+        queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        share = RAW_CONNECTS // processes
+        workers = [
+            multiprocessing.Process(target=_raw_worker, args=(url, info.ca, share, queue))
+            for _ in range(processes)
+        ]
+        start = time.monotonic()
+        for w in workers:
+            w.start()
+        results = [queue.get(timeout=300) for _ in workers]
+        wall = time.monotonic() - start
+        for w in workers:
+            w.join(10)
+        asyncio.run(network.close())
+        done = sum(r[0] for r in results)
+        return float(done / max(wall, max(r[1] for r in results)))
+    finally:
+        server.stop()
+        if toxiproxy.owned:
+            toxiproxy.stop()
+
+
+def row(
+    clients: int, figures: Figures, run_rss: int, raw: float, elapsed: float
+) -> dict[str, object]:
+    storm = figures.storms[0] if figures.storms else None
+    to = storm.to_recovered if storm else {}
+    full = to.get(100)
+    rate = (storm.recovered / full) if storm and full else None
+    return {
+        "clients": clients,
+        "connected": figures.connected_first,
+        "losses": storm.losses if storm else 0,
+        "recovered": storm.recovered if storm else 0,
+        "t50": to.get(50), "t95": to.get(95), "t99": to.get(99), "t100": full,
+        "attempts_mean": round(figures.attempts_mean, 2),
+        "attempts_max": figures.attempts_max,
+        "resume_share": round(figures.resume_share, 3),
+        "mem_per_client_kb": round(run_rss / clients / 1024) if run_rss else None,
+        "lost": figures.lost, "duplicated": figures.duplicated,
+        "recovery_rate": round(rate, 1) if rate else None,
+        "raw_rate": round(raw, 1),
+        "ratio": round(rate / raw, 2) if rate else None,
+        "herd": round(storm.herd, 2) if storm and storm.herd else None,
+        "elapsed_s": round(elapsed),
+    }  # fmt: skip
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000, 5000])
+    parser.add_argument("--workers", type=int, default=2, help="Locust worker processes")
+    parser.add_argument("--bridge", choices=("notify", "poll"), default="notify")
+    parser.add_argument("--spawn-rate", type=float, default=10.0)
+    parser.add_argument("--out", help="keep the runs here")
+    args = parser.parse_args()
+    base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="accord-storm-"))
+    rows = []
+    for clients in args.clients:
+        work = base / f"storm-{clients}"
+        started = time.monotonic()
+        run = asyncio.run(
+            play_load(
+                storm_file(clients, args.spawn_rate),
+                LoadOptions(
+                    work_dir=work, workers=args.workers, bridge=args.bridge, op_timeout=120.0,
+                    on_progress=lambda line: print("  ", line, flush=True),
+                ),
+            )
+        )  # fmt: skip
+        figures = compute(run)
+        raw = raw_connect_rate(max(1, args.workers), work)
+        result = row(clients, figures, run.crowd_rss_at_storm, raw, time.monotonic() - started)
+        result["error"] = run.error or "; ".join(run.problems)[:300]
+        rows.append(result)
+        (work / "bench.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result), flush=True)
+    columns = ["clients", "connected", "recovered", "t50", "t95", "t99", "t100", "attempts_mean",
+               "resume_share", "mem_per_client_kb", "lost", "duplicated", "recovery_rate",
+               "raw_rate", "ratio", "herd"]  # fmt: skip
+    print(f"bridge {args.bridge}, {args.workers} worker process(es), spawn {args.spawn_rate:g}/s")
+    print(" | ".join(columns))
+    for r in rows:
+        print(" | ".join(_fmt(r[c]) for c in columns))
+        if r["error"]:
+            print("   problem:", r["error"])
+
+
+if __name__ == "__main__":
+    main()
