@@ -37,7 +37,7 @@ from load.schema import LoadFile, LoadServer, RateLimit, ScheduledFault
 from load.session import PASSWORD, space_slug, user_name
 from scenarios.durations import Duration
 from scenarios.fake_control import FakeServerControl, stored_messages
-from scenarios.runner import _fault_spec, _proxies_of, toxic_spec
+from scenarios.runner import CHAOS_STEPS, chaos_step, fault_spec, heal_network
 from scenarios.schema import step_kind, step_value
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -432,25 +432,16 @@ class LoadConductor:
         if kind in ("server_fault", "server_close", "invalid_session"):
             server = self.servers[value.server]
             assert server.control is not None
-            spec = _fault_spec(kind, value)
+            spec = fault_spec(kind, value)
             answer = await server.control.apply(spec)
             fault_id = self.network.faults.new_id(str(spec["kind"]))
             self.network.faults.record("start", str(spec["kind"]), fault_id, server.name, spec=spec)
             if answer.get("id") is None:
                 self.network.faults.record("end", str(spec["kind"]), fault_id, server.name)
-        elif kind == "toxic":
-            await self.network.add_toxic(value.proxy, toxic_spec(value))
-        elif kind == "proxy_down":
-            for proxy in _proxies_of(value):
-                await self.network.down(proxy)
+        elif kind in CHAOS_STEPS:
+            await chaos_step(self.network, self.processes, kind, value)
         elif kind == "heal":
             await self._heal(value)
-        elif kind == "kill_server":
-            await self.processes.kill(value)
-        elif kind == "freeze_server":
-            await self.processes.freeze(value)
-        elif kind == "thaw_server":
-            await self.processes.thaw(value)
         elif kind == "restart_server":
             await self.processes.restart(value)
             server = self.servers[value]
@@ -464,17 +455,7 @@ class LoadConductor:
 
     async def _heal(self, target: str) -> None:
         assert self.network is not None
-        if target == "all":
-            await self.network.heal()
-            names = list(self.servers)
-        elif "." in target:
-            await self.network.heal(target)
-            names = []
-        else:
-            for proxy in _proxies_of(target):
-                await self.network.heal(proxy)
-            names = [target]
-        for name in names:
+        for name in await heal_network(self.network, target, list(self.servers)):
             server = self.servers[name]
             if server.control is not None and server.process.alive:
                 with contextlib.suppress(Exception):

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -483,20 +483,11 @@ class ScenarioRun:
         elif kind in ("user_post", "user_edit", "user_delete"):
             await self._other_user(kind, value)
         elif kind in ("server_fault", "server_close", "invalid_session"):
-            await self._server_fault(self.servers[value.server], _fault_spec(kind, value))
-        elif kind == "toxic":
-            await self.network.add_toxic(value.proxy, toxic_spec(value))
-        elif kind == "proxy_down":
-            for proxy in _proxies_of(value):
-                await self.network.down(proxy)
+            await self._server_fault(self.servers[value.server], fault_spec(kind, value))
+        elif kind in CHAOS_STEPS:
+            await chaos_step(self.network, self.processes, kind, value)
         elif kind == "heal":
             await self._heal(value)
-        elif kind == "kill_server":
-            await self.processes.kill(value)
-        elif kind == "freeze_server":
-            await self.processes.freeze(value)
-        elif kind == "thaw_server":
-            await self.processes.thaw(value)
         elif kind == "restart_server":
             await self.processes.restart(value)
             rig = self.servers[value]
@@ -545,17 +536,7 @@ class ScenarioRun:
 
     async def _heal(self, target: str) -> None:
         assert self.network is not None
-        if target == "all":
-            await self.network.heal()
-            servers = list(self.servers)
-        elif "." in target:
-            await self.network.heal(target)
-            servers = []
-        else:
-            for proxy in _proxies_of(target):
-                await self.network.heal(proxy)
-            servers = [target]
-        for name in servers:
+        for name in await heal_network(self.network, target, list(self.servers)):
             rig = self.servers[name]
             if rig.control is not None and rig.process.alive:
                 with contextlib.suppress(Exception):
@@ -853,7 +834,7 @@ class NamedMessage:
     message_id: str | None = None  # known at once for another user's post
 
 
-def _fault_spec(kind: str, value: Any) -> dict[str, Any]:
+def fault_spec(kind: str, value: Any) -> dict[str, Any]:
     if kind == "server_close":
         return {"kind": "close", "code": value.code, "reason": value.reason}
     if kind == "invalid_session":
@@ -882,5 +863,35 @@ def toxic_spec(value: Any) -> dict[str, Any]:
     return spec
 
 
-def _proxies_of(target: str) -> list[str]:
+CHAOS_STEPS = ("toxic", "proxy_down", "kill_server", "freeze_server", "thaw_server")
+
+
+async def chaos_step(network: NetworkChaos, processes: ProcessChaos, kind: str, value: Any) -> None:
+    """A network or process fault step (CHAOS_STEPS), alike in a scenario and a load run."""
+    if kind == "toxic":
+        await network.add_toxic(value.proxy, toxic_spec(value))
+    elif kind == "proxy_down":
+        for proxy in proxies_of(value):
+            await network.down(proxy)
+    elif kind == "kill_server":
+        await processes.kill(value)
+    elif kind == "freeze_server":
+        await processes.freeze(value)
+    elif kind == "thaw_server":
+        await processes.thaw(value)
+    else:
+        raise ValueError(f"{kind!r} is not a chaos step")
+
+
+def proxies_of(target: str) -> list[str]:
     return [target] if "." in target else [f"{target}.rest", f"{target}.gateway"]
+
+
+async def heal_network(network: NetworkChaos, target: str, servers: Sequence[str]) -> list[str]:
+    """Heal `all`, SERVER or SERVER.PROXY; the servers whose own faults go too."""
+    if target == "all":
+        await network.heal()
+        return list(servers)
+    for proxy in proxies_of(target):
+        await network.heal(proxy)
+    return [] if "." in target else [target]
