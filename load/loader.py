@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from load.schema import FAULT_KINDS, LoadFile
 from scenarios.errors import Problem, ScenarioError
 from scenarios.loader import _message as scenario_message
-from scenarios.loader import _referenced_servers, _spec_problems
+from scenarios.loader import _referenced_servers, _spec_problems, load_many
 from scenarios.loader import discover as discover_files
 from scenarios.schema import step_kind, step_value
 from scenarios.yaml_lines import LineMap, Path_, dotted, load_yaml
@@ -125,27 +125,4 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_all(paths: Iterable[Path]) -> tuple[list[LoadedLoad], list[Problem]]:
-    loaded: list[LoadedLoad] = []
-    problems: list[Problem] = []
-    first: dict[str, LoadedLoad] = {}
-    for path in paths:
-        try:
-            item = load_load_file(path)
-        except ScenarioError as exc:
-            problems.extend(exc.problems)
-            continue
-        previous = first.get(item.load.name)
-        if previous is not None:
-            problems.append(
-                Problem(
-                    path,
-                    item.lines.line_of(("name",)),
-                    "name",
-                    f"duplicate load name {item.load.name!r} "
-                    f"(also {previous.path}:{previous.lines.line_of(('name',))})",
-                )
-            )
-            continue
-        first[item.load.name] = item
-        loaded.append(item)
-    return loaded, problems
+    return load_many(paths, load_load_file, lambda item: item.load.name, "load")

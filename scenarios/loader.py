@@ -8,10 +8,10 @@ server a step names is declared in `setup`, scenario names are unique).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -318,29 +318,47 @@ def discover(paths: Iterable[str | Path], suffix: str = SUFFIX) -> list[Path]:
     return sorted(dict.fromkeys(found))
 
 
-def load_all(paths: Iterable[Path]) -> tuple[list[LoadedScenario], list[Problem]]:
+class _Loaded(Protocol):
+    @property
+    def path(self) -> Path: ...
+    @property
+    def lines(self) -> LineMap: ...
+
+
+L = TypeVar("L", bound=_Loaded)
+
+
+def load_many(
+    paths: Iterable[Path], load_one: Callable[[Path], L], name_of: Callable[[L], str], what: str
+) -> tuple[list[L], list[Problem]]:
     """Load many files; collect every problem, including names used twice."""
-    loaded: list[LoadedScenario] = []
+    loaded: list[L] = []
     problems: list[Problem] = []
-    first_by_name: dict[str, LoadedScenario] = {}
+    first_by_name: dict[str, L] = {}
     for path in paths:
         try:
-            item = load_scenario(path)
+            item = load_one(path)
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        previous = first_by_name.get(item.scenario.name)
+        name = name_of(item)
+        previous = first_by_name.get(name)
         if previous is not None:
             problems.append(
                 Problem(
                     path,
                     item.lines.line_of(("name",)),
                     "name",
-                    f"duplicate scenario name {item.scenario.name!r} "
+                    f"duplicate {what} name {name!r} "
                     f"(also {previous.path}:{previous.lines.line_of(('name',))})",
                 )
             )
             continue
-        first_by_name[item.scenario.name] = item
+        first_by_name[name] = item
         loaded.append(item)
     return loaded, problems
+
+
+def load_all(paths: Iterable[Path]) -> tuple[list[LoadedScenario], list[Problem]]:
+    """Load many scenario files; collect every problem, including names used twice."""
+    return load_many(paths, load_scenario, lambda item: item.scenario.name, "scenario")
