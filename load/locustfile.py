@@ -60,14 +60,40 @@ locust.runners.MASTER_HEARTBEAT_TIMEOUT = 600
 locust.runners.HEARTBEAT_LIVENESS = 120
 
 
-def config() -> dict[str, Any]:
+def config(host: str | None = None) -> dict[str, Any]:
     global _config
     if _config is None:
         path = os.environ.get(CONFIG_ENV)
-        if not path:
-            raise RuntimeError(f"set {CONFIG_ENV} to the load run's config.json")
-        _config = json.loads(Path(path).read_text(encoding="utf-8"))
+        if path:
+            _config = json.loads(Path(path).read_text(encoding="utf-8"))
+        elif host:
+            _config = standalone_config(host)
+        else:
+            raise RuntimeError(f"set {CONFIG_ENV} to the load run's config.json, or give --host")
     return _config
+
+
+def standalone_config(host: str) -> dict[str, Any]:
+    """Without the conductor (the compose stack's load profile, or plain `locust
+    --host URL`): one server at `host`, its CA in ACCORD_RIG_CA, each user registers
+    its own account and sends every second until Locust's run time ends. No fault
+    schedule, no figures: those need `accord-rig load`."""
+    return {
+        "servers": [
+            {
+                "name": "target",
+                "base_url": host,
+                "gateway_url": None,
+                "ca": os.environ.get("ACCORD_RIG_CA"),
+            }
+        ],
+        # One process's users are numbered 0, 1, ...: the run name keeps the
+        # accounts of several workers (and of earlier runs) apart.
+        "run": f"crowd{os.getpid()}x{random.SystemRandom().getrandbits(32):08x}",
+        "clients": 0,
+        "send_every": float(os.environ.get("ACCORD_LOAD_SEND_EVERY", "1.0")),
+        "settle": 5.0,
+    }
 
 
 def bridge() -> _LoopThread:
@@ -145,7 +171,7 @@ class ChatUser(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        cfg = config()
+        cfg = config(self.host)
         runner = self.environment.runner
         workers = max(1, int(cfg.get("workers", 1)))
         worker = int(getattr(runner, "worker_index", 0) or 0)
@@ -209,7 +235,8 @@ class ChatUser(User):
                 report("recovery", Timed(episode["back"] - episode["lost"]))
             else:
                 report("recovery", Timed(0.0, "not recovered"))
-        self.environment.runner.send_message(CLIENT_MESSAGE, summary)
+        if os.environ.get(CONFIG_ENV):  # a conductor's run collects them (standalone: no)
+            self.environment.runner.send_message(CLIENT_MESSAGE, summary)
 
     async def _summary(self, settle: float) -> dict[str, Any]:
         try:

@@ -80,7 +80,7 @@ async def register(base_url: str, username: str, ssl_context: ssl.SSLContext) ->
 @dataclass(frozen=True)
 class SessionSpec:
     base_url: str  # through the REST proxy
-    gateway_url: str  # through the gateway proxy
+    gateway_url: str | None  # through the gateway proxy (None: derived from base_url)
     ca_file: str
     username: str
     seed: int
