@@ -122,9 +122,10 @@ class ToxiproxyApi:
         # The thread's own requests timeout bounds each try; this bounds the whole.
         overall = (self.timeout + self.retry_backoff * 4) * (self.retries + 1)
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self._call_blocking, method, path, body), overall
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a Ctrl-C's
+            # cancellation that lands as the call finishes.
+            async with asyncio.timeout(overall):
+                return await asyncio.to_thread(self._call_blocking, method, path, body)
         except TimeoutError:
             raise ToxiproxyError(
                 f"{method.upper()} {self.url}{path}: no answer within {overall:.1f}s"

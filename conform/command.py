@@ -187,7 +187,10 @@ async def run_probes(target: Target, accounts: list[Account], register: int,
 async def run_one(probe: Probe, server: Server) -> Outcome:
     started = time.monotonic()
     try:
-        answer = await asyncio.wait_for(probe.run(server), PROBE_DEADLINE)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # (Ctrl-C) that lands as the probe finishes, and the run would go on.
+        async with asyncio.timeout(PROBE_DEADLINE):
+            answer = await probe.run(server)
     except ProbeError as exc:
         return Outcome(None, str(exc), time.monotonic() - started)
     except TimeoutError:
