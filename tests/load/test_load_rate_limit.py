@@ -33,6 +33,7 @@ def test_the_setting_maps_to_the_flag_and_says_what_ran() -> None:
     not os.environ.get("ACCORD_LOAD_LONG"),
     reason="about 4 minutes in real-client time (the limiter's minute): ACCORD_LOAD_LONG=1",
 )
+@pytest.mark.timeout(480)  # the storm's own run length, in real-client time
 def test_a_relogin_storm_against_the_faithful_limiter_is_throttled_and_recovers(
     tmp_path: Path,
 ) -> None:
