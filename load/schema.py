@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from scenarios.durations import Duration
-from scenarios.schema import NAME_RE, STEP_MODELS, DurationField, Step, Strict, step_kind
+from scenarios.schema import (
+    NAME_RE,
+    STEP_MODELS,
+    DurationField,
+    Strict,
+    single_key_kind,
+)
 
 # The scenario steps a schedule may use: network, process and fake-server faults.
 FAULT_KINDS = (
@@ -49,13 +55,7 @@ Percent = Annotated[float, BeforeValidator(_percent), Field(ge=0, le=100)]
 
 
 def _fault_kind(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        if key in FAULT_KINDS:
-            return str(key)
-    if isinstance(value, Step):
-        return step_kind(value)
-    return None
+    return single_key_kind(value, FAULT_KINDS)
 
 
 _TaggedFaults = tuple(Annotated[STEP_MODELS[kind], Tag(kind)] for kind in FAULT_KINDS)

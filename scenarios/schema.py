@@ -8,6 +8,7 @@ real-client time; the runner scales them by the scenario's timescale.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -692,14 +693,20 @@ STEP_KINDS: dict[str, tuple[Any, str]] = {
 STEP_MODELS: dict[str, type[Step]] = {k: _step(k, a, d) for k, (a, d) in STEP_KINDS.items()}
 
 
-def _step_kind(value: Any) -> str | None:
+def single_key_kind(value: Any, kinds: Container[str]) -> str | None:
+    """The step kind of a one-key mapping (`{kind: value}`) or a parsed step; the
+    discriminator of every step union (scenario steps, a load file's faults)."""
     if isinstance(value, dict) and len(value) == 1:
         key = next(iter(value))
-        if key in STEP_MODELS:
+        if key in kinds:
             return str(key)
     if isinstance(value, Step):
         return next(iter(type(value).model_fields))
     return None
+
+
+def _step_kind(value: Any) -> str | None:
+    return single_key_kind(value, STEP_MODELS)
 
 
 # One union of every step model, told apart by the step's only key.
