@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,10 @@ class Store:
     def __init__(
         self, path: Path, clock: Callable[[], float] = time.time,
         token_hex: Callable[[int], str] = secrets.token_hex,
+        seed_ids: Iterable[str] | None = None,
     ) -> None:
+        """`seed_ids`: ids for a new database's seed rows, in order (users, the space,
+        its channels) instead of snowflakes (a test fixture with short ids)."""
         self._clock = clock
         self.token_hex = token_hex
         """token_hex(nbytes) -> hex text; the core passes one drawn from its seeded RNG."""
@@ -88,7 +91,7 @@ class Store:
         floor = self._db.execute("SELECT MAX(CAST(id AS INTEGER)) FROM messages").fetchone()[0]
         self.ids = SnowflakeGenerator(int(floor or 0), clock)
         if self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
-            self._seed()
+            self._seed(iter(seed_ids) if seed_ids is not None else None)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -105,19 +108,22 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def _seed(self) -> None:
+    def _seed(self, seed_ids: Iterator[str] | None) -> None:
+        def new_id() -> str:
+            return next(seed_ids) if seed_ids is not None else self.ids.next()
+
         now = self.now_text()
         with self._db:
             self._db.execute("BEGIN")
             user_ids = []
             for name in SEED_USERS:
-                uid = self.ids.next()
+                uid = new_id()
                 user_ids.append(uid)
                 self._db.execute(
                     "INSERT INTO users VALUES (?,?,?,?,?)",
                     (uid, name, name.capitalize(), _hash_password(SEED_PASSWORD), now),
                 )
-            space_id = self.ids.next()
+            space_id = new_id()
             self._db.execute(
                 "INSERT INTO spaces VALUES (?,?,?,?,?)",
                 (space_id, SEED_SPACE[0], SEED_SPACE[1], user_ids[0], now),
@@ -125,7 +131,7 @@ class Store:
             for pos, channel in enumerate(SEED_CHANNELS):
                 self._db.execute(
                     "INSERT INTO channels VALUES (?,?,?,?,?)",
-                    (self.ids.next(), space_id, channel, pos, now),
+                    (new_id(), space_id, channel, pos, now),
                 )
             for uid in user_ids:
                 self._db.execute("INSERT INTO members VALUES (?,?,?)", (space_id, uid, now))

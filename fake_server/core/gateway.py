@@ -331,7 +331,7 @@ class Connection:
         self.user = user
         core = self.core
         session = core.sessions.create(
-            core.store.ids.next(), user["id"], user["username"], frozenset(intents), self
+            core.new_session_id(), user["id"], user["username"], frozenset(intents), self
         )
         self.session = session
         self.send({"op": 0, "type": "ready", "data": core.ready_payload(session, user),

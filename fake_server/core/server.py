@@ -24,7 +24,7 @@ import heapq
 import itertools
 import random
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,12 @@ class ServerCore:
         self._pending: dict[int, RequestGen] = {}
         """REST requests waiting (a fault's latency or hang), by the driver's number."""
         self._req_ids = itertools.count(1)
+        self.session_id_source: Callable[[], str] | None = None
+        """Where session ids come from (default: the store's snowflakes)."""
+
+    def new_session_id(self) -> str:
+        source = self.session_id_source
+        return source() if source is not None else self.store.ids.next()
 
     # ------------------------------------------------------------------ time
 
@@ -305,6 +311,15 @@ class ServerCore:
             "user": user["username"] if user else None,
             "parked": parked,
         })
+
+    def close_socket(self, now: float, conn: int, code: int, reason: str = "") -> list[Out]:
+        """The server closes one socket with a close frame (`Close` out); the session
+        ends or parks by the code, as for the `close` fault."""
+        self._tick(now)
+        connection = self.connections.get(conn)
+        if connection is not None:
+            connection.close(code, reason)
+        return self.take_outputs()
 
     def shutdown(self, now: float) -> list[Out]:
         """Close every gateway socket with 1001 (the session ends), as on SIGTERM."""
