@@ -170,6 +170,10 @@ class Store:
         assert user is not None
         return user
 
+    def set_password(self, username: str, password: str) -> None:
+        self._db.execute("UPDATE users SET password_hash=? WHERE username=?",
+                         (_hash_password(password), username))
+
     def issue_token(self, user_id: str) -> str:
         token = self.token_hex(32)
         self._db.execute("INSERT INTO tokens VALUES (?,?,?)", (token, user_id, self._clock()))
