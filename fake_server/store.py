@@ -79,6 +79,7 @@ class Store:
         """`seed_ids`: ids for a new database's seed rows, in order (users, the space,
         its channels) instead of snowflakes (a test fixture with short ids)."""
         self._clock = clock
+        self._member_ids: dict[str, frozenset[str]] = {}
         self.token_hex = token_hex
         """token_hex(nbytes) -> hex text; the core passes one drawn from its seeded RNG."""
         if path != MEMORY:
@@ -156,6 +157,7 @@ class Store:
         return _user_json(row)
 
     def register(self, username: str, password: str, display_name: str | None) -> dict[str, Any]:
+        self._member_ids.clear()
         uid = self.ids.next()
         now = self.now_text()
         with self._db:
@@ -230,9 +232,13 @@ class Store:
             is not None
         )
 
-    def member_ids(self, space_id: str) -> set[str]:
-        rows = self._db.execute("SELECT user_id FROM members WHERE space_id=?", (space_id,))
-        return {r["user_id"] for r in rows}
+    def member_ids(self, space_id: str) -> frozenset[str]:
+        """Cached (every dispatch asks); only `register` changes membership."""
+        known = self._member_ids.get(space_id)
+        if known is None:
+            rows = self._db.execute("SELECT user_id FROM members WHERE space_id=?", (space_id,))
+            known = self._member_ids[space_id] = frozenset(r["user_id"] for r in rows)
+        return known
 
     def members(self, space_id: str, limit: int, after: str | None) -> list[dict[str, Any]]:
         rows = self._db.execute(
@@ -346,7 +352,7 @@ class Store:
                 (channel_id, int(after), limit + 1),
             ).fetchall()
         has_more = len(rows) > limit
-        return [self._message_json(r, viewer_id) for r in rows[:limit]], has_more
+        return self._messages_json(rows[:limit], viewer_id), has_more
 
     def all_messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
         """The rig's view (control API, Python API): every message with its stored `nonce`."""
@@ -357,7 +363,9 @@ class Store:
                 "SELECT * FROM messages WHERE channel_id=? ORDER BY CAST(id AS INTEGER)",
                 (channel_id,),
             )
-        return [{**self._message_json(r, None), "nonce": r["nonce"]} for r in rows.fetchall()]
+        found = rows.fetchall()
+        return [{**m, "nonce": r["nonce"]}
+                for m, r in zip(self._messages_json(found, None), found, strict=True)]
 
     def set_reaction(self, message_id: str, user_id: str, emoji: str, on: bool) -> bool:
         """Add or remove one reaction; True if anything changed."""
@@ -367,13 +375,39 @@ class Store:
             sql = "DELETE FROM reactions WHERE message_id=? AND user_id=? AND emoji=?"
         return self._db.execute(sql, (message_id, user_id, emoji)).rowcount > 0
 
-    def _message_json(self, row: sqlite3.Row, viewer_id: str | None) -> dict[str, Any]:
-        """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce."""
-        reactions = self._db.execute(
-            "SELECT emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions"
-            " WHERE message_id=? GROUP BY emoji ORDER BY emoji",
-            (viewer_id, row["id"]),
-        ).fetchall()
+    def _reactions(
+        self, message_ids: list[str], viewer_id: str | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The reactions of many messages in one query, per message id."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(message_ids), 500):  # SQLite's bound-parameter limit
+            chunk = message_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT message_id, emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions"
+                f" WHERE message_id IN ({marks}) GROUP BY message_id, emoji ORDER BY emoji",
+                (viewer_id, *chunk),
+            ).fetchall()
+            for r in rows:
+                out.setdefault(r["message_id"], []).append(
+                    {"emoji": {"id": None, "name": r["emoji"]}, "count": r["n"],
+                     "me": bool(r["me"])})
+        return out
+
+    def _messages_json(
+        self, rows: list[sqlite3.Row], viewer_id: str | None
+    ) -> list[dict[str, Any]]:
+        reactions = self._reactions([r["id"] for r in rows], viewer_id) if rows else {}
+        return [self._message_json(r, viewer_id, reactions.get(r["id"])) for r in rows]
+
+    def _message_json(
+        self, row: sqlite3.Row, viewer_id: str | None,
+        reactions: list[dict[str, Any]] | bool | None = False,
+    ) -> dict[str, Any]:
+        """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce.
+        `reactions`: already fetched (None: none); False: fetch them."""
+        if reactions is False:
+            reactions = self._reactions([row["id"]], viewer_id).get(row["id"])
         return {
             "id": row["id"],
             "channel_id": row["channel_id"],
@@ -386,10 +420,7 @@ class Store:
             "mentions": [],
             "attachments": [],
             "embeds": [],
-            "reactions": [
-                {"emoji": {"id": None, "name": r["emoji"]}, "count": r["n"], "me": bool(r["me"])}
-                for r in reactions
-            ] or None,
+            "reactions": reactions or None,
             "reply_to": row["reply_to"],
             "tts": False,
             "pinned": False,
