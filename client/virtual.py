@@ -47,7 +47,7 @@ from client.core.io import (
 from fake_server import core as server_io
 from fake_server.config import ServerConfig as FakeServerConfig
 from fake_server.core import ServerCore
-from fake_server.history import History
+from fake_server.core.server import DEFAULT_WALL_ORIGIN
 from fake_server.snowflake import SnowflakeGenerator
 from fake_server.store import MEMORY, SEED_PASSWORD, Store
 
@@ -129,8 +129,8 @@ class FakePeer:
 
     def __post_init__(self) -> None:
         config = self.config or _peer_config(self.dedupe_nonce)
-        store = Store(MEMORY, seed_ids=SEED_IDS)
-        self.core = ServerCore(config, store, History(None), rng_seed=0, now=self.now)
+        store = Store(MEMORY, seed_ids=SEED_IDS, clock=lambda: DEFAULT_WALL_ORIGIN)
+        self.core = ServerCore.simulated(config, 0, store=store, now=self.now)
         # Short ids as the tests write them: sequential message ids, "s1" sessions,
         # "tok1" tokens (the core's own are snowflakes and random hex).
         store.ids = SnowflakeGenerator(FIRST_MESSAGE_ID, clock=lambda: 0.0)

@@ -49,7 +49,7 @@ from fake_server.history import History
 from fake_server.operations import Operations
 from fake_server.ratelimit import RATE_WINDOW_S, RateLimiter
 from fake_server.sessions import Session, SessionRegistry
-from fake_server.store import Store
+from fake_server.store import MEMORY, Store
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 # The reference's version, tagged as the fake in semver build metadata (which compares equal).
@@ -113,6 +113,30 @@ class ServerCore:
         self._req_ids = itertools.count(1)
         self.session_id_source: Callable[[], str] | None = None
         """Where session ids come from (default: the store's snowflakes)."""
+
+    @classmethod
+    def simulated(
+        cls,
+        config: ServerConfig,
+        rng_seed: int = 0,
+        *,
+        store: Store | None = None,
+        history: History | None = None,
+        now: float = 0.0,
+        wall_origin: float = DEFAULT_WALL_ORIGIN,
+    ) -> ServerCore:
+        """A core for simulation, the same run for the same seed: an in-memory SQLite
+        store and history, seeded on the virtual wall clock. Pass the `store` and
+        `history` of a killed core to restart on the same database (sessions are
+        gone, the history goes on under a new boot id)."""
+        boot = random.Random(rng_seed).randbytes(4).hex()
+        if history is None:
+            history = History(None, boot=boot)
+        else:
+            history.new_boot(boot)
+        if store is None:
+            store = Store(MEMORY, clock=lambda: wall_origin + now)
+        return cls(config, store, history, rng_seed, wall_origin=wall_origin, now=now)
 
     def new_session_id(self) -> str:
         source = self.session_id_source
