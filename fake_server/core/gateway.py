@@ -201,13 +201,19 @@ class Connection:
 
     # ------------------------------------------------------------------ input
 
-    def on_binary(self, now: float, size: int) -> None:
+    def _admit(self, now: float, kind: str, item: Any) -> bool:
+        """Hold input until a delayed HELLO is out; False when it is not handled now."""
         if self.hello_at is not None:
-            self.held.append(("binary", size))
-            return
+            self.held.append((kind, item))
+            return False
         if self.finished:
-            return
+            return False
         self.last_input = now
+        return True
+
+    def on_binary(self, now: float, size: int) -> None:
+        if not self._admit(now, "binary", size):
+            return
         self._record_in({"binary": size})  # ignored, as the reference
         self._over_frame_limit(now)
 
@@ -216,12 +222,8 @@ class Connection:
         self.ended("server", 1009, "frame too big")
 
     def on_text(self, now: float, text: str) -> None:
-        if self.hello_at is not None:
-            self.held.append(("text", text))
+        if not self._admit(now, "text", text):
             return
-        if self.finished:
-            return
-        self.last_input = now
         if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
             # A driver with no transport limit of its own (the simulator).
             self.on_oversized()
