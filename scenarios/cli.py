@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help=f"switch regression bug N ({BUG_RANGE}) on in the client (mutation runs)",
     )
+    run.add_argument(
+        "--sim",
+        action="store_true",
+        help="play the scenarios in simulation: client and server cores on virtual time "
+        "over a simulated network (docs/simulation.md); no Toxiproxy, no processes",
+    )
+    run.add_argument(
+        "--compare",
+        metavar="JUNIT",
+        help="with --sim: print the agreement table against a real run's JUnit XML",
+    )
+    run.add_argument("-v", dest="verbose", action="store_true", help="with --sim: show failures")
     lst = sub.add_parser("list", help="list scenarios")
     lst.add_argument("paths", nargs="*")
     lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
@@ -182,6 +194,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.paths)
     if loaded is None:
         return EXIT_BAD_INPUT
+    if args.compare and not args.sim:
+        raise UsageError("--compare goes with --sim")
+    if args.sim:
+        from sim.cli import cmd_run_sim
+
+        return cmd_run_sim(args, loaded)
     import pytest
 
     pytest_args = [
