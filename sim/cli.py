@@ -56,7 +56,9 @@ def run_catalogue(
             if work.exists():
                 shutil.rmtree(work)
             started = time.process_time()
-            result = play(item, work, timescale=timescale, seed=seed, bugs=bugs)
+            result = play(
+                item, work, keep_files=out is not None, timescale=timescale, seed=seed, bugs=bugs
+            )
             cpu = time.process_time() - started
             verdicts.append(
                 SimVerdict(

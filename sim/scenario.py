@@ -236,8 +236,11 @@ def sim_server_config(rig_setup: Any, db: Path, timescale: float) -> ServerConfi
 class SimScenarioRun(ScenarioRun):
     """One play of one scenario in simulation: `SimScenarioRun(loaded, options).play()`."""
 
-    def __init__(self, loaded: LoadedScenario, options: RunOptions) -> None:
+    def __init__(
+        self, loaded: LoadedScenario, options: RunOptions, *, keep_files: bool = False
+    ) -> None:
         super().__init__(loaded, options)
+        self.keep_files = keep_files  # databases on disk (--out), else in memory
         self.world = SimWorld(self.seed)
         self.timeline = SimTimeline(self.world.clock)
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
@@ -273,7 +276,7 @@ class SimScenarioRun(ScenarioRun):
             faults=self.network.faults,
         )
         for name, server_setup in self.scenario.setup.servers.items():
-            db = work / f"{name}.db"
+            db = work / f"{name}.db" if self.keep_files else Path(":memory:")
             config = sim_server_config(server_setup, db, self.timescale)
             server = self.world.add_server(name, config, trusted=server_setup.trusted)
             rig = ServerRig(name, server_setup, SimProcessHandle(server), db)
@@ -325,6 +328,29 @@ class SimScenarioRun(ScenarioRun):
         else:
             await super()._do(step, kind, value, outcome)
 
+    def _stored(self, rig: ServerRig) -> list[dict[str, Any]]:
+        store = self.world.servers[rig.name].store
+        names: dict[str, str | None] = {}
+        for m in store.all_messages():
+            if m["channel_id"] not in names:
+                channel = store.channel(m["channel_id"])
+                names[m["channel_id"]] = channel["name"] if channel else None
+        return [
+            {
+                "id": m["id"],
+                "channel_id": m["channel_id"],
+                "author_id": m["author_id"],
+                "content": m["content"],
+                "nonce": m.get("nonce"),
+                "channel": names.get(m["channel_id"]),
+            }
+            for m in store.all_messages()
+        ]
+
+    def _user_id(self, rig: ServerRig) -> str | None:
+        user = self.world.servers[rig.name].store.user_by_name(rig.setup.user)
+        return str(user["id"]) if user else None
+
     def _merge_server_history(self) -> None:
         for name, rig in self.servers.items():
             server = self.world.servers[name]
@@ -343,10 +369,13 @@ def sim_options(work_dir: Path, base: RunOptions | None = None, **changes: Any) 
     return replace(options, work_dir=work_dir, **changes)
 
 
-def play(loaded: LoadedScenario, work_dir: Path, **changes: Any) -> ScenarioResult:
+def play(
+    loaded: LoadedScenario, work_dir: Path, *, keep_files: bool = False, **changes: Any
+) -> ScenarioResult:
     """Play one scenario in simulation and judge it."""
     started = time.perf_counter()
-    result = SimScenarioRun(loaded, sim_options(work_dir, **changes)).play()
+    run = SimScenarioRun(loaded, sim_options(work_dir, **changes), keep_files=keep_files)
+    result = run.play()
     result.timeline.add(
         result.timeline.now(), "rig", "log", "sim", {"cpu_s": time.perf_counter() - started}
     )
