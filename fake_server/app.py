@@ -1,50 +1,36 @@
-"""FakeServer: the in-process Python API, and the lifecycle of the listeners."""
+"""FakeServer: the aiohttp layer (TLS REST + gateway + control listener) that drives
+the sans-I/O `ServerCore` on the real clock, and the in-process Python API.
+
+Each gateway socket gets an outbox and a writer task, so a slow client never stalls
+fan-out to the others and every connection sees its frames in seq order; the core's
+deadlines run on one event-loop timer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from fake_server.config import MAX_FRAME_BYTES, ServerConfig
-from fake_server.errors import ApiError
-from fake_server.faults import (
-    GATEWAY_ACTION_TYPES,
-    ActAsSpec,
-    ActiveFault,
-    EmitEventSpec,
-    ExhaustRateLimitSpec,
-    FaultBoard,
-    FaultSpec,
-    ForgetSessionsSpec,
-    RevokeTokensSpec,
-    parse_fault,
-)
-from fake_server.gateway import Connection, _targets
+from fake_server.core import Close, Drop, FaultResult, HttpReply, Out, SendText, ServerCore
+from fake_server.faults import FaultBoard, FaultSpec
 from fake_server.history import History
-from fake_server.operations import Operations
-from fake_server.ratelimit import RATE_WINDOW_S, RateLimiter
-from fake_server.rest import (
-    SERVER_KEY,
-    add_routes,
-    auth_middleware,
-    fault_middleware,
-    history_middleware,
-    rate_limit_middleware,
-)
 from fake_server.sessions import SessionRegistry
 from fake_server.store import Store
 from fake_server.tls import resolve_tls, server_context
 
-# The reference's version, tagged as the fake in semver build metadata (which compares equal).
-SERVER_VERSION = "0.1.32+accord-fake"
+_CLOSE_TIMEOUT_S = 2.0  # real seconds to wait for the client's close reply
 
 
 @dataclass(frozen=True)
@@ -69,16 +55,6 @@ class ServerInfo:
         }
 
 
-@dataclass(frozen=True)
-class FaultResult:
-    id: str | None
-    kind: str
-    result: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "result": self.result}
-
-
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket with SO_REUSEADDR, so a restart can take the same port at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -90,27 +66,79 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Link:
+    """One gateway socket's I/O: the outbox its writer task drains in order."""
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.outbox: asyncio.Queue[Out | None] = asyncio.Queue()
+        self.writer: asyncio.Task[None] | None = None
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def write_loop(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            try:
+                if isinstance(item, SendText):
+                    await self.ws.send_str(item.text)
+                elif isinstance(item, Close):
+                    await self.ws.close(code=item.code, message=item.reason.encode())
+                    return
+                elif isinstance(item, Drop):
+                    self.abort()
+                    return
+                else:
+                    return
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone; the reader reports how
+
+
+def _now() -> float:
+    return time.monotonic()  # the event loop's clock too
+
+
 class FakeServer:
     """A scriptable Accord server. `async with FakeServer(config) as server: ...`"""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.control_token = config.control_token or secrets.token_hex(24)
-        self.store = Store(config.db)
-        self.history = History(config.history_path)
-        self.sessions = SessionRegistry(
-            config.replay_buffer, config.scaled(config.resume_window_s), self.history
+        now = _now()
+        self.core = ServerCore(
+            config, Store(config.db), History(config.history_path),
+            wall_origin=time.time() - now, now=now,
         )
-        self.board = FaultBoard()
-        self.ops = Operations(self.store, self.dispatch, config.has("dedupe_nonce"))
-        self.rate_limiter = None if config.rate_limit is None else RateLimiter(
-            config.rate_limit, config.scaled(RATE_WINDOW_S)
-        )
-        self.presences: dict[str, dict[str, Any]] = {}
-        self.connections: set[Connection] = set()
+        self._links: dict[int, _Link] = {}
+        self._waiters: dict[int, asyncio.Future[HttpReply]] = {}
         self._conn_ids = itertools.count(1)
+        self._req_ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._runners: list[web.AppRunner] = []
         self._info: ServerInfo | None = None
+
+    # ------------------------------------------------------------------ the core's state
+
+    @property
+    def store(self) -> Store:
+        return self.core.store
+
+    @property
+    def history(self) -> History:
+        return self.core.history
+
+    @property
+    def board(self) -> FaultBoard:
+        return self.core.board
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        self.core.advance_clock(_now())
+        return self.core.sessions
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -125,14 +153,9 @@ class FakeServer:
 
         cfg = self.config
         tls = resolve_tls(cfg)
-        app = web.Application(
-            middlewares=[history_middleware, rate_limit_middleware, fault_middleware,
-                         auth_middleware],
-            client_max_size=MAX_FRAME_BYTES,
-        )
-        app[SERVER_KEY] = self
-        add_routes(app)
+        app = web.Application(client_max_size=MAX_FRAME_BYTES)
         app.router.add_get("/ws", self._gateway)
+        app.router.add_route("*", "/{tail:.*}", self._http)
         sock = bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
         # handler_cancellation: a hung request ends when its client gives up.
@@ -163,7 +186,8 @@ class FakeServer:
             health=origin + "/health",
             behaviours=tuple(sorted(cfg.behaviours)),
         )
-        self.history.record(
+        self.core.advance_clock(_now())
+        self.core.record(
             "server", "start",
             {"pid": os.getpid(), "rest": self._info.rest, "gateway": self._info.gateway,
              "timescale": cfg.timescale, "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
@@ -172,12 +196,15 @@ class FakeServer:
         return self._info
 
     async def stop(self) -> None:
-        for conn in list(self.connections):
-            conn.close(1001, "server shutting down", end_session=True)
+        self._perform(self.core.shutdown(_now()))
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        self.history.record("server", "stop", {"pid": os.getpid()})
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.core.advance_clock(_now())
+        self.core.record("server", "stop", {"pid": os.getpid()})
         self.history.close()
         self.store.close()
 
@@ -193,63 +220,100 @@ class FakeServer:
     ) -> None:
         await self.stop()
 
-    async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        conn = Connection(self, next(self._conn_ids), request)
-        self.connections.add(conn)
-        return await conn.serve()
+    # ------------------------------------------------------------------ driving the core
 
-    # ------------------------------------------------------------------ events
-
-    def dispatch(
-        self, event_type: str, data: Any, space_id: str, exclude_user_id: str | None
-    ) -> int:
-        """Send an event to every live session of the space's members that asked for its
-        intent; returns how many."""
-        members = self.store.member_ids(space_id)
-        n = 0
-        for session in self.sessions.live():
-            if (session.user_id not in members or session.user_id == exclude_user_id
-                    or not session.wants(event_type)):
+    def _perform(self, outs: list[Out]) -> None:
+        for out in outs:
+            if isinstance(out, HttpReply):
+                waiter = self._waiters.get(out.req)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(out)
                 continue
-            frame = session.next_event(event_type, data)
-            if session.conn is not None:
-                session.conn.send(frame)
-            n += 1
-        return n
+            link = self._links.get(out.conn)
+            if link is None:
+                continue
+            if isinstance(out, Drop) and not out.flush:
+                link.abort()  # at once: what is still queued is lost, as on a real cut
+            else:
+                link.outbox.put_nowait(out)
+        self._arm()
 
-    def ready_payload(self, session: Any, user: dict[str, Any]) -> dict[str, Any]:
-        store = self.store
-        spaces = store.spaces_of(user["id"])
-        channels = [c for s in spaces for c in store.channels(s["id"])]
-        members = [m for s in spaces for m in store.members(s["id"], 1000, None)]
-        roles = [r for s in spaces for r in store.roles(s["id"])]
-        online = {s.user_id for s in self.sessions.open()}
-        presences = [
-            self.presences.get(uid)
-            or {"user_id": uid, "status": "online", "client_status": {"desktop": "online"},
-                "activities": []}
-            for uid in sorted(online)
-        ]
-        return {
-            "session_id": session.session_id,
-            "user_id": user["id"],
-            "user": user,
-            "spaces": spaces,
-            "channels": channels,
-            "members": members,
-            "roles": roles,
-            "users": store.users(),
-            "dm_channels": [],
-            "presences": presences,
-            "unread": [],
-            "api_version": "v1",
-            "server_version": SERVER_VERSION,
-            "is_guest": False,
-            "motd": None,
-            "mutes": [],
-            "relationships": [],
-            "voice_states": [],
-        }
+    def _arm(self) -> None:
+        due = self.core.next_deadline()
+        if due == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None:
+            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        due = self._timer_at or 0.0
+        self._timer, self._timer_at = None, None
+        # The loop may run a timer a hair early (its clock resolution).
+        self._perform(self.core.on_deadline(max(_now(), due)))
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body: bytes | None = await request.read() if request.can_read_body else b""
+        except web.HTTPRequestEntityTooLarge:
+            body = None
+        req = next(self._req_ids)
+        waiter: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
+        self._waiters[req] = waiter
+        try:
+            self._perform(self.core.http(
+                _now(), req, request.method, request.raw_path, request.headers.items(), body
+            ))
+            reply = await waiter
+        except asyncio.CancelledError:
+            self._perform(self.core.http_cancelled(_now(), req))
+            raise
+        finally:
+            self._waiters.pop(req, None)
+        return web.Response(status=reply.status, headers=list(reply.headers),
+                            body=reply.body or None)
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_FRAME_BYTES, timeout=_CLOSE_TIMEOUT_S, autoping=True
+        )
+        await ws.prepare(request)
+        conn = next(self._conn_ids)
+        link = _Link(ws, request.transport)
+        self._links[conn] = link
+        link.writer = asyncio.create_task(link.write_loop())
+        core = self.core
+        code: int | None = None
+        reason = ""
+        oversized = False
+        try:
+            self._perform(core.socket_opened(_now(), conn, request.raw_path, request.remote))
+            while True:
+                msg = await ws.receive()
+                if msg.type is WSMsgType.TEXT:
+                    self._perform(core.socket_text(_now(), conn, msg.data))
+                elif msg.type is WSMsgType.BINARY:
+                    self._perform(core.socket_binary(_now(), conn, len(msg.data)))
+                elif msg.type is WSMsgType.CLOSE:
+                    code, reason = int(msg.data), msg.extra or ""
+                    break
+                else:  # ERROR (1009: a frame too big), CLOSING / CLOSED: cut or our close
+                    oversized = msg.type is WSMsgType.ERROR and ws.close_code == 1009
+                    break
+        finally:
+            link.outbox.put_nowait(None)
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(link.writer, _CLOSE_TIMEOUT_S + 1)
+            if not ws.closed:
+                link.abort()
+            if oversized:
+                self._perform(core.socket_oversized(_now(), conn))
+            self._perform(core.socket_closed(_now(), conn, code, reason))
+            self._links.pop(conn, None)
+        return ws
 
     # ------------------------------------------------------------------ faults (Python API)
 
@@ -257,129 +321,30 @@ class FakeServer:
         """Apply one fault spec: act now, or stand on the board until used up or cleared.
         Raises FaultSpecError (with `.field`) on an invalid spec, and ApiError when an
         `act_as` is refused (unknown user, channel or message; not the author)."""
-        spec = parse_fault(raw)
         try:
-            result = self._apply_now(spec)
-        except ApiError as err:
-            self.history.record("fault", "apply", {"id": None, "spec": spec.model_dump(
-                mode="json"), "error": err.message, "status": err.status})
-            raise
-        fault_id = None
-        if result is None:
-            fault_id = self.board.add(spec).id
-            result = {}
-        self.history.record(
-            "fault", "apply", {"id": fault_id, "spec": spec.model_dump(mode="json"), **result}
-        )
-        return FaultResult(fault_id, spec.kind, result)
-
-    def _apply_now(self, spec: FaultSpec) -> dict[str, Any] | None:
-        """Immediate faults; None for the standing ones."""
-        if isinstance(spec, GATEWAY_ACTION_TYPES):
-            if spec.trigger != "now":
-                return None
-            affected: list[str] = []
-            for session in self.sessions.open():
-                if spec.count is not None and len(affected) >= spec.count:
-                    break
-                if _targets(spec, session.username, session.session_id) and session.conn:
-                    session.conn.perform(spec)
-                    affected.append(session.session_id)
-            return {"affected": affected}
-        if isinstance(spec, EmitEventSpec):
-            n = 0
-            for session in self.sessions.live():
-                if _targets(spec, session.username, session.session_id) and session.wants(
-                    spec.type
-                ):
-                    frame = session.next_event(spec.type, spec.data)
-                    if session.conn is not None:
-                        session.conn.send(frame)
-                    n += 1
-            return {"dispatched": n}
-        if isinstance(spec, ForgetSessionsSpec):
-            n = self.sessions.forget(lambda s: spec.user is None or s.username == spec.user)
-            return {"forgotten": n}
-        if isinstance(spec, RevokeTokensSpec):
-            user_id = None
-            if spec.user is not None:
-                user = self.store.user_by_name(spec.user)
-                if user is None:
-                    return {"revoked": 0}
-                user_id = user["id"]
-            return {"revoked": self.store.revoke_all_tokens(user_id)}
-        if isinstance(spec, ExhaustRateLimitSpec):
-            return self._exhaust_rate_limit(spec)
-        if isinstance(spec, ActAsSpec):
-            return self._act_as(spec)
-        return None
-
-    def _exhaust_rate_limit(self, spec: ExhaustRateLimitSpec) -> dict[str, Any]:
-        if self.rate_limiter is None:
-            raise ApiError(409, "the REST rate limiter is off (--rate-limit off)")
-        if spec.user is None:
-            keys = [""]  # the bucket of every request without Authorization
-        else:
-            user = self.store.user_by_name(spec.user)
-            if user is None:
-                raise ApiError(404, f"unknown user {spec.user}")
-            keys = [f"Bearer {t}" for t in self.store.tokens_of(user["id"])]
-        for key in keys:
-            self.rate_limiter.exhaust(key)
-        return {"buckets": len(keys)}
-
-    def _act_as(self, spec: ActAsSpec) -> dict[str, Any]:
-        """Raises ApiError (e.g. 404 unknown message, 403 not the author) like REST would."""
-        user = self.store.user_by_name(spec.user)
-        if user is None:
-            raise ApiError(404, f"unknown user {spec.user}")
-        channel = self.ops.channel_for(user, spec.channel)
-        if spec.action == "post":
-            assert spec.content is not None
-            return {"message": self.ops.post(user, channel, spec.content, None, spec.nonce)}
-        if spec.action == "edit":
-            assert spec.content is not None and spec.message_id is not None
-            return {"message": self.ops.edit(user, channel, spec.message_id, spec.content)}
-        if spec.action == "delete":
-            assert spec.message_id is not None
-            self.ops.delete(user, channel, spec.message_id)
-            return {"deleted": spec.message_id}
-        if spec.action == "typing":
-            self.ops.typing(user, channel)
-            return {}
-        assert spec.message_id is not None and spec.emoji is not None
-        self.ops.react(user, channel, spec.message_id, spec.emoji, spec.action == "react")
-        return {}
-
-    def fault_fired(self, fault: ActiveFault, **where: Any) -> None:
-        self.history.record(
-            "fault", "fire", {"id": fault.id, "kind": fault.spec.kind,
-                              "remaining": fault.remaining, **where},
-        )
+            return self.core.apply(_now(), raw)
+        finally:
+            self._perform(self.core.take_outputs())
 
     def faults(self) -> list[dict[str, Any]]:
-        return [f.to_json() for f in self.board.active]
+        return self.core.faults()
 
     def clear(self, fault_id: str) -> bool:
-        cleared = self.board.clear(fault_id)
-        self.history.record("fault", "clear", {"id": fault_id, "cleared": cleared})
-        return cleared
+        return self.core.clear(_now(), fault_id)
 
     def reset(self) -> int:
-        n = self.board.reset()
-        self.history.record("fault", "reset", {"cleared": n})
-        return n
+        return self.core.reset(_now())
 
     # ------------------------------------------------------------------ inspection
 
     def history_records(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.history.read(after, limit)
+        return self.core.history_records(after, limit)
 
     def session_list(self) -> list[dict[str, Any]]:
-        return [s.to_json() for s in self.sessions.live()]
+        return self.core.session_list(_now())
 
     def messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
-        return self.store.all_messages(channel_id)
+        return self.core.messages(channel_id)
 
     @property
     def db_path(self) -> Path:
@@ -388,3 +353,6 @@ class FakeServer:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+__all__ = ["FakeServer", "FaultResult", "ServerInfo", "bind_socket"]

@@ -1,4 +1,8 @@
-"""The server's history: JSON lines, flushed per record, redacted, spanning restarts."""
+"""The server's history: JSON lines, flushed per record, redacted, spanning restarts.
+
+`History(None)` keeps the records in memory instead (simulation): no encoding per
+record, redacted when read. Whoever records may pass the time (`t`, `mono`); the
+server core does, so it never reads a clock itself."""
 
 from __future__ import annotations
 
@@ -39,10 +43,16 @@ def clip(text: str) -> str:
 class History:
     """Append-only record of everything the server saw and did."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None, boot: str | None = None) -> None:
         self.path = path
-        self.boot = secrets.token_hex(4)
+        self.boot = boot or secrets.token_hex(4)
         self._start = time.monotonic()
+        self._memory: list[dict[str, Any]] | None = None
+        self._closed = False
+        if path is None:
+            self._memory = []
+            self._next_index = 1
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._next_index = _last_index(path) + 1
         self._file = open(path, "ab")  # noqa: SIM115 (held open for the run)
@@ -57,16 +67,31 @@ class History:
         self._file.flush()
         self._offset += len(data)
 
-    def record(self, kind: str, name: str, data: dict[str, Any]) -> None:
+    def new_boot(self, boot: str) -> None:
+        """A restarted server (same history, new boot id); reopens a closed one."""
+        self.boot = boot
+        self._closed = False
+
+    def record(
+        self, kind: str, name: str, data: dict[str, Any], *, t: float | None = None,
+        mono: float | None = None,
+    ) -> None:
+        """`t`: epoch seconds, `mono`: seconds since this server started (both read
+        from the clocks when not given)."""
         rec = {
             "i": self._next_index,
-            "t": time.time(),
-            "mono": round(time.monotonic() - self._start, 6),
+            "t": time.time() if t is None else t,
+            "mono": round(time.monotonic() - self._start if mono is None else mono, 6),
             "boot": self.boot,
             "kind": kind,
             "name": name,
             "data": data,
         }
+        if self._memory is not None:
+            if not self._closed:
+                self._memory.append(rec)
+                self._next_index += 1
+            return
         if self._file.closed:
             return
         if (self._next_index - self._checkpoints[0][0]) % _CHECKPOINT == 0:
@@ -77,6 +102,13 @@ class History:
 
     def read(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Records with `i > after` from the file (so earlier runs are included)."""
+        if self._memory is not None:
+            found = self._memory[after:] if after >= 0 else self._memory  # i == index + 1
+            if limit is not None:
+                found = found[:limit]
+            return [json.loads(redact_json_text(json.dumps(r, separators=(",", ":"),
+                                                           default=str))) for r in found]
+        assert self.path is not None
         start = 0
         pos = bisect.bisect_right(self._checkpoints, (after + 1, 2**63)) - 1
         if pos >= 0:
@@ -96,6 +128,9 @@ class History:
         return out
 
     def close(self) -> None:
+        if self._memory is not None:
+            self._closed = True
+            return
         if not self._file.closed:
             self._file.flush()
             os.fsync(self._file.fileno())

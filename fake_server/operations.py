@@ -92,6 +92,7 @@ class Operations:
             )
 
     def typing(self, user: dict[str, Any], channel: dict[str, Any]) -> None:
-        data = {"channel_id": channel["id"], "user_id": user["id"], "timestamp": iso_text()}
+        data = {"channel_id": channel["id"], "user_id": user["id"],
+                "timestamp": iso_text(self.store.clock())}
         # The typer's own sessions do not need to hear about it.
         self.dispatch("typing.start", data, channel["space_id"], user["id"])

@@ -7,7 +7,6 @@ Every change of a session's life is a `session` history record: `created`, `resu
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from fake_server.intents import wants
 
 if TYPE_CHECKING:
-    from fake_server.gateway import Connection
-    from fake_server.history import History
+    from fake_server.core.gateway import Connection
+
+# record(kind, name, data): the server's history
+Recorder = Callable[[str, str, dict[str, Any]], None]
 
 
 @dataclass(eq=False)
@@ -31,7 +32,7 @@ class Session:
     buffer: deque[dict[str, Any]] = field(default_factory=deque)
     conn: Connection | None = None
     parked_at: float | None = None
-    """Monotonic time the socket went away; None while a socket is attached."""
+    """The server's time (`now`) the socket went away; None while a socket is attached."""
     forgotten: bool = False
     last_conn: int | None = None
     """The id of the connection that carried it last (for the history)."""
@@ -79,14 +80,18 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, replay_size: int, resume_window: float, history: History) -> None:
+    """Every session of one server run; time is passed in (`now`), never read."""
+
+    def __init__(self, replay_size: int, resume_window: float, record: Recorder) -> None:
         self._sessions: dict[str, Session] = {}
         self.replay_size = replay_size
         self.resume_window = resume_window  # already scaled
-        self.history = history
+        self.record = record
+        self.now = 0.0
+        """The latest time the server was told; what `expire()` and friends go by."""
 
     def _record(self, name: str, session: Session, reason: str) -> None:
-        self.history.record("session", name, {
+        self.record("session", name, {
             "session_id": session.session_id, "user": session.username,
             "conn": session.last_conn, "seq": session.seq, "reason": reason,
         })
@@ -104,14 +109,14 @@ class SessionRegistry:
         session.conn, session.parked_at, session.last_conn = conn, None, conn.id
         self._record("resumed", session, reason)
 
-    def get_resumable(self, session_id: str) -> Session | None:
-        self.expire()
+    def get_resumable(self, session_id: str, now: float | None = None) -> Session | None:
+        self.expire(now)
         session = self._sessions.get(session_id)
         return None if session is None or session.forgotten else session
 
     def park(self, session: Session, reason: str) -> None:
         session.conn = None
-        session.parked_at = time.monotonic()
+        session.parked_at = self.now
         self._record("parked", session, reason)
 
     def end(self, session: Session, reason: str) -> None:
@@ -130,17 +135,19 @@ class SessionRegistry:
                     self.end(session, "forgotten")
         return n
 
-    def expire(self) -> None:
-        deadline = time.monotonic() - self.resume_window
+    def expire(self, now: float | None = None) -> None:
+        if now is not None:
+            self.now = max(self.now, now)
+        deadline = self.now - self.resume_window
         for session in list(self._sessions.values()):
             if session.parked_at is not None and session.conn is None and (
                 session.parked_at < deadline
             ):
                 self.end(session, "expired")
 
-    def live(self) -> Iterable[Session]:
+    def live(self, now: float | None = None) -> Iterable[Session]:
         """Every session that should still receive events (open or parked)."""
-        self.expire()
+        self.expire(now)
         return list(self._sessions.values())
 
     def open(self) -> list[Session]:

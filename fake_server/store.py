@@ -1,6 +1,9 @@
 """Durable state in SQLite: users, tokens, spaces, channels, members, messages, reactions.
 
 Every write commits at once (WAL), so a `kill -9` loses nothing that was answered.
+`Store(Path(":memory:"))` is an in-memory database (simulation). The clock (epoch
+seconds, for timestamps and ids) and the token source are attributes the server
+core replaces with its own (virtual time, a seeded RNG).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import hashlib
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,24 +67,46 @@ def _hash_password(password: str) -> str:
     return hashlib.sha256(b"accord-fake:" + password.encode()).hexdigest()
 
 
+MEMORY = Path(":memory:")
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: Path, clock: Callable[[], float] = time.time,
+        token_hex: Callable[[int], str] = secrets.token_hex,
+    ) -> None:
+        self._clock = clock
+        self.token_hex = token_hex
+        """token_hex(nbytes) -> hex text; the core passes one drawn from its seeded RNG."""
+        if path != MEMORY:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         floor = self._db.execute("SELECT MAX(CAST(id AS INTEGER)) FROM messages").fetchone()[0]
-        self.ids = SnowflakeGenerator(int(floor or 0))
+        self.ids = SnowflakeGenerator(int(floor or 0), clock)
         if self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
             self._seed()
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.ids.clock = clock
+
+    def now_text(self) -> str:
+        return utc_text(self._clock())
 
     def close(self) -> None:
         self._db.close()
 
     def _seed(self) -> None:
-        now = utc_text()
+        now = self.now_text()
         with self._db:
             self._db.execute("BEGIN")
             user_ids = []
@@ -125,7 +151,7 @@ class Store:
 
     def register(self, username: str, password: str, display_name: str | None) -> dict[str, Any]:
         uid = self.ids.next()
-        now = utc_text()
+        now = self.now_text()
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute(
@@ -139,8 +165,8 @@ class Store:
         return user
 
     def issue_token(self, user_id: str) -> str:
-        token = secrets.token_hex(32)
-        self._db.execute("INSERT INTO tokens VALUES (?,?,?)", (token, user_id, time.time()))
+        token = self.token_hex(32)
+        self._db.execute("INSERT INTO tokens VALUES (?,?,?)", (token, user_id, self._clock()))
         return token
 
     def user_for_token(self, token: str) -> dict[str, Any] | None:
@@ -272,7 +298,7 @@ class Store:
         mid = self.ids.next()
         self._db.execute(
             "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)",
-            (mid, channel["id"], channel["space_id"], author_id, content, utc_text(), None,
+            (mid, channel["id"], channel["space_id"], author_id, content, self.now_text(), None,
              reply_to, nonce),
         )
         message = self.message(mid, author_id)
@@ -282,7 +308,7 @@ class Store:
     def edit_message(self, message_id: str, content: str, viewer_id: str) -> dict[str, Any] | None:
         self._db.execute(
             "UPDATE messages SET content=?, edited_at=? WHERE id=?",
-            (content, utc_text(), message_id),
+            (content, self.now_text(), message_id),
         )
         return self.message(message_id, viewer_id)
 

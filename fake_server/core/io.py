@@ -33,7 +33,8 @@ class Drop:
     """End connection `conn` without a close frame (the client sees 1006).
     `flush`: after the frames queued before it (a handshake rejection: INVALID_SESSION,
     then the cut); otherwise at once, queued frames lost (the `drop` fault, silence).
-    The driver then reports `socket_closed(now, conn, None)`."""
+    The core is done with `conn` at once (its session parked or ended, the close
+    recorded); a later `socket_closed` for it is ignored."""
 
     conn: int
     flush: bool = False

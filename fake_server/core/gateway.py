@@ -1,26 +1,22 @@
-"""One gateway connection: handshake, heartbeats, RESUME, bad input and fault actions.
+"""One gateway connection, sans I/O: handshake, heartbeats, RESUME, bad input, faults.
 
 Session rules (accord-protocol.md s.2, s.5): a session is parked only when its socket
 ends without a close frame (reset, EOF, a proxy cut, the server's own silence drop or
 drop fault) or by a server close that does not end it; any client close frame, the
 server's 4005/4008 and INVALID_SESSION end it, unless an opt-in behaviour says otherwise.
 
-Outbound frames go through a per-connection queue and writer task, so a slow client
-never stalls fan-out to the others, and every connection sees its frames in seq order.
+A connection only emits `Out`s into the core's outbox; the driver keeps per-socket
+order (frames, then a close or a flushing drop).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
-
 from fake_server.config import INBOUND_FRAME_LIMIT, INBOUND_FRAME_WINDOW_S, MAX_FRAME_BYTES
+from fake_server.core.io import Close, Drop, SendText
 from fake_server.faults import (
     CloseSpec,
     DelayHelloSpec,
@@ -39,7 +35,7 @@ from fake_server.history import clip
 from fake_server.sessions import Session
 
 if TYPE_CHECKING:
-    from fake_server.app import FakeServer
+    from fake_server.core.server import ServerCore
 
 # Server closes after which the session is over (accord-protocol.md s.2, s.5).
 SESSION_ENDING_CODES = frozenset({4003, 4004, 4005, 4008, 4009, 4012, 4013, 4014})
@@ -47,22 +43,23 @@ SESSION_ENDING_CODES = frozenset({4003, 4004, 4005, 4008, 4009, 4012, 4013, 4014
 CLIENT_ENDING_CODES = frozenset({1000, 1001})
 TOKEN_SCHEMES = ("Bearer ", "Bot ")
 INVALID_SESSION = {"op": 7, "data": {"resumable": False}}
-_CLOSE_TIMEOUT_S = 2.0  # real seconds to wait for the client's close reply
+_COMPACT = (",", ":")
+
+
+def encode(frame: Any) -> str:
+    return json.dumps(frame, separators=_COMPACT)
 
 
 class Connection:
-    def __init__(self, server: FakeServer, conn_id: int, request: web.Request) -> None:
-        self.server = server
+    def __init__(self, core: ServerCore, conn_id: int, now: float) -> None:
+        self.core = core
         self.id = conn_id
-        self.request = request
-        self.ws = web.WebSocketResponse(
-            max_msg_size=MAX_FRAME_BYTES, timeout=_CLOSE_TIMEOUT_S, autoping=True
-        )
         self.session: Session | None = None
         self.user: dict[str, Any] | None = None
-        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
         self.finished = False
+        """No more input is handled (the socket is ending)."""
+        self.cut = False
+        """A Close or Drop went out: nothing more is sent."""
         # How the connection ended: by client/server/drop/lost, code, reason.
         self.ended_by: str | None = None
         self.close_code: int | None = None
@@ -71,101 +68,74 @@ class Connection:
         """Set when the session must end with this socket (the history's reason)."""
         self.park_reason = "connection lost"
         self._frame_times: deque[float] = deque()  # non-heartbeat frames after READY
+        self.hello_at: float | None = None
+        """When a delayed HELLO is due; None once sent (or never delayed)."""
+        self.held: list[tuple[str, Any]] = []
+        """Input that came before a delayed HELLO, handled once it is sent."""
+        self.handshake_deadline = now
+        self.last_input = now
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def serve(self) -> web.WebSocketResponse:
-        await self.ws.prepare(self.request)
-        peer = self.request.remote
-        self.server.history.record("conn", "open", {"conn": self.id, "peer": peer})
-        self._writer = asyncio.create_task(self._write_loop())
-        try:
-            await self._hello()
-            await self._receive_loop()
-        finally:
-            await self._finish()
-        return self.ws
-
-    async def _hello(self) -> None:
-        cfg = self.server.config
-        delay = self.server.board.take(lambda s: isinstance(s, DelayHelloSpec))
+    def open(self, now: float) -> None:
+        core = self.core
+        delay = core.board.take(lambda s: isinstance(s, DelayHelloSpec))
         if delay is not None and isinstance(delay.spec, DelayHelloSpec):
-            self.server.fault_fired(delay, conn=self.id)
-            await asyncio.sleep(cfg.scaled(delay.spec.seconds))
-        interval = self.server.board.take(lambda s: isinstance(s, HeartbeatIntervalSpec))
+            core.fault_fired(delay, conn=self.id)
+            seconds = core.config.scaled(delay.spec.seconds)
+            if seconds > 0:
+                self.hello_at = now + seconds
+                core.schedule(self.hello_at, "hello", self.id)
+                return
+        self.hello(now)
+
+    def hello(self, now: float) -> None:
+        """Send HELLO, start the handshake clock, then handle what came meanwhile."""
+        core, cfg = self.core, self.core.config
+        self.hello_at = None
+        interval = core.board.take(lambda s: isinstance(s, HeartbeatIntervalSpec))
         ms = cfg.heartbeat_interval_ms
         if interval is not None and isinstance(interval.spec, HeartbeatIntervalSpec):
-            self.server.fault_fired(interval, conn=self.id)
+            core.fault_fired(interval, conn=self.id)
             ms = interval.spec.ms
         self.send({"op": 5, "data": {"heartbeat_interval": cfg.scaled_ms(ms)}})
-
-    async def _receive_loop(self) -> None:
-        cfg = self.server.config
-        handshake_deadline = time.monotonic() + cfg.scaled(cfg.handshake_timeout_s)
-        while not self.finished:
-            if self.session is None:
-                timeout = max(0.001, handshake_deadline - time.monotonic())
+        self.handshake_deadline = now + cfg.scaled(cfg.handshake_timeout_s)
+        self.last_input = now
+        core.schedule(self.handshake_deadline, "conn", self.id)
+        held, self.held = self.held, []
+        for kind, item in held:
+            if self.finished:
+                break
+            if kind == "text":
+                self.on_text(now, item)
             else:
-                timeout = cfg.scaled(cfg.silence_drop_s)
-            try:
-                msg = await self.ws.receive(timeout=timeout)
-            except TimeoutError:
-                if self.session is None:
-                    self._reject_handshake()
-                else:  # silent too long: as the reference, no close frame, parked
-                    self.drop(park_reason="silence")
-                return
-            if msg.type is WSMsgType.TEXT:
-                self._on_text(msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                self._record_in({"binary": len(msg.data)})  # ignored, as the reference
-                self._over_frame_limit()
-            elif msg.type is WSMsgType.CLOSE:
-                self._ended("client", int(msg.data), msg.extra or "")
-                return
-            elif msg.type is WSMsgType.ERROR:
-                if self.ws.close_code == 1009:
-                    self._ended("server", 1009, "frame too big")
-                else:
-                    self._ended("lost", 1006, "")
-                return
-            else:  # CLOSING / CLOSED: our own close or a dropped transport
-                self._ended("lost", 1006, "")
-                return
+                self.on_binary(now, item)
 
-    async def _finish(self) -> None:
-        self.finished = True
-        if self._writer is not None:
-            self._outbox.put_nowait(("stop", None))
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._writer, _CLOSE_TIMEOUT_S + 1)
-        if not self.ws.closed:
-            self._abort_transport()
-        parked = self._release_session()
-        code = self.ws.close_code if self.close_code is None else self.close_code
-        self.server.history.record(
-            "conn",
-            "close",
-            {
-                "conn": self.id,
-                "code": 1006 if code is None else code,
-                "reason": self.close_reason,
-                "by": self.ended_by or "lost",
-                "session_id": self.session.session_id if self.session else None,
-                "user": self.user["username"] if self.user else None,
-                "parked": parked,
-            },
-        )
-        self.server.connections.discard(self)
+    def input_deadline(self) -> float:
+        """When silence ends this socket: the handshake's end, or silence after READY."""
+        if self.session is None:
+            return self.handshake_deadline
+        return self.last_input + self.core.config.scaled(self.core.config.silence_drop_s)
 
-    def _release_session(self) -> bool:
+    def on_deadline(self, now: float) -> None:
+        if self.finished or self.hello_at is not None:
+            return
+        due = self.input_deadline()
+        if due > now:
+            self.core.schedule(due, "conn", self.id)
+        elif self.session is None:
+            self._reject_handshake()
+        else:  # silent too long: as the reference, no close frame, parked
+            self.drop(park_reason="silence")
+
+    def release_session(self) -> bool:
         """Park or end the session as accord-protocol.md s.2 says; True if parked."""
         session = self.session
         if session is None or session.conn is not self:
             return False  # never identified, ended already, or taken over by a newer socket
-        registry = self.server.sessions
+        registry = self.core.sessions
         if self.ended_by == "client":
-            parks = (self.server.config.has("park_on_client_close")
+            parks = (self.core.config.has("park_on_client_close")
                      and self.close_code not in CLIENT_ENDING_CODES)
             if not parks:
                 self.end_reason = self.end_reason or "client close frame"
@@ -180,7 +150,7 @@ class Connection:
         registry.park(session, self.park_reason)
         return True
 
-    def _ended(self, by: str, code: int, reason: str) -> None:
+    def ended(self, by: str, code: int, reason: str) -> None:
         if self.ended_by is None:
             self.ended_by, self.close_code, self.close_reason = by, code, reason
         self.finished = True
@@ -188,56 +158,35 @@ class Connection:
     # ------------------------------------------------------------------ output
 
     def send(self, frame: Any) -> None:
-        """Queue a JSON frame (dict) for this connection."""
+        """Send a JSON frame (dict) on this connection."""
         if not self.finished:
-            self._outbox.put_nowait(("json", frame))
+            self.core.out.append(SendText(self.id, encode(frame)))
+            self.core.record("frame", "out", self._frame_data(frame=frame))
 
     def send_text(self, text: str) -> None:
         if not self.finished:
-            self._outbox.put_nowait(("text", text))
+            self.core.out.append(SendText(self.id, text))
+            self.core.record("frame", "out", self._frame_data(text=clip(text)))
 
     def close(self, code: int, reason: str, end_session: bool | None = None) -> None:
-        """Close with a close frame after the frames already queued."""
+        """Close with a close frame after the frames already sent."""
         if end_session is None:
             end_session = code in SESSION_ENDING_CODES
         if end_session and self.end_reason is None:
             self.end_reason = str(code)
-        self._ended("server", code, reason)
-        self._outbox.put_nowait(("close", (code, reason)))
+        self.ended("server", code, reason)
+        if not self.cut:
+            self.cut = True
+            self.core.out.append(Close(self.id, code, reason))
 
     def drop(self, park_reason: str = "server drop") -> None:
         """Abort the TCP connection at once: no close frame (the client sees 1006)."""
         self.park_reason = park_reason
-        self._ended("drop", 1006, "")
-        self._abort_transport()
-
-    def _abort_transport(self) -> None:
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-
-    async def _write_loop(self) -> None:
-        history = self.server.history
-        while True:
-            kind, item = await self._outbox.get()
-            try:
-                if kind == "json":
-                    await self.ws.send_str(json.dumps(item, separators=(",", ":")))
-                    history.record("frame", "out", self._frame_data(frame=item))
-                elif kind == "text":
-                    await self.ws.send_str(item)
-                    history.record("frame", "out", self._frame_data(text=clip(item)))
-                elif kind == "close":
-                    code, reason = item
-                    await self.ws.close(code=code, message=reason.encode())
-                    return
-                elif kind == "abort":
-                    self._abort_transport()
-                    return
-                else:
-                    return
-            except (ConnectionError, RuntimeError):
-                return  # the socket is gone; _finish records how
+        self.ended("drop", 1006, "")
+        if not self.cut:
+            self.cut = True
+            self.core.out.append(Drop(self.id))
+        self.core.finish(self)
 
     def _frame_data(self, **payload: Any) -> dict[str, Any]:
         return {
@@ -248,11 +197,37 @@ class Connection:
         }
 
     def _record_in(self, payload: dict[str, Any]) -> None:
-        self.server.history.record("frame", "in", self._frame_data(**payload))
+        self.core.record("frame", "in", self._frame_data(**payload))
 
     # ------------------------------------------------------------------ input
 
-    def _on_text(self, text: str) -> None:
+    def on_binary(self, now: float, size: int) -> None:
+        if self.hello_at is not None:
+            self.held.append(("binary", size))
+            return
+        if self.finished:
+            return
+        self.last_input = now
+        self._record_in({"binary": size})  # ignored, as the reference
+        self._over_frame_limit(now)
+
+    def on_oversized(self) -> None:
+        """A frame over MAX_FRAME_BYTES: the transport closes with 1009 (the session parks)."""
+        self.ended("server", 1009, "frame too big")
+
+    def on_text(self, now: float, text: str) -> None:
+        if self.hello_at is not None:
+            self.held.append(("text", text))
+            return
+        if self.finished:
+            return
+        self.last_input = now
+        if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
+            # A driver with no transport limit of its own (the simulator).
+            self.on_oversized()
+            self.cut = True
+            self.core.out.append(Close(self.id, 1009, "frame too big"))
+            return
         try:
             frame = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
@@ -266,12 +241,12 @@ class Connection:
             if not valid:
                 self._reject_handshake()
             else:
-                self._on_handshake_frame(frame)
+                self._on_handshake_frame(now, frame)
             return
         op = frame["op"] if valid else None
         if op == 1:
             self._on_heartbeat()
-        elif self._over_frame_limit():
+        elif self._over_frame_limit(now):
             return
         elif op in (2, 3):
             self.close(4005, "already authenticated")
@@ -279,12 +254,11 @@ class Connection:
             self._on_presence(frame.get("data"))
         # Anything else (not JSON, an unknown op, op 9 / 10): ignored, as the reference.
 
-    def _over_frame_limit(self) -> bool:
+    def _over_frame_limit(self, now: float) -> bool:
         """Count a frame other than HEARTBEAT after READY; over the limit: close 4008."""
         if self.session is None:
             return False
-        now = time.monotonic()
-        window = self.server.config.scaled(INBOUND_FRAME_WINDOW_S)
+        window = self.core.config.scaled(INBOUND_FRAME_WINDOW_S)
         times = self._frame_times
         times.append(now)
         while times and times[0] <= now - window:
@@ -295,15 +269,15 @@ class Connection:
             self.close(4008, "rate limit exceeded")
         return True
 
-    def _on_handshake_frame(self, frame: dict[str, Any]) -> None:
+    def _on_handshake_frame(self, now: float, frame: dict[str, Any]) -> None:
         op = frame["op"]
         if op == 1:
             if not self._fire_trigger("on_heartbeat", None):
                 self.send({"op": 4})
         elif op == 2:
-            self._on_identify(frame.get("data"))
+            self._on_identify(now, frame.get("data"))
         elif op == 3:
-            self._on_resume(frame.get("data"))
+            self._on_resume(now, frame.get("data"))
         else:
             self._reject_handshake()
 
@@ -311,8 +285,11 @@ class Connection:
         """INVALID_SESSION {"resumable": false}, then drop the socket (as the reference)."""
         self.send(INVALID_SESSION)
         self.end_reason = self.end_reason or "invalid_session"
-        self._ended("drop", 1006, "")
-        self._outbox.put_nowait(("abort", None))
+        self.ended("drop", 1006, "")
+        if not self.cut:
+            self.cut = True
+            self.core.out.append(Drop(self.id, flush=True))
+        self.core.finish(self)
 
     def _token_user(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The token's user; None for a bad, revoked or scheme-less token."""
@@ -325,17 +302,17 @@ class Connection:
         token = token[len(scheme) :]
         if not token.isascii():  # tokens are hex; anything else (even "\ud800") is bad
             return None
-        return self.server.store.user_for_token(token)
+        return self.core.store.user_for_token(token)
 
     def _bad_token(self) -> None:
-        fault = self.server.board.take(lambda s: s.kind == "bad_token_close")
+        fault = self.core.board.take(lambda s: s.kind == "bad_token_close")
         if fault is None:
             self._reject_handshake()
             return
-        self.server.fault_fired(fault, conn=self.id)
+        self.core.fault_fired(fault, conn=self.id)
         self.close(fault.spec.code, fault.spec.reason, end_session=True)  # type: ignore[union-attr]
 
-    def _on_identify(self, data: Any) -> None:
+    def _on_identify(self, now: float, data: Any) -> None:
         intents = data.get("intents") if isinstance(data, dict) else None
         if (
             not isinstance(data, dict)
@@ -352,14 +329,16 @@ class Connection:
             self._bad_token()
             return
         self.user = user
-        session = self.server.sessions.create(
-            self.server.store.ids.next(), user["id"], user["username"], frozenset(intents), self
+        core = self.core
+        session = core.sessions.create(
+            core.store.ids.next(), user["id"], user["username"], frozenset(intents), self
         )
         self.session = session
-        self.send({"op": 0, "type": "ready", "data": self.server.ready_payload(session, user),
+        self.send({"op": 0, "type": "ready", "data": core.ready_payload(session, user),
                    "seq": 1})
+        core.schedule(self.input_deadline(), "conn", self.id)
 
-    def _on_resume(self, data: Any) -> None:
+    def _on_resume(self, now: float, data: Any) -> None:
         if (
             not isinstance(data, dict)
             or not isinstance(data.get("session_id"), str)
@@ -375,13 +354,14 @@ class Connection:
             self._bad_token()
             return
         self.user = user
-        registry = self.server.sessions
-        session = registry.get_resumable(data["session_id"])
+        core = self.core
+        registry = core.sessions
+        session = registry.get_resumable(data["session_id"], now)
         if session is None or session.user_id != user["id"]:
             self._reject_handshake()
             return
         old = session.conn
-        if old is not None and not self.server.config.has("takeover_resume"):
+        if old is not None and not core.config.has("takeover_resume"):
             self._reject_handshake()  # its socket is still open: left as it is
             return
         seq = data["seq"]
@@ -393,15 +373,15 @@ class Connection:
                 registry.end(session, "invalid_session")
             self._reject_handshake()
             return
-        stale = self.server.board.take(
+        stale = core.board.take(
             lambda s: isinstance(s, StaleReplaySpec)
-            and _targets(s, session.username, session.session_id)
+            and targets(s, session.username, session.session_id)
         )
         if stale is not None and isinstance(stale.spec, StaleReplaySpec):
             start = max(seq - stale.spec.back, session.oldest_replayable)
             replay = session.replay_after(start) or []
-            self.server.fault_fired(stale, conn=self.id, session_id=session.session_id,
-                                    asked=seq, replayed_from=start + 1)
+            core.fault_fired(stale, conn=self.id, session_id=session.session_id,
+                             asked=seq, replayed_from=start + 1)
         registry.attach(session, self, "takeover" if old is not None else "resume")
         self.session = session
         if old is not None:
@@ -417,19 +397,22 @@ class Connection:
                 "seq": session.seq,
             }
         )
+        core.schedule(self.input_deadline(), "conn", self.id)
 
     def _on_heartbeat(self) -> None:
         session = self.session
         assert session is not None
         if self._fire_trigger("on_heartbeat", self.user):
             return
-        withheld = self.server.board.take(
-            lambda s: s.kind == "withhold_acks" and _targets(s, session.username,
-                                                             session.session_id)
-        )
-        if withheld is not None:
-            self.server.fault_fired(withheld, conn=self.id, session_id=session.session_id)
-            return
+        board = self.core.board
+        if board.active:
+            withheld = board.take(
+                lambda s: s.kind == "withhold_acks" and targets(s, session.username,
+                                                                session.session_id)
+            )
+            if withheld is not None:
+                self.core.fault_fired(withheld, conn=self.id, session_id=session.session_id)
+                return
         self.send({"op": 4})
 
     def _on_presence(self, data: Any) -> None:
@@ -446,9 +429,10 @@ class Connection:
             "client_status": {"desktop": status},
             "activities": [activity] if activity is not None else [],
         }
-        self.server.presences[session.user_id] = payload
-        for space in self.server.store.spaces_of(session.user_id):  # the user's own too
-            self.server.dispatch("presence.update", payload, space["id"], None)
+        core = self.core
+        core.presences[session.user_id] = payload
+        for space in core.store.spaces_of(session.user_id):  # the user's own too
+            core.dispatch("presence.update", payload, space["id"], None)
 
     # ------------------------------------------------------------------ faults
 
@@ -456,14 +440,17 @@ class Connection:
         self, trigger: Trigger, user: dict[str, Any] | None, session_id: str | None = None
     ) -> bool:
         """Run a standing gateway action instead of the normal answer; True if one ran."""
+        board = self.core.board
+        if not board.active:
+            return False
         username = user["username"] if user else None
         sid = session_id or (self.session.session_id if self.session else None)
-        fault = self.server.board.take(
-            lambda s: getattr(s, "trigger", None) == trigger and _targets(s, username, sid)
+        fault = board.take(
+            lambda s: getattr(s, "trigger", None) == trigger and targets(s, username, sid)
         )
         if fault is None:
             return False
-        self.server.fault_fired(fault, conn=self.id, session_id=sid)
+        self.core.fault_fired(fault, conn=self.id, session_id=sid)
         self.perform(fault.spec)  # type: ignore[arg-type]
         return True
 
@@ -480,7 +467,7 @@ class Connection:
             if not action.resumable:
                 self.end_reason = "invalid_session"
                 if self.session is not None and self.session.conn is self:
-                    self.server.sessions.end(self.session, "invalid_session")
+                    self.core.sessions.end(self.session, "invalid_session")
         elif isinstance(action, ReconnectSpec):
             self.send({"op": 6})
         elif isinstance(action, RequestHeartbeatSpec):
@@ -494,7 +481,7 @@ class Connection:
                 self.send(action.frame)
 
 
-def _targets(spec: Any, username: str | None, session_id: str | None) -> bool:
+def targets(spec: Any, username: str | None, session_id: str | None) -> bool:
     """Does a spec's optional user / session_id target match?"""
     want_user = getattr(spec, "user", None)
     want_sid = getattr(spec, "session_id", None)
