@@ -246,7 +246,10 @@ class SimScenarioRun(ScenarioRun):
         self.result = ScenarioResult(loaded, self.timescale, self.seed, self.timeline)
 
     def play(self) -> ScenarioResult:
-        return run_sync(self.run())
+        try:
+            return run_sync(self.run())
+        finally:
+            self.world.close()
 
     async def _start(self) -> None:
         work = self.options.work_dir
@@ -311,8 +314,7 @@ class SimScenarioRun(ScenarioRun):
             self.network = None
         if self.processes is not None:
             self.processes.close()
-        self.world.close()
-        self.client = None
+        self.client = None  # the world closes after the verdict (it reads the stores)
 
     async def _do(self, step: Step, kind: str, value: Any, outcome: StepOutcome) -> None:
         if kind == "pause":
