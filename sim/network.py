@@ -12,8 +12,10 @@ pipe, in the order the toxics were added, as in Toxiproxy (v2.12 semantics):
 - slicer: a chunk is cut in slices of `average_size +/- size_variation` bytes with
   `delay` microseconds between them; the message is whole when its last slice is.
 - timeout: data is dropped on the ground; `timeout > 0` closes the link after that
-  much silence on the stream (0: held open, silent, until the toxic goes).
-- reset_peer: the first chunk after the toxic applies resets the link `timeout` ms later.
+  much silence on the stream (0: held open, silent); removing the toxic closes the
+  links it held (Toxiproxy's Cleanup closes the stub).
+- reset_peer: the first chunk after the toxic applies is taken and dropped, and the
+  link is reset `timeout` ms later; nothing passes meanwhile.
 - limit_data: `bytes` pass, then the link is closed (a chunk crossing the limit
   arrives cut, so it is lost).
 - slow_close: a close (FIN) waits `delay` ms before it is passed on.
@@ -100,10 +102,12 @@ class Pipe:
         if toxic.type == "timeout" and toxic.attributes.get("timeout", 0) > 0:
             self._rearm_timeout(toxic, stage)
 
-    def disarm(self, name: str) -> None:
-        stage = self.stages.pop(name, None)
+    def disarm(self, toxic: Toxic) -> None:
+        stage = self.stages.pop(toxic.name, None)
         if stage is not None and stage.armed is not None:
             stage.armed.cancel()
+        if toxic.type == "timeout" and self.link.hit(toxic):
+            self.link.cut()  # Toxiproxy's TimeoutToxic.Cleanup closes the stub
 
     def _rearm_timeout(self, toxic: Toxic, stage: _Stage) -> None:
         if stage.armed is not None:
@@ -135,8 +139,11 @@ class Pipe:
                     self._rearm_timeout(toxic, stage)
                 return  # dropped on the ground
             elif kind == "reset_peer":
+                # Toxiproxy takes the first chunk, drops it, waits `timeout`, resets;
+                # nothing passes meanwhile.
                 if stage.armed is None:
                     stage.armed = net.clock.call_at(t + attrs.get("timeout", 0) / 1000, link.reset)
+                return
             elif kind == "limit_data":
                 left = int(attrs["bytes"]) - stage.passed
                 if chunk.size > left or chunk.is_close:
@@ -193,10 +200,9 @@ class Link:
         if self.hit(toxic):
             (self.up if toxic.stream == "upstream" else self.down).arm(toxic, self.net.clock.now)
 
-    def remove(self, name: str) -> None:
-        self.up.disarm(name)
-        self.down.disarm(name)
-        self._hits.pop(name, None)
+    def remove(self, toxic: Toxic) -> None:
+        (self.up if toxic.stream == "upstream" else self.down).disarm(toxic)
+        self._hits.pop(toxic.name, None)
 
     def cut(self) -> None:
         """The proxy closes both sides (no close frame): a drop, 1006 for the client."""
@@ -292,9 +298,11 @@ class SimNetwork:
 
     def remove_toxic(self, name: str, toxic: str) -> None:
         proxy = self.proxies[name]
+        gone = [t for t in proxy.toxics if t.name == toxic]
         proxy.toxics = [t for t in proxy.toxics if t.name != toxic]
-        for link in list(proxy.links):
-            link.remove(toxic)
+        for removed in gone:
+            for link in list(proxy.links):
+                link.remove(removed)
 
     def cut_upstream(self, server: str) -> None:
         """Every link to `server` is cut (the process died)."""
