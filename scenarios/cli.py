@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--alluredir", default="out/allure-results")
     rep.add_argument("-o", "--output", default="out/allure-report")
     add_conform_parser(sub)
+    from sim.explore import add_parser as add_explore_parser
+
+    add_explore_parser(sub)
     return parser
 
 
@@ -267,6 +270,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from sim.explore import cmd_explore
+
+    return cmd_explore(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["load"]:  # its own options: load/cli.py
@@ -281,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": cmd_validate,
             "report": cmd_report,
             "conform": cmd_conform,
+            "explore": _cmd_explore,
         }[args.command]
         return command(args)
     except (_BadUsage, UsageError) as exc:
