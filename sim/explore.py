@@ -31,10 +31,9 @@ from hypothesis.errors import NoSuchExample
 
 from chaos import TOXIC_TYPES
 from client.core.bugs import BUG_NUMBERS
-from client.core.gateway import _CLOSE_TEXT as CLIENT_CLOSE_TEXT
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
-from scenarios.schema import Step
+from scenarios.schema import KNOWN_CLOSE_CODES, Step
 from sim.properties import gateway_violations, removal_violations, view_violations
 from sim.scenario import SimScenarioRun, sim_options
 
@@ -46,8 +45,11 @@ TIMESCALE = 0.05  # as the catalogue: the file replays at the same factor on the
 # and READY timeouts (30 s) + a REST request hung before the heal timing out (30 s)
 # + the refetch (30 s) + slack for the flush of a full queue (22 s).
 LIVENESS_BOUND = "150s"
-CLOSE_CODES = sorted({*CLIENT_CLOSE_TEXT, 4000})
-PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0)  # seconds, shrinking towards 0
+SETTLE = "2s"
+# Every close a server can send (the schema's list; 1006 is the network's, not a code sent).
+CLOSE_CODES = [code for code in KNOWN_CLOSE_CODES if code != 1006]
+PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
+# (180 s outlasts the ten backoff waits, 163.5 s at most: escalation is reachable)
 MESSAGES = "/channels/*/messages"
 
 
@@ -274,6 +276,9 @@ def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> 
                     }
                 }
             )
+    # Let what is in flight land (an event posted just before the end) before the verdict
+    # compares the client's list with the server's.
+    tail.append({"pause": SETTLE})
     return {
         "name": f"explore seed {schedule.seed}: {len(schedule.steps)} generated steps",
         "tags": ["explore:generated"],
