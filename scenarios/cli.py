@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help=f"switch regression bug N ({BUG_RANGE}) on in the client (mutation runs)",
     )
+    run.add_argument(
+        "--sim",
+        action="store_true",
+        help="play the scenarios in simulation: client and server cores on virtual time "
+        "over a simulated network (docs/simulation.md); no Toxiproxy, no processes",
+    )
+    run.add_argument(
+        "--compare",
+        metavar="JUNIT",
+        help="with --sim: print the agreement table against a real run's JUnit XML",
+    )
+    run.add_argument("-v", dest="verbose", action="store_true", help="with --sim: show failures")
     lst = sub.add_parser("list", help="list scenarios")
     lst.add_argument("paths", nargs="*")
     lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
@@ -82,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--alluredir", default="out/allure-results")
     rep.add_argument("-o", "--output", default="out/allure-report")
     add_conform_parser(sub)
+    from sim.explore import add_parser as add_explore_parser
+
+    add_explore_parser(sub)
     return parser
 
 
@@ -182,6 +197,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.paths)
     if loaded is None:
         return EXIT_BAD_INPUT
+    if args.compare and not args.sim:
+        raise UsageError("--compare goes with --sim")
+    if args.sim:
+        from sim.cli import cmd_run_sim
+
+        return cmd_run_sim(args, loaded)
     import pytest
 
     pytest_args = [
@@ -249,6 +270,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from sim.explore import cmd_explore
+
+    return cmd_explore(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["load"]:  # its own options: load/cli.py
@@ -263,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": cmd_validate,
             "report": cmd_report,
             "conform": cmd_conform,
+            "explore": _cmd_explore,
         }[args.command]
         return command(args)
     except (_BadUsage, UsageError) as exc:

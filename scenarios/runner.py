@@ -404,7 +404,7 @@ class ScenarioRun:
         named = self._named[name]
         if named.message_id is None and named.nonce is not None:
             rig = self.servers[named.server]
-            stored = [m for m in stored_messages(rig.db) if m.get("nonce") == named.nonce]
+            stored = [m for m in self._stored(rig) if m.get("nonce") == named.nonce]
             if stored:
                 named.message_id = str(stored[-1]["id"])
         if named.message_id is None:
@@ -433,7 +433,7 @@ class ScenarioRun:
             return self._named_id(text.ref)
         matches = [
             m
-            for m in stored_messages(rig.db)
+            for m in self._stored(rig)
             if m.get("channel") == channel and m.get("content") == text
         ]
         if not matches:
@@ -735,6 +735,13 @@ class ScenarioRun:
                     dict(h.get("data") or {}),
                 )
 
+    def _stored(self, rig: ServerRig) -> list[dict[str, Any]]:
+        """What the server stored (fake_control.stored_messages' rows)."""
+        return stored_messages(rig.db)
+
+    def _user_id(self, rig: ServerRig) -> str | None:
+        return user_id(rig.db, rig.setup.user)
+
     def _judge(self) -> None:
         self._merge_server_history()
         records = sorted(self.timeline.records, key=lambda r: r.t)
@@ -751,8 +758,8 @@ class ScenarioRun:
             self.timescale,
             self._heartbeat(),
         )
-        stored = {name: stored_messages(rig.db) for name, rig in self.servers.items()}
-        users = {name: user_id(rig.db, rig.setup.user) or "" for name, rig in self.servers.items()}
+        stored = {name: self._stored(rig) for name, rig in self.servers.items()}
+        users = {name: self._user_id(rig) or "" for name, rig in self.servers.items()}
         report = check_delivery(records, stored, users)
         expected = self.scenario.timeline.delivery
         if expected.messages_match_server:

@@ -241,6 +241,8 @@ def backoff_failures(
     timer_name = f"{server}:gateway:backoff"
     draws = [e for e in effects(records, "RngDraw") if e.data.get("stream") == f"{server}:gateway"]
     timers = [e for e in effects(records, "SetTimer") if e.data.get("name") == timer_name]
+    # A backoff the client cancelled (the user's Reconnect, a removal) bounds no open.
+    cancels = [e.t for e in effects(records, "CancelTimer") if e.data.get("name") == timer_name]
     opens = [
         e.t for e in effects(records, "OpenSocket") if owners.get(int(e.data["conn"])) == server
     ]
@@ -288,6 +290,8 @@ def backoff_failures(
                     )
                 )
         opened = next((t for t in opens if t > timer.t), None)
+        if opened is not None and any(timer.t <= c <= opened for c in cancels):
+            opened = None
         due = timer.t + delay
         if per_spec and opened is not None and opened < due - BACKOFF_EARLY_SLACK:
             bad = True

@@ -1,0 +1,515 @@
+"""`accord-rig explore`: Hypothesis-generated outages, each played in simulation,
+checked against the properties every run must have; a failure is shrunk and
+written as a scenario file that `accord-rig run` replays on the real stack.
+
+A schedule is a scenario: connect every server, then a generated interleaving of
+user actions and faults (each followed by a pause), then the heal (network,
+server faults, killed servers restarted, frozen ones thawed) and the liveness
+check: every server still configured is connected with an empty queue within
+`LIVENESS_BOUND`, pressing Reconnect first if the client had given up (status
+error is where the contract leaves it after "Reconnection failed"). The file's
+`timeline:` section holds the checks the verdict code makes in both modes
+(delivery, backoff formula, RESUME/heartbeat seq); `sim.properties` adds the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from chaos import TOXIC_TYPES
+from client.core.bugs import BUG_NUMBERS
+from scenarios.loader import LoadedScenario, load_scenario
+from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
+from scenarios.schema import KNOWN_CLOSE_CODES, Step
+from sim.properties import gateway_violations, removal_violations, view_violations
+from sim.scenario import SimScenarioRun, sim_options
+
+SERVERS = ("alpha", "beta")
+HEARTBEAT = "10s"
+TIMESCALE = 0.05  # as the catalogue: the file replays at the same factor on the real stack
+# After the heal, the spec's worst case until connected and flushed: the longest
+# backoff (33 s) + INVALID_SESSION's extra wait (5 s) + one attempt's open, HELLO
+# and READY timeouts (30 s) + a REST request hung before the heal timing out (30 s)
+# + the refetch (30 s) + slack for the flush of a full queue (22 s).
+LIVENESS_BOUND = "150s"
+SETTLE = "2s"
+# Every close a server can send (the schema's list; 1006 is the network's, not a code sent).
+CLOSE_CODES = [code for code in KNOWN_CLOSE_CODES if code != 1006]
+PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
+# (180 s outlasts the ten backoff waits, 163.5 s at most: escalation is reachable)
+MESSAGES = "/channels/*/messages"
+
+
+# ====================================================================== generation
+
+
+@dataclass
+class _State:
+    servers: tuple[str, ...]
+    killed: set[str] = field(default_factory=set)
+    frozen: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    texts: list[str] = field(default_factory=list)
+
+    def up(self) -> list[str]:
+        return [s for s in self.servers if s not in self.killed | self.frozen | self.removed]
+
+    def configured(self) -> list[str]:
+        return [s for s in self.servers if s not in self.removed]
+
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+def _toxic(draw: Draw, server: str) -> dict[str, Any]:
+    kind = draw(st.sampled_from(TOXIC_TYPES))
+    attributes: dict[str, Any]
+    if kind == "latency":
+        attributes = {"latency": draw(st.integers(50, 15000)), "jitter": draw(st.integers(0, 2000))}
+    elif kind == "bandwidth":
+        attributes = {"rate": draw(st.integers(1, 100))}
+    elif kind == "slow_close":
+        attributes = {"delay": draw(st.integers(0, 5000))}
+    elif kind == "timeout":
+        attributes = {"timeout": draw(st.sampled_from([0, 1000, 5000, 20000]))}
+    elif kind == "reset_peer":
+        attributes = {"timeout": draw(st.integers(0, 5000))}
+    elif kind == "slicer":
+        size = draw(st.integers(1, 200))
+        attributes = {
+            "average_size": size,
+            "size_variation": draw(st.integers(0, size - 1)),
+            "delay": draw(st.integers(0, 20000)),
+        }
+    else:
+        attributes = {"bytes": draw(st.integers(0, 20000))}
+    return {
+        "toxic": {
+            "proxy": f"{server}.{draw(st.sampled_from(['gateway', 'rest']))}",
+            "type": kind,
+            "stream": draw(st.sampled_from(["downstream", "upstream"])),
+            "attributes": attributes,
+        }
+    }
+
+
+def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
+    kind = draw(
+        st.sampled_from(
+            [
+                "drop", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
+                "rest_hang", "rest_rate_limit", "request_heartbeat", "login_fail",
+                "forget_sessions", "revoke_tokens", "garbage",
+            ]
+        )
+    )
+    spec: dict[str, Any] = {"server": server, "kind": kind}
+    if kind == "withhold_acks":
+        spec["count"] = draw(st.integers(1, 3))
+    elif kind == "invalid_session":
+        form = draw(st.sampled_from(["object", "bool"]))
+        spec |= {"resumable": draw(st.booleans()), "form": form}
+    elif kind in ("rest_fail", "rest_hang", "rest_rate_limit"):
+        spec |= {
+            "method": draw(st.sampled_from(["POST", "GET", "*"])),
+            "path": draw(st.sampled_from([MESSAGES, "*"])),
+            "count": draw(st.integers(1, 4)),
+        }
+        if kind == "rest_fail":
+            spec["status"] = draw(st.sampled_from([500, 502, 503, 400, 403, 404]))
+        elif kind == "rest_hang":
+            spec |= {
+                "stage": draw(st.sampled_from(["before", "after"])),
+                "seconds": draw(st.sampled_from([None, 5, 20, 45])),
+            }
+        else:
+            spec["retry_after"] = draw(st.sampled_from([0.5, 1, 6, None]))
+    elif kind == "login_fail":
+        spec |= {"status": draw(st.sampled_from([401, 500])), "count": draw(st.integers(1, 3))}
+    return {"server_fault": spec}
+
+
+def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
+    """One generated step, or None when nothing applies (all servers down/removed)."""
+    kind = draw(
+        st.sampled_from(
+            [
+                "send", "toxic", "proxy_down", "heal", "server_close", "server_fault",
+                "user_post", "kill", "restart", "freeze", "thaw", "send_burst", "resend",
+                "edit", "delete", "select", "reconnect", "remove",
+            ]
+        )
+    )
+    configured, up = state.configured(), state.up()
+    if not configured:
+        return None
+    server = draw(st.sampled_from(configured))
+    channel = f"{server}/general"
+    if kind == "send":
+        text = f"m{number}"
+        state.texts.append(text)
+        return {"send": {"channel": channel, "text": text}}
+    if kind == "send_burst":
+        text = f"b{number}-{{n}}"
+        return {"send": {"channel": channel, "text": text, "repeat": draw(st.integers(2, 24))}}
+    if kind == "resend" and state.texts:
+        return {"send": {"channel": channel, "text": draw(st.sampled_from(state.texts))}}
+    if kind in ("edit", "delete") and state.texts:
+        target = draw(st.sampled_from(state.texts))
+        if kind == "edit":
+            return {"edit": {"channel": channel, "message": target, "text": f"{target} (edited)"}}
+        return {"delete": {"channel": channel, "message": target}}
+    if kind == "select":
+        return {"select_channel": f"{server}/{draw(st.sampled_from(['general', 'random']))}"}
+    if kind == "reconnect":
+        return {"reconnect": server}
+    if kind == "remove" and len(configured) > 1:
+        state.removed.add(server)
+        return {"remove_server": server}
+    if kind == "toxic":
+        return _toxic(draw, server)
+    if kind == "proxy_down":
+        target = draw(st.sampled_from([server, f"{server}.gateway", f"{server}.rest"]))
+        return {"proxy_down": target}
+    if kind == "heal":  # the network and the server faults; a frozen server stays frozen
+        return {"heal": draw(st.sampled_from(["all", server]))}
+    if kind == "kill" and server in up:
+        state.killed.add(server)
+        return {"kill_server": server}
+    if kind == "restart" and server in state.killed:
+        state.killed.discard(server)
+        return {"restart_server": server}
+    if kind == "freeze" and server in up:
+        state.frozen.add(server)
+        return {"freeze_server": server}
+    if kind == "thaw" and server in state.frozen:
+        state.frozen.discard(server)
+        return {"thaw_server": server}
+    if server not in up:
+        return None
+    if kind == "server_close":
+        return {"server_close": {"server": server, "code": draw(st.sampled_from(CLOSE_CODES))}}
+    if kind == "server_fault":
+        return _server_fault(draw, server)
+    if kind == "user_post":
+        return {"user_post": {"channel": channel, "text": f"bob {number}"}}
+    return None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    servers: tuple[str, ...]
+    seed: int
+    steps: tuple[dict[str, Any], ...]  # the generated part (ops and pauses)
+
+    def __repr__(self) -> str:
+        return f"Schedule(servers={self.servers}, seed={self.seed}, steps={list(self.steps)})"
+
+
+@st.composite
+def schedules(draw: Draw, max_ops: int = 12) -> Schedule:
+    servers = SERVERS[: draw(st.sampled_from([1, 2]))]
+    seed = draw(st.integers(0, 2**16))
+    state = _State(servers)
+    steps: list[dict[str, Any]] = []
+    for number in range(1, draw(st.integers(1, max_ops)) + 1):
+        step = _op(draw, state, number)
+        if step is None:
+            continue
+        steps.append(step)
+        pause = draw(st.sampled_from(PAUSES))
+        if pause:
+            steps.append({"pause": f"{pause:g}s"})
+    return Schedule(servers, seed, tuple(steps))
+
+
+# ====================================================================== the scenario
+
+
+def _still_frozen(schedule: Schedule) -> set[str]:
+    frozen: set[str] = set()
+    killed: set[str] = set()
+    for step in schedule.steps:
+        if "freeze_server" in step:
+            frozen.add(step["freeze_server"])
+        elif "thaw_server" in step:
+            frozen.discard(step["thaw_server"])
+        elif "kill_server" in step:
+            killed.add(step["kill_server"])
+            frozen.discard(step["kill_server"])
+        elif "restart_server" in step:
+            killed.discard(step["restart_server"])
+            frozen.discard(step["restart_server"])
+    return frozen | {f"killed:{k}" for k in killed}
+
+
+def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> dict[str, Any]:
+    servers = schedule.servers
+    removed = {s["remove_server"] for s in schedule.steps if "remove_server" in s}
+    tail: list[dict[str, Any]] = [{"heal": "all"}]
+    for held in sorted(_still_frozen(schedule)):
+        if held.startswith("killed:"):
+            tail.append({"restart_server": held.removeprefix("killed:")})
+        else:
+            tail.append({"thaw_server": held})
+    for server in servers:
+        if server not in removed:
+            tail.append(
+                {
+                    "wait_for": {
+                        "status": {server: "connected"},
+                        "queue": {server: 0},
+                        "within": LIVENESS_BOUND,
+                    }
+                }
+            )
+    # Let what is in flight land (an event posted just before the end) before the verdict
+    # compares the client's list with the server's.
+    tail.append({"pause": SETTLE})
+    return {
+        "name": f"explore seed {schedule.seed}: {len(schedule.steps)} generated steps",
+        "tags": ["explore:generated"],
+        "description": note or "generated by accord-rig explore",
+        "setup": {
+            "servers": {s: {"heartbeat": HEARTBEAT} for s in servers},
+            "seed": schedule.seed,
+            "timescale": TIMESCALE,
+            **({"bugs": list(bugs)} if bugs else {}),
+        },
+        "steps": [
+            *({"connect": s} for s in servers),
+            {"select_channel": f"{servers[0]}/general"},
+            *(
+                {"wait_for": {"status": {s: "connected"}, "eventually": "30s"}}
+                for s in servers
+            ),
+            *schedule.steps,
+            *tail,
+        ],
+        "timeline": {
+            **{
+                s: {
+                    "backoff": True,
+                    "server": {
+                        "received": {"heartbeat": {"seq": "latest"}, "resume": {"seq": "latest"}}
+                    },
+                }
+                for s in servers
+            },
+            "delivery": {},
+        },
+    }
+
+
+class ExploreRun(SimScenarioRun):
+    """A generated scenario: user steps that cannot apply now (an edit of a message
+    the client does not show, Reconnect while connected) are skipped and left out of
+    the written file; before the liveness wait, a client that gave up is reconnected
+    by the user (and the file says so)."""
+
+    def __init__(self, loaded: LoadedScenario, work: Path) -> None:
+        super().__init__(loaded, sim_options(work))
+        self.skipped: set[int] = set()
+        self.inserted: dict[int, list[dict[str, Any]]] = {}  # before step index
+
+    def _status(self, server: str) -> tuple[str, int]:
+        self._catch_up()
+        seen = self.observer.series[-1].server(server)
+        return seen.status, seen.queue
+
+    async def _do(self, step: Step, kind: str, value: Any, outcome: StepOutcome) -> None:
+        if kind == "reconnect" and self._status(value)[0] not in (
+            "disconnected", "reconnecting", "error"
+        ):
+            self.skipped.add(outcome.index)
+            return
+        if kind in ("edit", "delete"):
+            try:
+                self._message_id(value.channel, value.message)
+            except StepFailed:
+                self.skipped.add(outcome.index)
+                return
+        if kind == "wait_for" and value.within is not None and value.queue:
+            await self._liveness(next(iter(value.queue)), outcome)
+        await super()._do(step, kind, value, outcome)
+
+    async def _liveness(self, server: str, outcome: StepOutcome) -> None:
+        """Let the client settle; if it gave up (error), the user presses Reconnect."""
+        assert self.client is not None
+
+        def settled() -> bool:
+            status, queue = self._status(server)
+            return status == "error" or (status == "connected" and queue == 0)
+
+        bound = 150.0 * self.timescale
+        await self.client.wait(settled, bound)
+        if self._status(server)[0] == "error":
+            self.inserted[outcome.index] = [
+                {"wait_for": {"status": {server: "error"}, "within": LIVENESS_BOUND}},
+                {"reconnect": server},
+            ]
+            from client.core import actions as act
+
+            await self.client.act(act.ReconnectServer(server))
+
+    def played_steps(self) -> list[dict[str, Any]]:
+        raw = yaml.safe_load(self.loaded.path.read_text()) if self.loaded.path.exists() else None
+        steps = list(raw["steps"]) if raw else []
+        out: list[dict[str, Any]] = []
+        for index, step in enumerate(steps):
+            out += self.inserted.get(index, [])
+            if index not in self.skipped:
+                out.append(step)
+        return out
+
+
+@dataclass
+class Outcome:
+    schedule: Schedule
+    violations: list[str]
+    data: dict[str, Any]
+    result: ScenarioResult | None = None
+
+
+def run_schedule(schedule: Schedule, bugs: tuple[int, ...], work: Path) -> Outcome:
+    data = scenario_data(schedule, bugs)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "generated.scenario.yaml"
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+    path.write_text(text, encoding="utf-8")
+    loaded = load_scenario(path, text)
+    run = ExploreRun(loaded, work)
+    result = run.play()
+    violations: list[str] = []
+    if result.error:
+        violations.append(f"rig/core error: {result.error}")
+    violations += [f.title for f in result.failures]
+    records = result.records
+    wiring = run._wiring()
+    violations += view_violations(run.observer.series)
+    violations += gateway_violations(records, wiring)
+    violations += removal_violations(records, wiring)
+    data["steps"] = run.played_steps()
+    return Outcome(schedule, violations, data, result)
+
+
+# ====================================================================== exploring
+
+
+@dataclass
+class ExploreReport:
+    examples: int
+    seconds: float
+    found: Outcome | None
+    written: Path | None = None
+
+
+def explore(
+    budget: int,
+    seed: int,
+    bugs: tuple[int, ...] = (),
+    out_dir: Path | None = None,
+    max_ops: int = 12,
+) -> ExploreReport:
+    """Generate up to `budget` schedules (Hypothesis, seeded), stop at the first that
+    breaks a property, shrink it, write it as a scenario file."""
+    work = Path(tempfile.mkdtemp(prefix="accord-explore-"))
+    count = 0
+    last_failure: list[Outcome] = []
+
+    def breaks(schedule: Schedule) -> bool:
+        nonlocal count
+        count += 1
+        outcome = run_schedule(schedule, bugs, work / f"{count % 4}")
+        if outcome.violations:
+            last_failure[:] = [outcome]
+        return bool(outcome.violations)
+
+    started = time.perf_counter()
+    options = settings(
+        max_examples=budget,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        minimal = find(
+            schedules(max_ops=max_ops), breaks, settings=options, random=random.Random(seed)
+        )
+    except NoSuchExample:
+        return ExploreReport(count, time.perf_counter() - started, None)
+    outcome = run_schedule(minimal, bugs, work / "final")
+    if not outcome.violations:  # flaky would be a simulator bug: keep the last failure seen
+        outcome = last_failure[0]
+    seconds = time.perf_counter() - started
+    report = ExploreReport(count, seconds, outcome)
+    if out_dir is not None:
+        report.written = write_scenario(outcome, out_dir, seed, bugs)
+    return report
+
+
+def write_scenario(outcome: Outcome, out_dir: Path, seed: int, bugs: tuple[int, ...]) -> Path:
+    data = dict(outcome.data)
+    failed = "; ".join(outcome.violations[:3])
+    data["name"] = f"explore seed {seed}{' bug ' + ','.join(map(str, bugs)) if bugs else ''}"
+    data["description"] = (
+        f"Found by accord-rig explore --seed {seed}"
+        f"{''.join(f' --bug {b}' for b in bugs)} and shrunk. Failed: {failed}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "_", data["name"].lower()).strip("_")
+    path = out_dir / f"{slug}.scenario.yaml"
+    header = (
+        "# yaml-language-server: $schema=../schema.json\n"
+        f"# failed assertion(s) in simulation: {failed}\n"
+    )
+    path.write_text(
+        header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100),
+        encoding="utf-8",
+    )
+    return path
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("explore", help="generate outages (Hypothesis) and check them in simulation")
+    p.add_argument("--budget", type=int, default=200, help="schedules to try (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="Hypothesis seed (reproducible)")
+    p.add_argument("--bug", type=int, action="append", default=[], choices=BUG_NUMBERS)
+    p.add_argument("--max-ops", type=int, default=12, help="generated steps per schedule")
+    p.add_argument("--out", default="out/explore", help="where a failing schedule is written")
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    report = explore(
+        args.budget, args.seed, tuple(args.bug), Path(args.out), max_ops=args.max_ops
+    )
+    rate = report.examples / report.seconds if report.seconds else 0.0
+    if report.found is None:
+        err.print(
+            f"[green]ok[/green] {report.examples} schedules, no property broken "
+            f"({report.seconds:.1f}s, {rate:.1f} schedules/s)"
+        )
+        return 0
+    err.print(
+        f"[red]found[/red] after {report.examples} schedules ({report.seconds:.1f}s): "
+        + "; ".join(report.found.violations[:3])
+    )
+    err.print(f"shrunk to {len(report.found.schedule.steps)} generated steps: {report.written}")
+    return 1

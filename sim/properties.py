@@ -1,0 +1,235 @@
+"""Properties every run must have, checked on a simulated run's records and view
+series (client-behaviour.md). The verdict code already judges delivery (s.6), the
+backoff formula against the recorded draws, the RESUME/heartbeat seq the server
+received, and the steps' own waits (liveness); these add the rules a scenario file
+cannot state:
+
+- s.5: at every instant the dot, the banner colour and the composer agree with the
+  status;
+- s.2: CONNECTED only after READY / `resumed`; the attempt counter counts 1, 2, ...
+  within an outage, never past 10; a close meant to resume sends no close frame;
+  after INVALID_SESSION the next handshake is RESUME if resumable, else IDENTIFY;
+- s.4: escalation only after attempt 10 failed, a fatal close, or the user's
+  Reconnect, once per outage, and it logs in again before its gateway attempt;
+- s.7: nothing more goes to a removed server and no timer of its is set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from client.core.gateway import FATAL_CODES, REASON_HEARTBEAT, REASON_RECONNECT
+from client.timeline import Record
+from client.ui.texts import COMPOSER_OFFLINE, COMPOSER_QUEUEING, COMPOSER_SYNCING
+from scenarios.observation import Observation
+from scenarios.verdict import ServerWiring, conn_server
+
+MAX_ATTEMPTS = 10  # client-behaviour.md s.1: gateway attempts before escalation
+RESUME_REASONS = (REASON_HEARTBEAT, REASON_RECONNECT)
+
+_DOT = {"disconnected": "yellow", "reconnecting": "yellow", "error": "red"}
+_BANNER = {
+    "error": {"red"},
+    "connected": {None, "green"},
+    "syncing": {None, "yellow"},
+    "disconnected": {"yellow"},
+    "reconnecting": {"yellow"},
+    "connecting": {"yellow"},
+}
+_COMPOSER = {  # status -> (enabled, placeholder; None = "Message #<channel>")
+    "connected": (True, None),
+    "syncing": (False, COMPOSER_SYNCING),
+    "disconnected": (True, COMPOSER_QUEUEING),
+    "reconnecting": (True, COMPOSER_QUEUEING),
+    "error": (False, COMPOSER_OFFLINE),
+    "connecting": (False, COMPOSER_OFFLINE),
+}
+
+
+def view_violations(series: Sequence[Observation]) -> list[str]:
+    """s.5: what the user sees agrees with the status, at every instant."""
+    found: list[str] = []
+    for obs in series:
+        for name, seen in obs.servers.items():
+            status = seen.status
+            if status == "none":
+                continue
+            if seen.dot != _DOT.get(status):
+                found.append(f"t={obs.t:.3f} {name}: dot {seen.dot} while {status} (s.5)")
+            if status in _BANNER and seen.banner.color not in _BANNER[status]:
+                found.append(f"t={obs.t:.3f} {name}: banner {seen.banner} while {status} (s.5)")
+            if obs.composer is not None and obs.screen_server == name and status in _COMPOSER:
+                enabled, placeholder = _COMPOSER[status]
+                shown = obs.composer.placeholder
+                right = (
+                    shown.startswith("Message #") if placeholder is None else shown == placeholder
+                )
+                if obs.composer.enabled != enabled or not right:
+                    found.append(
+                        f"t={obs.t:.3f} {name}: composer "
+                        f"{'enabled' if obs.composer.enabled else 'disabled'} {shown!r} "
+                        f"while {status} (s.5)"
+                    )
+        if len(found) > 5:
+            break
+    return found
+
+
+def _frame(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _resumable(frame: dict[str, Any]) -> bool:
+    data = frame.get("d", frame.get("data"))
+    if isinstance(data, dict):
+        return bool(data.get("resumable"))
+    return bool(data)
+
+
+def gateway_violations(
+    records: Sequence[Record], wiring: dict[str, ServerWiring]
+) -> list[str]:
+    """s.2 and s.4, from the client's inputs, effects and signals in order."""
+    owners = conn_server(records, wiring)
+    found: list[str] = []
+    last: dict[str, str] = {}  # server -> what its gateway last said ("ready", "opened"...)
+    attempts: dict[str, int] = {}
+    fatal: dict[str, bool] = {}
+    user_asked: dict[str, bool] = {}
+    escalated: dict[str, bool] = {}
+    need_login: dict[str, bool] = {}
+    next_handshake: dict[str, int] = {}  # server -> op the next handshake must be (2 / 3)
+
+    def server_of_url(url: str) -> str | None:
+        for name, wire in wiring.items():
+            if url.startswith(wire.rest_base.rsplit("/api/v1", 1)[0]):
+                return name
+        return None
+
+    for r in records:
+        data = r.data
+        if r.src == "client" and r.kind == "input":
+            conn = data.get("conn")
+            server = owners.get(int(conn)) if conn is not None else None
+            if server is None:
+                continue
+            if r.name == "SocketOpened":
+                last[server] = "opened"
+            elif r.name == "SocketText":
+                frame = _frame(str(data.get("text", "")))
+                kind = frame.get("type") if frame.get("op") == 0 else f"op{frame.get('op')}"
+                last[server] = str(kind)
+                if frame.get("op") == 9:
+                    next_handshake[server] = 3 if _resumable(frame) else 2
+        elif r.src == "ui" and r.kind == "input" and r.name == "ReconnectServer":
+            server = str(data.get("server", ""))
+            user_asked[server] = True
+            attempts[server] = 0
+        elif r.src == "client" and r.kind == "signal":
+            args = data.get("args") or []
+            server = str(args[0]) if args else ""
+            if r.name in ("server_connected", "server_reconnected"):
+                if last.get(server) not in ("ready", "resumed"):
+                    found.append(
+                        f"t={r.t:.3f} {server}: {r.name} after {last.get(server)!r}, "
+                        "not READY/resumed (s.2: CONNECTED means READY)"
+                    )
+                attempts[server] = 0
+                escalated[server] = fatal[server] = False
+            elif r.name == "server_reconnecting" and len(args) >= 2:
+                n = int(args[1])
+                if n != attempts.get(server, 0) + 1 or n > MAX_ATTEMPTS:
+                    found.append(
+                        f"t={r.t:.3f} {server}: attempt {n} after attempt "
+                        f"{attempts.get(server, 0)} (s.2 attempt counter)"
+                    )
+                attempts[server] = n
+            elif r.name == "server_disconnected" and len(args) >= 2:
+                fatal[server] = int(args[1]) in FATAL_CODES
+            elif r.name == "server_reauthenticating":
+                automatic = not user_asked.get(server)
+                if automatic and not fatal.get(server) and attempts.get(server, 0) < MAX_ATTEMPTS:
+                    found.append(
+                        f"t={r.t:.3f} {server}: escalated after attempt "
+                        f"{attempts.get(server, 0)} (s.4: after attempt {MAX_ATTEMPTS} fails)"
+                    )
+                if automatic and escalated.get(server):
+                    found.append(
+                        f"t={r.t:.3f} {server}: a second automatic escalation in one outage (s.4)"
+                    )
+                escalated[server] = escalated.get(server, False) or automatic
+                user_asked[server] = False
+                fatal[server] = False
+                attempts[server] = 0
+                need_login[server] = True
+        elif r.src == "client" and r.kind == "effect":
+            if r.name == "HttpRequest":
+                server = server_of_url(str(data.get("url", "")))
+                if server and data.get("method") == "POST" and "/auth/login" in data.get("url", ""):
+                    need_login[server] = False
+            elif r.name == "OpenSocket":
+                server = owners.get(int(data["conn"]))
+                if server and need_login.get(server):
+                    found.append(
+                        f"t={r.t:.3f} {server}: gateway attempt after re-authentication "
+                        "without a new login (s.4)"
+                    )
+                    need_login[server] = False
+            elif r.name == "CloseSocket":
+                server = owners.get(int(data["conn"]))
+                if data.get("code") == 4000 and data.get("reason") in RESUME_REASONS and data.get(
+                    "frame"
+                ):
+                    found.append(
+                        f"t={r.t:.3f} {server}: close 4000 {data.get('reason')!r} sent a close "
+                        "frame (s.2: a close meant to resume has none)"
+                    )
+            elif r.name == "SendText":
+                server = owners.get(int(data["conn"]))
+                op = _frame(str(data.get("text", ""))).get("op")
+                if server and op in (2, 3) and server in next_handshake:
+                    wanted = next_handshake.pop(server)
+                    if op != wanted:
+                        names = {2: "IDENTIFY", 3: "RESUME"}
+                        found.append(
+                            f"t={r.t:.3f} {server}: {names[op]} after INVALID_SESSION, "
+                            f"expected {names[wanted]} (s.2)"
+                        )
+        if len(found) > 5:
+            break
+    return found
+
+
+def removal_violations(
+    records: Sequence[Record], wiring: dict[str, ServerWiring]
+) -> list[str]:
+    """s.7: after `server_removed`, no socket, request or timer for that server."""
+    found: list[str] = []
+    removed: dict[str, float] = {}
+    owners_by_url = {name: wire.gateway_url.split("?")[0] for name, wire in wiring.items()}
+    for r in records:
+        if r.src != "client":
+            continue
+        if r.kind == "signal" and r.name == "server_removed":
+            removed[str((r.data.get("args") or [""])[0])] = r.t
+            continue
+        for name, t0 in removed.items():
+            if r.t <= t0:
+                continue
+            if r.kind == "timer" and r.name == "SetTimer":
+                if str(r.data.get("name", "")).startswith(f"{name}:"):
+                    found.append(f"t={r.t:.3f} {name}: timer {r.data.get('name')} after removal")
+            elif r.kind == "effect" and r.name in ("OpenSocket", "HttpRequest"):
+                url = str(r.data.get("url", ""))
+                rest = wiring[name].rest_base
+                if url.startswith(owners_by_url[name]) or (
+                    url.startswith(rest) and "/auth/logout" not in url
+                ):
+                    found.append(f"t={r.t:.3f} {name}: {r.name} {url} after removal (s.7)")
+    return found[:5]
