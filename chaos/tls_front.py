@@ -28,7 +28,7 @@ CHUNK = 64 * 1024
 
 @dataclass
 class TlsFront:
-    """Listen with TLS on `host:port` (0 = a free port), forward to `upstream_host:upstream_port`."""
+    """Listen with TLS on `host:port` (0: a free port); forward to the upstream server."""
 
     upstream_host: str
     upstream_port: int
@@ -64,8 +64,9 @@ class TlsFront:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            loop.create_task(listen())
+            opening = loop.create_task(listen())
             loop.run_forever()
+            opening.cancel()
             loop.close()
 
         self._loop = loop
@@ -100,7 +101,7 @@ class TlsFront:
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self.connections += 1
         try:
             try:
@@ -124,7 +125,7 @@ class TlsFront:
                 await _close(server_w)
         finally:
             await _close(client_w)
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

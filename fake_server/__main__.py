@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         p.error("--heartbeat-interval and --replay-buffer must be > 0, --resume-window >= 0")
     return ServerConfig(
         db=a.db, host=a.host, port=a.port, control_host=a.control_host,
-        control_port=None if a.no_control else a.control_port, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
+        control_port=None if a.no_control else a.control_port, tls_cert=a.tls_cert,
+        tls_key=a.tls_key, tls_ca=a.tls_ca,
         heartbeat_interval_ms=a.heartbeat_interval, timescale=a.timescale,
         replay_buffer=a.replay_buffer, resume_window_s=a.resume_window,
         control_token=a.control_token, rate_limit=a.rate_limit, behaviours=behaviours,

@@ -13,15 +13,16 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from chaos import (
+    FakeServerInfo,
     NetworkChaos,
     ProcessChaos,
     ServerProxies,
@@ -37,6 +38,7 @@ from scenarios.conditions import (
     first_hold,
 )
 from scenarios.delivery import DeliveryReport, check_delivery, compare_lists
+from scenarios.durations import Duration
 from scenarios.events import RunRecords, describe_event, event_times
 from scenarios.fake_control import (
     FakeServerControl,
@@ -50,8 +52,14 @@ from scenarios.observation import MessageSeen, Observation
 from scenarios.observe import Observer
 from scenarios.records import signals
 from scenarios.schema import (
+    STEP_KINDS,
+    AddServerSpec,
+    BugSpec,
     Condition,
+    DeleteSpec,
+    EditSpec,
     MessageRef,
+    SendSpec,
     ServerSetup,
     Step,
     WaitFor,
@@ -173,6 +181,26 @@ class _Sink:
         return self._timeline.add(self._timeline.now(), src, kind, name, dict(data))
 
 
+CHAOS_STEPS = ("toxic", "proxy_down", "kill_server", "freeze_server", "thaw_server")
+
+
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Awaitable[None]])
+
+
+def plays(*kinds: str) -> Callable[[HandlerT], HandlerT]:
+    """Tie a ScenarioRun method to step kinds: it becomes their registry entry's handler."""
+
+    def tie(method: HandlerT) -> HandlerT:
+        for kind in kinds:
+            entry = STEP_KINDS[kind]
+            if entry.handler is not None:
+                raise ValueError(f"step kind {kind!r} already has a handler")
+            entry.handler = method
+        return method
+
+    return tie
+
+
 class ScenarioRun:
     """One play of one scenario. Use `await ScenarioRun(...).run()`."""
 
@@ -270,8 +298,7 @@ class ScenarioRun:
             rig = ServerRig(name, server_setup, process, db)
             self.servers[name] = rig
             info = await asyncio.to_thread(process.start)
-            rig.control = FakeServerControl(info.control, info.control_token)
-            rig.control_tokens.append(info.control_token)
+            self._connect_control(rig, info)
             self.result.histories[name] = rig.history_path
             rig.ca = info.ca
             rig.proxies = await self.network.add_server(name, info.port, process.host)
@@ -284,6 +311,12 @@ class ScenarioRun:
             instance=self.network.run_id,
         )
         await self.client.start()
+
+    def _connect_control(self, rig: ServerRig, info: FakeServerInfo) -> None:
+        """The fake's control API, when the server has one (an external server has none)."""
+        if info.control:
+            rig.control = FakeServerControl(info.control, info.control_token)
+            rig.control_tokens.append(info.control_token)
 
     async def _stop(self) -> None:
         problems: list[str] = []
@@ -441,73 +474,118 @@ class ScenarioRun:
         return str(matches[-1]["id"])
 
     async def _do(self, step: Step, kind: str, value: Any, outcome: StepOutcome) -> None:
-        client = self.client
-        assert client is not None and self.network is not None and self.processes is not None
-        if kind == "connect":
-            await client.act(act.AddServer(self._server_config(value)))
-        elif kind == "add_server":
-            await client.act(act.AddServer(self._server_config(value.server, value.url)))
-        elif kind == "connect_saved":
-            await client.act(act.ConfigureServer(self._server_config(value)))
-            await client.act(act.ConnectServer(value))
-        elif kind == "select_channel":
-            server, channel = value.split("/", 1)
-            await client.act(act.SelectChannel(server, channel))
-        elif kind == "send":
-            server, channel = (value.channel or self._selected()).split("/", 1)
-            for text in value.texts():
-                await client.act(act.SendMessage(server, channel, text))
-            if value.as_ is not None:
-                self._named[value.as_] = NamedMessage(
-                    server, channel, text, nonce=self._nonce_of(server, text)
-                )
-        elif kind == "edit":
-            ref = value.channel or self._selected()
-            await client.act(
-                act.EditMessage(ref.split("/")[0], self._message_id(ref, value.message), value.text)
+        handler = STEP_KINDS[kind].handler
+        assert handler is not None  # every kind has one: checked at import (_check_plays)
+        await handler(self, value, outcome)
+
+    # ------------------------------------------------------------------ step handlers
+    # One per step kind (scenarios.schema.STEP_KINDS), tied to it by @plays.
+
+    @property
+    def _client(self) -> ClientHarness:
+        assert self.client is not None
+        return self.client
+
+    @plays("connect")
+    async def _connect(self, value: str, outcome: StepOutcome) -> None:
+        await self._client.act(act.AddServer(self._server_config(value)))
+
+    @plays("add_server")
+    async def _add_server(self, value: AddServerSpec, outcome: StepOutcome) -> None:
+        await self._client.act(act.AddServer(self._server_config(value.server, value.url)))
+
+    @plays("connect_saved")
+    async def _connect_saved(self, value: str, outcome: StepOutcome) -> None:
+        await self._client.act(act.ConfigureServer(self._server_config(value)))
+        await self._client.act(act.ConnectServer(value))
+
+    @plays("select_channel")
+    async def _select_channel(self, value: str, outcome: StepOutcome) -> None:
+        server, channel = value.split("/", 1)
+        await self._client.act(act.SelectChannel(server, channel))
+
+    @plays("send")
+    async def _send(self, value: SendSpec, outcome: StepOutcome) -> None:
+        server, channel = (value.channel or self._selected()).split("/", 1)
+        for text in value.texts():
+            await self._client.act(act.SendMessage(server, channel, text))
+        if value.as_ is not None:
+            self._named[value.as_] = NamedMessage(
+                server, channel, text, nonce=self._nonce_of(server, text)
             )
-        elif kind == "delete":
-            ref = value.channel or self._selected()
-            await client.act(
-                act.DeleteMessage(ref.split("/")[0], self._message_id(ref, value.message))
-            )
-        elif kind in ("fetch", "click_retry"):
-            server, channel = value.split("/", 1)
-            await client.act(act.FetchMessages(server, channel))
-        elif kind == "reconnect":
-            await client.act(act.ReconnectServer(value))
-        elif kind == "remove_server":
-            await client.act(act.DisconnectServer(value))
-        elif kind == "enable_bug":
-            await client.act(act.SetBug(value.bug, True))
-        elif kind in ("user_post", "user_edit", "user_delete"):
-            await self._other_user(kind, value)
-        elif kind in ("server_fault", "server_close", "invalid_session"):
-            await self._server_fault(self.servers[value.server], fault_spec(kind, value))
-        elif kind in CHAOS_STEPS:
-            await chaos_step(self.network, self.processes, kind, value)
-        elif kind == "heal":
-            await self._heal(value)
-        elif kind == "restart_server":
-            await self.processes.restart(value)
-            rig = self.servers[value]
-            self._end_server_faults(rig, "restarted")
-            info = rig.process.info
-            assert info is not None
-            if rig.control is not None:
-                await rig.control.close()
-            rig.control = FakeServerControl(info.control, info.control_token)
-            rig.control_tokens.append(info.control_token)
-        elif kind == "wait_for":
-            await self._wait_for(value, outcome)
-            self._checked_at = self.timeline.now()
-        elif kind == "expect":
-            self._expect(value, outcome)
-            self._checked_at = self.timeline.now()
-        elif kind == "pause":
-            await asyncio.sleep(scaled_pause(value, self.timescale, self._heartbeat()))
-        else:  # pragma: no cover - the schema admits no other kind
-            raise StepFailed(f"step {kind!r} is not implemented")
+
+    @plays("edit")
+    async def _edit(self, value: EditSpec, outcome: StepOutcome) -> None:
+        ref = value.channel or self._selected()
+        message_id = self._message_id(ref, value.message)
+        await self._client.act(act.EditMessage(ref.split("/")[0], message_id, value.text))
+
+    @plays("delete")
+    async def _delete(self, value: DeleteSpec, outcome: StepOutcome) -> None:
+        ref = value.channel or self._selected()
+        message_id = self._message_id(ref, value.message)
+        await self._client.act(act.DeleteMessage(ref.split("/")[0], message_id))
+
+    @plays("fetch", "click_retry")
+    async def _fetch(self, value: str, outcome: StepOutcome) -> None:
+        server, channel = value.split("/", 1)
+        await self._client.act(act.FetchMessages(server, channel))
+
+    @plays("reconnect")
+    async def _reconnect(self, value: str, outcome: StepOutcome) -> None:
+        await self._client.act(act.ReconnectServer(value))
+
+    @plays("remove_server")
+    async def _remove_server(self, value: str, outcome: StepOutcome) -> None:
+        await self._client.act(act.DisconnectServer(value))
+
+    @plays("enable_bug")
+    async def _enable_bug(self, value: BugSpec, outcome: StepOutcome) -> None:
+        await self._client.act(act.SetBug(value.bug, True))
+
+    @plays("user_post", "user_edit", "user_delete")
+    async def _user_step(self, value: Any, outcome: StepOutcome) -> None:
+        await self._other_user(outcome.kind, value)
+
+    @plays("server_fault", "server_close", "invalid_session")
+    async def _server_fault_step(self, value: Any, outcome: StepOutcome) -> None:
+        await self._server_fault(self.servers[value.server], fault_spec(outcome.kind, value))
+
+    @plays(*CHAOS_STEPS)
+    async def _chaos(self, value: Any, outcome: StepOutcome) -> None:
+        assert self.network is not None and self.processes is not None
+        await chaos_step(self.network, self.processes, outcome.kind, value)
+
+    @plays("heal")
+    async def _heal_step(self, value: str, outcome: StepOutcome) -> None:
+        await self._heal(value)
+
+    @plays("restart_server")
+    async def _restart_server(self, value: str, outcome: StepOutcome) -> None:
+        assert self.processes is not None
+        await self.processes.restart(value)
+        rig = self.servers[value]
+        self._end_server_faults(rig, "restarted")
+        info = rig.process.info
+        assert info is not None
+        if rig.control is not None:
+            await rig.control.close()
+            rig.control = None
+        self._connect_control(rig, info)
+
+    @plays("wait_for")
+    async def _wait_for_step(self, value: WaitFor, outcome: StepOutcome) -> None:
+        await self._wait_for(value, outcome)
+        self._checked_at = self.timeline.now()
+
+    @plays("expect")
+    async def _expect_step(self, value: Condition, outcome: StepOutcome) -> None:
+        self._expect(value, outcome)
+        self._checked_at = self.timeline.now()
+
+    @plays("pause")
+    async def _pause(self, value: Duration, outcome: StepOutcome) -> None:
+        await asyncio.sleep(scaled_pause(value, self.timescale, self._heartbeat()))
 
     async def _other_user(self, kind: str, value: Any) -> None:
         server, channel = value.channel.split("/", 1)
@@ -799,6 +877,15 @@ class ScenarioRun:
         return {(server, channel_id): ids}
 
 
+def _check_plays() -> None:
+    missing = [kind for kind, entry in STEP_KINDS.items() if entry.handler is None]
+    if missing:
+        raise RuntimeError(f"step kinds without a handler in ScenarioRun: {', '.join(missing)}")
+
+
+_check_plays()
+
+
 def _status_of(server: str, obs: Observation) -> str:
     return obs.server(server).status
 
@@ -863,7 +950,6 @@ def toxic_spec(value: Any) -> dict[str, Any]:
     return spec
 
 
-CHAOS_STEPS = ("toxic", "proxy_down", "kill_server", "freeze_server", "thaw_server")
 
 
 async def chaos_step(network: NetworkChaos, processes: ProcessChaos, kind: str, value: Any) -> None:

@@ -28,7 +28,7 @@ from pydantic import (
 from client.core.bugs import Bug
 from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
-from scenarios.needs import Need, Requirement
+from scenarios.needs import Need
 
 # --------------------------------------------------------------------------- names
 
@@ -729,7 +729,9 @@ STEP_KINDS: dict[str, StepKind] = {
     "expect": StepKind(Condition, "check the state now"),
     "pause": StepKind(DurationField, "let time pass (real-client time)"),
 }
-STEP_MODELS: dict[str, type[Step]] = {k: _step(k, e.annotation, e.doc) for k, e in STEP_KINDS.items()}
+STEP_MODELS: dict[str, type[Step]] = {
+    kind: _step(kind, entry.annotation, entry.doc) for kind, entry in STEP_KINDS.items()
+}
 
 
 def single_key_kind(value: Any, kinds: Container[str]) -> str | None:
