@@ -55,8 +55,9 @@ class Requirement:
 
 
 def unmet(requirements: list[Requirement], offered: frozenset[Need]) -> list[Requirement]:
-    """The requirements `offered` does not cover, in scenario order."""
-    return [r for r in requirements if r.need not in offered]
+    """The requirements `offered` does not cover: in Need order (what only the fake
+    can offer first, then what a server the rig starts could), each in scenario order."""
+    return sorted((r for r in requirements if r.need not in offered), key=lambda r: _order(r.need))
 
 
 def scenario_requirements(loaded: LoadedScenario) -> tuple[list[Requirement], list[Requirement]]:
