@@ -55,6 +55,7 @@ from scenarios.observe import Observer
 from scenarios.records import signals
 from scenarios.schema import (
     STEP_KINDS,
+    TOXIC_ATTRIBUTES,
     AddServerSpec,
     BugSpec,
     Condition,
@@ -1066,7 +1067,7 @@ def toxic_spec(value: Any) -> dict[str, Any]:
     for key, raw in value.attributes.items():
         seconds = value.attribute_seconds(key)
         if seconds is not None and isinstance(raw, str):
-            unit = 1_000_000 if (value.type, key) == ("slicer", "delay") else 1000
+            unit = 1_000_000 if TOXIC_ATTRIBUTES[value.type][key] == "us" else 1000
             attributes[key] = seconds * unit
         else:
             attributes[key] = raw

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from chaos.toxics import TIME_UNITS, TOXIC_TYPES, toxic_attribute_units
 from client.core.bugs import Bug
 from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
@@ -449,19 +450,21 @@ DEFAULT_WITHIN = Duration(seconds=10)
 
 # --------------------------------------------------------------------------- steps
 
-ToxicType = Literal[
-    "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
+# The toxic types and their attributes' units are chaos.toxics' (which applies them).
+TOXIC_ATTRIBUTES: dict[str, dict[str, str]] = toxic_attribute_units()
+
+
+def _known_toxic(value: Any) -> Any:
+    if isinstance(value, str) and value not in TOXIC_TYPES:
+        raise ValueError(f"{value!r} is not one of {', '.join(TOXIC_TYPES)}")
+    return value
+
+
+ToxicType = Annotated[
+    str,
+    BeforeValidator(_known_toxic),
+    WithJsonSchema({"type": "string", "enum": list(TOXIC_TYPES)}),
 ]
-# Which attributes each toxic takes, and which of them are times.
-TOXIC_ATTRIBUTES: dict[str, dict[str, str]] = {
-    "latency": {"latency": "ms", "jitter": "ms"},
-    "bandwidth": {"rate": "KB/s"},
-    "slow_close": {"delay": "ms"},
-    "timeout": {"timeout": "ms"},
-    "reset_peer": {"timeout": "ms"},
-    "slicer": {"average_size": "bytes", "size_variation": "bytes", "delay": "us"},
-    "limit_data": {"bytes": "bytes"},
-}
 
 
 class ToxicSpec(Strict):
@@ -484,7 +487,7 @@ class ToxicSpec(Strict):
                 raise ValueError(
                     f"toxic {self.type!r} has no attribute {key!r} (it takes {', '.join(allowed)})"
                 )
-            if allowed[key] in ("ms", "us"):
+            if allowed[key] in TIME_UNITS:
                 if isinstance(value, str):
                     parse_duration(value)
                 elif value < 0:
@@ -499,7 +502,7 @@ class ToxicSpec(Strict):
         """A time attribute in real-client seconds (None if it is not a time)."""
         unit = TOXIC_ATTRIBUTES[self.type].get(key)
         value = self.attributes.get(key)
-        if value is None or unit not in ("ms", "us"):
+        if value is None or unit not in TIME_UNITS:
             return None
         if isinstance(value, str):
             return parse_duration(value).seconds
