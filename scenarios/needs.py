@@ -5,12 +5,17 @@ declares its needs there, as `Need` members; a target (the fake server, or an ex
 server: scenarios.external) says which it offers. A scenario whose needs are not all
 offered is skipped with one line naming the first step or field that needs what is
 missing (`server_fault withhold_acks needs the fake server's control API`).
+
+    python -m scenarios.needs          # rewrite the tables in docs/external.md
+    python -m scenarios.needs --check  # exit 1 if they are out of date
 """
 
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -100,3 +105,74 @@ def _step_detail(kind: str, value: object) -> str:
         name = spec.get("kind") or next(iter(spec), "")
         return f" {name}" if name else ""
     return ""
+
+
+# --------------------------------------------------------------------------- docs/external.md
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "external.md"
+BEGIN, END = "<!-- needs:begin (python -m scenarios.needs) -->", "<!-- needs:end -->"
+TARGETS: tuple[tuple[str, frozenset[Need]], ...] = (
+    ("--server-url only (a server someone else runs)", frozenset()),
+    (
+        "--server-command with {port}, without {heartbeat_ms}",
+        frozenset({Need.OWN_PROCESS, Need.SERVER_PER_NAME}),
+    ),
+    (
+        "--server-command with {port} and {heartbeat_ms}",
+        frozenset({Need.OWN_PROCESS, Need.SERVER_PER_NAME, Need.SET_HEARTBEAT}),
+    ),
+    ("the fake server (process or docker)", ALL_NEEDS),
+)
+
+
+def needs_markdown() -> str:
+    """The can/cannot tables of docs/external.md, from the registry and the catalogue."""
+    from scenarios.loader import discover, load_all
+    from scenarios.schema import ASSERTION_NEEDS, SETUP_NEEDS, STEP_KINDS
+
+    lines = ["| step kind | what it does | needs beyond REST and the gateway |", "|---|---|---|"]
+    for kind, entry in STEP_KINDS.items():
+        needs = ", ".join(n.what for n in sorted(entry.needs, key=_order)) or "nothing"
+        lines.append(f"| `{kind}` | {entry.doc} | {needs} |")
+    lines += ["", "| setup field / assertion | needs | without it |", "|---|---|---|"]
+    for field_name, need in SETUP_NEEDS.items():
+        lines.append(f"| `setup.servers.X.{field_name}` | {need.what} | the scenario is skipped |")
+    lines.append(
+        f"| several servers in `setup.servers` | {Need.SERVER_PER_NAME.what} "
+        "| the scenario is skipped |"
+    )
+    for field_name, need in ASSERTION_NEEDS.items():
+        lines.append(
+            f"| `timeline.X.{field_name}` | {need.what} | not judged (said in the result) |"
+        )
+    root = DOC.parent.parent
+    loaded, _ = load_all(discover([str(root / "scenarios")]))
+    lines += ["", f"| target | catalogue scenarios that can run (of {len(loaded)}) |", "|---|---|"]
+    for label, offered in TARGETS:
+        runnable = sum(1 for item in loaded if not unmet(scenario_requirements(item)[0], offered))
+        lines.append(f"| {label} | {runnable} |")
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    head, sep, rest = text.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise SystemExit(f"{DOC}: no {BEGIN} ... {END} block")
+    return f"{head}{BEGIN}\n{needs_markdown()}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    text = DOC.read_text(encoding="utf-8")
+    new = render(text)
+    if "--check" in args:
+        return 0 if new == text else 1
+    DOC.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":  # run as scenarios.needs, so its Need is the registry's
+    from scenarios.needs import main as needs_main
+
+    sys.exit(needs_main())

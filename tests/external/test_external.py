@@ -303,3 +303,10 @@ def test_delivery_without_nonces_credits_by_answer_id_then_text() -> None:
     report = check_delivery(sends, {"alpha": credited}, users)
     assert report.delivered == 1 and report.pending == 1
     assert len(report.duplicated) == 1 and len(report.unexpected) == 1
+
+
+def test_the_docs_tables_follow_the_registry() -> None:
+    from scenarios.needs import DOC, render
+
+    text = DOC.read_text(encoding="utf-8")
+    assert render(text) == text, "run: python -m scenarios.needs"
