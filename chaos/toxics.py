@@ -11,20 +11,19 @@ The models are exported so the scenario engine can embed them in its schema.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.config import JsonDict
 
 Stream: TypeAlias = Literal["upstream", "downstream"]
-TOXIC_TYPES: tuple[str, ...] = (
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-)
+TIME_UNITS = ("ms", "us")
+"""Units of the attributes that are durations (scaled by the timescale)."""
+
+
+def _unit(unit: str) -> JsonDict:
+    """An attribute's unit, in its JSON Schema (`toxic_attribute_units` reads it back)."""
+    return {"unit": unit}
 
 
 class _Strict(BaseModel):
@@ -52,8 +51,12 @@ def scale_rate(rate: float, timescale: float) -> int:
 
 
 class LatencyAttributes(_Strict):
-    latency: float = Field(ge=0, description="added delay per chunk, ms")
-    jitter: float = Field(default=0, ge=0, description="+/- random delay, ms")
+    latency: float = Field(
+        ge=0, description="added delay per chunk, ms", json_schema_extra=_unit("ms")
+    )
+    jitter: float = Field(
+        default=0, ge=0, description="+/- random delay, ms", json_schema_extra=_unit("ms")
+    )
 
     def scaled(self, f: float) -> dict[str, int]:
         return {
@@ -64,37 +67,52 @@ class LatencyAttributes(_Strict):
 
 class BandwidthAttributes(_Strict):
     # Toxiproxy treats rate 0 as "no limit", which is never what a scenario means.
-    rate: float = Field(gt=0, description="KB/s")
+    rate: float = Field(gt=0, description="KB/s", json_schema_extra=_unit("KB/s"))
 
     def scaled(self, f: float) -> dict[str, int]:
         return {"rate": scale_rate(self.rate, f)}
 
 
 class SlowCloseAttributes(_Strict):
-    delay: float = Field(ge=0, description="delay before the close is passed on, ms")
+    delay: float = Field(
+        ge=0, description="delay before the close is passed on, ms", json_schema_extra=_unit("ms")
+    )
 
     def scaled(self, f: float) -> dict[str, int]:
         return {"delay": scale_duration(self.delay, f)}
 
 
 class TimeoutAttributes(_Strict):
-    timeout: float = Field(ge=0, description="ms of silence before the close; 0 = hold forever")
+    timeout: float = Field(
+        ge=0, description="ms of silence before the close; 0 = hold forever",
+        json_schema_extra=_unit("ms"),
+    )
 
     def scaled(self, f: float) -> dict[str, int]:
         return {"timeout": scale_duration(self.timeout, f)}
 
 
 class ResetPeerAttributes(_Strict):
-    timeout: float = Field(default=0, ge=0, description="ms before the reset; 0 = at once")
+    timeout: float = Field(
+        default=0, ge=0, description="ms before the reset; 0 = at once",
+        json_schema_extra=_unit("ms"),
+    )
 
     def scaled(self, f: float) -> dict[str, int]:
         return {"timeout": scale_duration(self.timeout, f)}
 
 
 class SlicerAttributes(_Strict):
-    average_size: int = Field(ge=1, description="bytes per slice on average")
-    size_variation: int = Field(default=0, ge=0, description="+/- bytes per slice")
-    delay: float = Field(default=0, ge=0, description="delay between slices, MICROseconds")
+    average_size: int = Field(
+        ge=1, description="bytes per slice on average", json_schema_extra=_unit("bytes")
+    )
+    size_variation: int = Field(
+        default=0, ge=0, description="+/- bytes per slice", json_schema_extra=_unit("bytes")
+    )
+    delay: float = Field(
+        default=0, ge=0, description="delay between slices, MICROseconds",
+        json_schema_extra=_unit("us"),
+    )
 
     @model_validator(mode="after")
     def _variation_below_size(self) -> SlicerAttributes:
@@ -111,7 +129,10 @@ class SlicerAttributes(_Strict):
 
 
 class LimitDataAttributes(_Strict):
-    bytes: int = Field(ge=0, description="bytes let through before the close (not scaled)")
+    bytes: int = Field(
+        ge=0, description="bytes let through before the close (not scaled)",
+        json_schema_extra=_unit("bytes"),
+    )
 
     def scaled(self, f: float) -> dict[str, int]:
         return {"bytes": self.bytes}
@@ -193,6 +214,31 @@ ToxicSpec: TypeAlias = Annotated[
     Field(discriminator="type"),
 ]
 _TOXIC_ADAPTER: TypeAdapter[ToxicSpec] = TypeAdapter(ToxicSpec)
+TOXIC_MODELS: tuple[type[_ToxicBase], ...] = (
+    LatencyToxic,
+    BandwidthToxic,
+    SlowCloseToxic,
+    TimeoutToxic,
+    ResetPeerToxic,
+    SlicerToxic,
+    LimitDataToxic,
+)
+TOXIC_TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in TOXIC_MODELS
+)
+
+
+def toxic_attribute_units() -> dict[str, dict[str, str]]:
+    """Toxic type -> its attributes -> their units (ms, us, KB/s, bytes), from the models."""
+    out: dict[str, dict[str, str]] = {}
+    for kind, model in zip(TOXIC_TYPES, TOXIC_MODELS, strict=True):
+        attributes = model.model_fields["attributes"].annotation
+        assert isinstance(attributes, type) and issubclass(attributes, BaseModel)
+        out[kind] = {
+            name: str((f.json_schema_extra or {}).get("unit", ""))  # type: ignore[union-attr]
+            for name, f in attributes.model_fields.items()
+        }
+    return out
 
 
 class ToxicSpecError(ValueError):

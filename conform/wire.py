@@ -309,11 +309,16 @@ class Server:
         for account in accounts:
             self.users.append(await self.login(account, setup=True))
         for index in range(register):
-            account = Account.fresh(self.run_id, len(self.users) + index)
-            reply = await self.rest("POST", "/auth/register",
-                                    json_body={"username": account.name,
-                                               "password": account.password})
-            self.users.append(self._user_from(account, reply, "register"))
+            self.users.append(
+                await self.register(Account.fresh(self.run_id, len(self.users) + index))
+            )
+
+    async def register(self, account: Account) -> User:
+        """A new account on the server, signed in. SetupError if refused."""
+        reply = await self.rest("POST", "/auth/register",
+                                json_body={"username": account.name,
+                                           "password": account.password})
+        return self._user_from(account, reply, "register")
 
     async def login(self, account: Account, setup: bool = False) -> User:
         """A fresh token (so a fresh rate-limit bucket on a reference server)."""

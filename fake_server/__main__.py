@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                        f"{k}: {v}" for k, v in sorted(BEHAVIOURS.items())))
     p.add_argument("--tls-name", action="append", default=[], metavar="NAME",
                    help="extra DNS name in the generated certificate (repeatable)")
+    p.add_argument("--plain-http", action="store_true",
+                   help="serve REST and the gateway in plain HTTP (http://, ws://), as the real "
+                   "server does behind its TLS proxy")
+    p.add_argument("--no-control", action="store_true",
+                   help="no control API listener (the server is then driven only as any "
+                   "client drives it)")
     a = p.parse_args(argv)
     try:
         behaviours = parse_behaviours(a.behaviour)
@@ -61,17 +67,20 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         p.error(f"--behaviour: {exc}")
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
+    if a.plain_http and (a.tls_cert is not None or a.tls_name):
+        p.error("--plain-http serves no TLS: it takes no --tls-cert / --tls-name")
     if a.timescale <= 0:
         p.error("--timescale must be > 0")
     if a.heartbeat_interval <= 0 or a.replay_buffer <= 0 or a.resume_window < 0:
         p.error("--heartbeat-interval and --replay-buffer must be > 0, --resume-window >= 0")
     return ServerConfig(
         db=a.db, host=a.host, port=a.port, control_host=a.control_host,
-        control_port=a.control_port, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
+        control_port=None if a.no_control else a.control_port, tls_cert=a.tls_cert,
+        tls_key=a.tls_key, tls_ca=a.tls_ca,
         heartbeat_interval_ms=a.heartbeat_interval, timescale=a.timescale,
         replay_buffer=a.replay_buffer, resume_window_s=a.resume_window,
         control_token=a.control_token, rate_limit=a.rate_limit, behaviours=behaviours,
-        tls_names=tuple(a.tls_name),
+        tls_names=tuple(a.tls_name), plain_http=a.plain_http,
     )
 
 

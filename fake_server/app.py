@@ -274,7 +274,7 @@ class FakeServer:
         from fake_server.control import build_control_app  # control imports this module
 
         cfg = self.config
-        tls = resolve_tls(cfg)
+        tls = None if cfg.plain_http else resolve_tls(cfg)
         sock = bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
         # handler_cancellation: a hung request ends when its client gives up.
@@ -283,7 +283,9 @@ class FakeServer:
         )
         await runner.setup()
         self._runners.append(runner)
-        await web.SockSite(runner, sock, ssl_context=server_context(tls)).start()
+        await web.SockSite(
+            runner, sock, ssl_context=None if tls is None else server_context(tls)
+        ).start()
 
         control_url = None
         if cfg.control_port is not None:
@@ -295,13 +297,14 @@ class FakeServer:
             control_url = f"http://{_url_host(cfg.control_host)}:{csock.getsockname()[1]}"
 
         host = _url_host(cfg.host)
-        origin = f"https://{host}:{port}"
+        secure = "" if tls is None else "s"
+        origin = f"http{secure}://{host}:{port}"
         self._info = ServerInfo(
             rest=origin + "/api/v1",
-            gateway=f"wss://{host}:{port}/ws",
+            gateway=f"ws{secure}://{host}:{port}/ws",
             control=control_url,
             control_token=self.control_token,
-            ca=str(tls.ca.resolve()) if tls.ca else None,
+            ca=str(tls.ca.resolve()) if tls is not None and tls.ca else None,
             health=origin + "/health",
             behaviours=tuple(sorted(cfg.behaviours)),
         )

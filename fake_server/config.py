@@ -44,6 +44,9 @@ class ServerConfig:
     """Opt-in behaviours by name (fake_server.behaviours.BEHAVIOURS)."""
     tls_names: tuple[str, ...] = ()
     """Extra DNS names in the generated certificate (besides 127.0.0.1 and localhost)."""
+    plain_http: bool = False
+    """Serve REST and the gateway in plain HTTP (http://, ws://), as the real server does
+    behind its operators' TLS proxy; no TLS material is made or read."""
 
     def __post_init__(self) -> None:
         parse_behaviours(self.behaviours)  # raises naming the unknown one
@@ -53,6 +56,8 @@ class ServerConfig:
             raise ValueError(f"timescale must be > 0, got {self.timescale}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
+        if self.plain_http and self.tls_cert is not None:
+            raise ValueError("plain_http serves no TLS: give no tls_cert / tls_key")
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.timescale

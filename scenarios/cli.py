@@ -26,7 +26,9 @@ from client.core.bugs import BUG_NUMBERS, BUG_RANGE
 from conform.command import add_parser as add_conform_parser
 from conform.command import cmd_conform
 from scenarios.errors import UsageError
+from scenarios.external import ExternalTarget
 from scenarios.loader import LoadedScenario, discover, load_all
+from scenarios.needs import scenario_requirements, unmet
 from scenarios.server_backends import ENV_SERVERS, SERVER_BACKENDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fake servers as local processes (default) or docker containers "
         f"(the compose stack; also ${ENV_SERVERS})",
     )
+    _add_target_options(run)
     run.add_argument(
         "--bug",
         type=_bug_number,
@@ -87,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list scenarios")
     lst.add_argument("paths", nargs="*")
     lst.add_argument("--tags", action="store_true", help="list the tags in use instead")
+    _add_target_options(lst)
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("paths", nargs="+")
     sub.add_parser("load", help="run load files (accord-rig load --help; load/cli.py)")
@@ -98,6 +102,77 @@ def _parser() -> argparse.ArgumentParser:
 
     add_explore_parser(sub)
     return parser
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The external target's options (docs/external.md), for run and list."""
+    group = parser.add_argument_group("target (docs/external.md)")
+    group.add_argument(
+        "--target",
+        choices=("fake", "external"),
+        default="fake",
+        help="fake: the rig's fake servers (default); external: an Accord server at --server-url",
+    )
+    group.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="http://HOST:PORT (the rig's TLS front goes before it) or https://HOST:PORT; "
+        "{port}: a free port the rig picks for --server-command",
+    )
+    group.add_argument(
+        "--server-command",
+        metavar="CMD",
+        help="the rig starts the server with this command per scenario server (then "
+        "kill/freeze/restart work); placeholders {port} {work} {timescale} {heartbeat_ms}",
+    )
+    group.add_argument("--server-ca", metavar="FILE", help="the CA of an https:// server")
+    group.add_argument(
+        "--accounts",
+        metavar="FILE",
+        help="YAML: scenario user (alice, bob, ...) -> NAME:PASSWORD on the server",
+    )
+    group.add_argument(
+        "--register",
+        action="store_true",
+        help="register a fresh account per scenario user and run (<user><run id>)",
+    )
+    group.add_argument(
+        "--server-timescale",
+        type=_positive_float,
+        metavar="F",
+        help="the server's timescale when the command does not take {timescale} (default 1.0)",
+    )
+
+
+def _external(args: argparse.Namespace) -> ExternalTarget | None:
+    """The external target the options name (UsageError when they do not fit)."""
+    if args.target != "external":
+        given = [o for o in ("server_url", "server_command", "server_ca", "accounts")
+                 if getattr(args, o)]
+        if given or args.register:
+            raise UsageError("--server-url & co. need --target external")
+        return None
+    return ExternalTarget.create(
+        args.server_url,
+        command=args.server_command,
+        ca=args.server_ca,
+        accounts=args.accounts,
+        register=args.register,
+        timescale=args.server_timescale,
+    )
+
+
+def _target_pytest_args(args: argparse.Namespace) -> list[str]:
+    if args.target != "external":
+        return []
+    out = ["--rig-target", "external", "--rig-server-url", args.server_url]
+    for option in ("server_command", "server_ca", "accounts", "server_timescale"):
+        value = getattr(args, option)
+        if value is not None:
+            out += [f"--rig-{option.replace('_', '-')}", str(value)]
+    if args.register:
+        out.append("--rig-register")
+    return out
 
 
 def _positive_float(text: str) -> float:
@@ -152,9 +227,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         for tag, count in sorted(counts.items()):
             print(f"{tag}\t{count}")
         return EXIT_OK
+    external = _external(args)
+    if external is not None:
+        return _list_for(loaded, external)
     for item in loaded:
         tags = ", ".join(item.scenario.tags)
         print(f"{item.scenario.name}\t{item.path}\t{tags}")
+    return EXIT_OK
+
+
+def _list_for(loaded: list[LoadedScenario], external: ExternalTarget) -> int:
+    """Which scenarios can run on the external target, and why the others cannot."""
+    offered = external.offered()
+    runnable = 0
+    for item in loaded:
+        play, judged = scenario_requirements(item)
+        missing, not_judged = unmet(play, offered), unmet(judged, offered)
+        if missing:
+            verdict = f"skip\t{missing[0].reason}"
+        else:
+            runnable += 1
+            verdict = "run" + "".join(f"\tnot judged: {r.reason}" for r in not_judged)
+        print(f"{item.scenario.name}\t{item.path}\t{verdict}")
+    err.print(f"{runnable} of {len(loaded)} scenario(s) can run on {external.describe()}")
     return EXIT_OK
 
 
@@ -179,8 +274,17 @@ class _Progress:
             return
         self._keep_summary(report)
         name = report.nodeid.split("::", 1)[-1]
+        if report.skipped:  # a scenario that needs what the target lacks
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            reason = str(reason).removeprefix("Skipped: ")
+            err.print(f"[yellow]SKIP[/yellow] {escape(name)}: {escape(reason)}", soft_wrap=True)
+            return
         mark = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        err.print(f"{mark} {escape(name)} [dim]({report.duration:.2f}s)[/dim]", soft_wrap=True)
+        unjudged = [v for k, v in report.user_properties if k == "not_judged"]
+        note = f" [dim](not judged: {escape('; '.join(unjudged))})[/dim]" if unjudged else ""
+        err.print(
+            f"{mark} {escape(name)} [dim]({report.duration:.2f}s)[/dim]{note}", soft_wrap=True
+        )
 
     def _keep_summary(self, report: Any) -> None:
         from reports.summary import RunFacts, SummaryRow
@@ -235,6 +339,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["--rig-out", args.out]
     if args.servers:
         pytest_args += ["--rig-servers", args.servers]
+    if _external(args) is not None:
+        pytest_args += _target_pytest_args(args)
     if importlib.util.find_spec("pytest_asyncio") is not None:
         # Scenario paths outside the repo have no ini file: keep pytest-asyncio quiet.
         pytest_args += ["-o", "asyncio_default_fixture_loop_scope=function"]

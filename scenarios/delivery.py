@@ -7,7 +7,10 @@ the recorded HTTP requests that carried that nonce and their answers:
 - unknown (timeout, no response, 5xx, ...): stored at most once;
 - pending (queued, never answered by the end): reported, not lost.
 Stored messages by the client's user that no send explains are `unexpected`.
-The server side comes from the fake server's database, which survives restarts.
+The server side comes from the fake server's database, which survives restarts and
+keeps each message's nonce. A server that keeps no nonces (the real one, read over
+REST after the run) gets them back by `attribute_sends`: the id an accepted answer
+carried, else the text.
 """
 
 from __future__ import annotations
@@ -125,6 +128,43 @@ def _apply_http_outcomes(records: Sequence[RecordLike], sends: dict[str, Send]) 
             send.outcome = "refused"
         else:
             send.outcome = "unknown"
+
+
+def attribute_sends(
+    records: Sequence[RecordLike],
+    stored: Mapping[str, Sequence[Mapping[str, Any]]],
+    user_ids: Mapping[str, str],
+) -> dict[str, list[dict[str, Any]]]:
+    """`stored` with each message by the client's user credited to the send it came
+    from (its `nonce` set), for servers that do not keep nonces. A message is the
+    send's whose 2xx answer carried its id; else the earliest send of the same text in
+    the same channel not credited yet; else (one more copy) the latest such send, so a
+    copy too many counts as a duplicate. A message no send of that text explains keeps
+    no nonce (so it is `unexpected`)."""
+    sends = sorted(_sends(records).values(), key=lambda s: s.order)
+    by_id = {s.message_id: s for s in sends if s.message_id is not None}
+    credited: set[str] = set()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for server, messages in stored.items():
+        rows = out.setdefault(server, [])
+        for m in messages:
+            row = dict(m)
+            rows.append(row)
+            if str(m.get("author_id")) != user_ids.get(server):
+                continue
+            send = by_id.get(str(m.get("id")))
+            if send is None or send.server != server:
+                same = [
+                    s for s in sends
+                    if s.server == server and s.channel_id == str(m.get("channel_id"))
+                    and s.content == m.get("content")
+                ]
+                fresh = [s for s in same if s.nonce not in credited and s.message_id is None]
+                send = fresh[0] if fresh else (same[-1] if same else None)
+            if send is not None:
+                row["nonce"] = send.nonce
+                credited.add(send.nonce)
+    return out
 
 
 def check_delivery(

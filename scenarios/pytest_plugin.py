@@ -21,7 +21,9 @@ import pytest
 
 from client.core.bugs import BUG_RANGE
 from scenarios.errors import ScenarioError
+from scenarios.external import ExternalTarget
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
+from scenarios.needs import ALL_NEEDS, scenario_requirements, unmet
 from scenarios.render import failure_report
 from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
 from scenarios.server_backends import SERVER_BACKENDS, default_backend
@@ -29,6 +31,7 @@ from scenarios.server_backends import SERVER_BACKENDS, default_backend
 SUMMARY_PROPERTY = "accord_rig_summary"
 _TOXIPROXY = pytest.StashKey[Any]()
 _NAMES = pytest.StashKey[dict[str, Path]]()
+_EXTERNAL = pytest.StashKey[ExternalTarget]()
 
 
 def marker_name(tag: str) -> str:
@@ -64,6 +67,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=SERVER_BACKENDS,
         default=None,
         help="where fake servers run: process (default) or docker (the compose stack)",
+    )
+    group.addoption(
+        "--rig-target",
+        choices=("fake", "external"),
+        default="fake",
+        help="fake: the rig's fake servers (default); external: --rig-server-url",
+    )
+    group.addoption("--rig-server-url", default=None, help="the external server's URL")
+    group.addoption(
+        "--rig-server-command", default=None, help="start the external server with this command"
+    )
+    group.addoption("--rig-server-ca", default=None, help="the https external server's CA")
+    group.addoption("--rig-accounts", default=None, help="accounts file for the external server")
+    group.addoption(
+        "--rig-register", action="store_true", help="register fresh accounts on the external server"
+    )
+    group.addoption(
+        "--rig-server-timescale",
+        type=float,
+        default=None,
+        help="the external server's timescale when the rig cannot set it (default 1.0)",
     )
     group.addoption(
         "--rig-out",
@@ -125,6 +149,11 @@ class ScenarioItem(pytest.Item):
         self.result: ScenarioResult | None = None
 
     def runtest(self) -> None:
+        external = external_target(self.config)
+        offered = ALL_NEEDS if external is None else external.offered()
+        missing = unmet(scenario_requirements(self.loaded)[0], offered)
+        if missing:  # never played, never passed: JUnit <skipped message=...>
+            pytest.skip(missing[0].reason)
         toxiproxy = _toxiproxy(self.config)  # raises (a failure) when Toxiproxy is missing
         options = RunOptions(
             toxiproxy=toxiproxy,
@@ -133,6 +162,7 @@ class ScenarioItem(pytest.Item):
             seed=self.config.getoption("--rig-seed"),
             bugs=tuple(self.config.getoption("--rig-bug")),
             servers=self.config.getoption("--rig-servers") or default_backend(),
+            external=external,
         )
         run = ScenarioRun(self.loaded, options)
         self.result = asyncio.run(run.run())
@@ -141,6 +171,8 @@ class ScenarioItem(pytest.Item):
             _report_to_allure(self.result, run.secrets())
         # The summary row travels with the report (also from xdist workers) to the CLI.
         self.user_properties.append((SUMMARY_PROPERTY, _summary_json(self.name, self.result)))
+        for reason in self.result.unjudged:  # said, in the report and in JUnit
+            self.user_properties.append(("not_judged", reason))
         if self.result.error:
             raise RigBroken(self.result)
         if not self.result.passed:
@@ -167,6 +199,24 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.loaded.lines.line_of(("name",)) - 1, f"scenario: {self.name}"
+
+
+def external_target(config: pytest.Config) -> ExternalTarget | None:
+    """The run's external target (--rig-target external), made once per pytest process."""
+    if config.getoption("--rig-target") != "external":
+        return None
+    target = config.stash.get(_EXTERNAL, None)
+    if target is None:
+        target = ExternalTarget.create(
+            config.getoption("--rig-server-url"),
+            command=config.getoption("--rig-server-command"),
+            ca=config.getoption("--rig-server-ca"),
+            accounts=config.getoption("--rig-accounts"),
+            register=config.getoption("--rig-register"),
+            timescale=config.getoption("--rig-server-timescale"),
+        )
+        config.stash[_EXTERNAL] = target
+    return target
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -8,7 +8,8 @@ real-client time; the runner scales them by the scenario's timescale.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -24,9 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from chaos.toxics import TIME_UNITS, TOXIC_TYPES, toxic_attribute_units
 from client.core.bugs import Bug
 from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
+from scenarios.needs import Need
 
 # --------------------------------------------------------------------------- names
 
@@ -167,6 +170,14 @@ def _servers_list_to_map(value: Any) -> Any:
     if isinstance(value, list):
         return {name: {} for name in value} if all(isinstance(n, str) for n in value) else value
     return value
+
+
+# What setup fields need of a server beyond its public API (scenarios.needs): a
+# scenario setting them cannot be played on a target without it.
+SETUP_NEEDS: dict[str, Need] = {
+    "heartbeat": Need.SET_HEARTBEAT,
+    "behaviours": Need.FAKE_BEHAVIOURS,
+}
 
 
 class Setup(Strict):
@@ -439,19 +450,21 @@ DEFAULT_WITHIN = Duration(seconds=10)
 
 # --------------------------------------------------------------------------- steps
 
-ToxicType = Literal[
-    "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
+# The toxic types and their attributes' units are chaos.toxics' (which applies them).
+TOXIC_ATTRIBUTES: dict[str, dict[str, str]] = toxic_attribute_units()
+
+
+def _known_toxic(value: Any) -> Any:
+    if isinstance(value, str) and value not in TOXIC_TYPES:
+        raise ValueError(f"{value!r} is not one of {', '.join(TOXIC_TYPES)}")
+    return value
+
+
+ToxicType = Annotated[
+    str,
+    BeforeValidator(_known_toxic),
+    WithJsonSchema({"type": "string", "enum": list(TOXIC_TYPES)}),
 ]
-# Which attributes each toxic takes, and which of them are times.
-TOXIC_ATTRIBUTES: dict[str, dict[str, str]] = {
-    "latency": {"latency": "ms", "jitter": "ms"},
-    "bandwidth": {"rate": "KB/s"},
-    "slow_close": {"delay": "ms"},
-    "timeout": {"timeout": "ms"},
-    "reset_peer": {"timeout": "ms"},
-    "slicer": {"average_size": "bytes", "size_variation": "bytes", "delay": "us"},
-    "limit_data": {"bytes": "bytes"},
-}
 
 
 class ToxicSpec(Strict):
@@ -474,7 +487,7 @@ class ToxicSpec(Strict):
                 raise ValueError(
                     f"toxic {self.type!r} has no attribute {key!r} (it takes {', '.join(allowed)})"
                 )
-            if allowed[key] in ("ms", "us"):
+            if allowed[key] in TIME_UNITS:
                 if isinstance(value, str):
                     parse_duration(value)
                 elif value < 0:
@@ -489,7 +502,7 @@ class ToxicSpec(Strict):
         """A time attribute in real-client seconds (None if it is not a time)."""
         unit = TOXIC_ATTRIBUTES[self.type].get(key)
         value = self.attributes.get(key)
-        if value is None or unit not in ("ms", "us"):
+        if value is None or unit not in TIME_UNITS:
             return None
         if isinstance(value, str):
             return parse_duration(value).seconds
@@ -620,6 +633,22 @@ class Step(Strict):
     """Base of every step: exactly one key."""
 
 
+StepHandler = Callable[[Any, Any, Any], Awaitable[None]]
+"""`handler(run, value, outcome)`: plays one step of a scenarios.runner.ScenarioRun."""
+
+
+@dataclass
+class StepKind:
+    """One step kind: its value's type (the schema), its doc line, what it needs of the
+    server beyond the public API (scenarios.needs), and how the runner plays it (set by
+    scenarios.runner's `@plays(kind)`, which the runner checks covers every kind)."""
+
+    annotation: Any
+    doc: str
+    needs: set[Need] = field(default_factory=set)
+    handler: StepHandler | None = None
+
+
 def _step(key: str, annotation: Any, doc: str) -> type[Step]:
     model = type(
         f"{''.join(p.title() for p in key.split('_'))}Step",
@@ -629,68 +658,83 @@ def _step(key: str, annotation: Any, doc: str) -> type[Step]:
     return model
 
 
-STEP_KINDS: dict[str, tuple[Any, str]] = {
+STEP_KINDS: dict[str, StepKind] = {
     # client actions
-    "connect": (ServerName, "add the server in the client and connect (the add-server flow)"),
-    "add_server": (
+    "connect": StepKind(
+        ServerName, "add the server in the client and connect (the add-server flow)"
+    ),
+    "add_server": StepKind(
         AddServerSpec,
         "add a server with an explicit URL (e.g. to see http:// refused)",
     ),
-    "connect_saved": (
+    "connect_saved": StepKind(
         ServerName,
         "connect a server already in the saved config, as at app start "
         "(no add-server probe, no rollback: a failure shows the red banner)",
     ),
-    "select_channel": (ChannelRef, "select SERVER/CHANNEL (loads its messages)"),
-    "send": (
+    "select_channel": StepKind(ChannelRef, "select SERVER/CHANNEL (loads its messages)"),
+    "send": StepKind(
         Annotated[SendSpec, BeforeValidator(_send_text, json_schema_input_type=str | SendSpec)],
         "type and send a message",
     ),
-    "edit": (EditSpec, "edit one of the user's messages"),
-    "delete": (DeleteSpec, "delete one of the user's messages"),
-    "fetch": (ChannelRef, "fetch a channel's messages"),
-    "click_retry": (ChannelRef, "click the message view's 'Click to retry'"),
-    "reconnect": (ServerName, "press Reconnect (banner button / space icon menu)"),
-    "remove_server": (ServerName, "Remove Server from the space icon menu"),
-    "enable_bug": (
+    "edit": StepKind(EditSpec, "edit one of the user's messages"),
+    "delete": StepKind(DeleteSpec, "delete one of the user's messages"),
+    "fetch": StepKind(ChannelRef, "fetch a channel's messages"),
+    "click_retry": StepKind(ChannelRef, "click the message view's 'Click to retry'"),
+    "reconnect": StepKind(ServerName, "press Reconnect (banner button / space icon menu)"),
+    "remove_server": StepKind(ServerName, "Remove Server from the space icon menu"),
+    "enable_bug": StepKind(
         Annotated[
             BugSpec, BeforeValidator(_bug_number, json_schema_input_type=BugNumber | BugSpec)
         ],
         "switch a regression bug on",
     ),
-    # another user, on the fake server
-    "user_post": (UserPost, "another user posts (default bob)"),
-    "user_edit": (UserEdit, "another user edits their message"),
-    "user_delete": (UserDelete, "another user deletes their message"),
+    # another user (the fake's control API, else REST as another account)
+    "user_post": StepKind(UserPost, "another user posts (default bob)"),
+    "user_edit": StepKind(UserEdit, "another user edits their message"),
+    "user_delete": StepKind(UserDelete, "another user deletes their message"),
     # fake-server faults
-    "server_fault": (
+    "server_fault": StepKind(
         ServerFault,
         "a fake-server fault: {server: alpha, kind: <kind>, ...its fields}",
+        {Need.FAKE_CONTROL},
     ),
-    "server_close": (CloseSpec, "the server closes the gateway socket with a code"),
-    "invalid_session": (InvalidSessionSpec, "the server sends INVALID_SESSION"),
+    "server_close": StepKind(
+        CloseSpec, "the server closes the gateway socket with a code", {Need.FAKE_CONTROL}
+    ),
+    "invalid_session": StepKind(
+        InvalidSessionSpec, "the server sends INVALID_SESSION", {Need.FAKE_CONTROL}
+    ),
     # network faults (Toxiproxy)
-    "toxic": (ToxicSpec, "add a Toxiproxy toxic on one proxy"),
-    "proxy_down": (
+    "toxic": StepKind(ToxicSpec, "add a Toxiproxy toxic on one proxy"),
+    "proxy_down": StepKind(
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*(\.(gateway|rest))?$")],
         "disable a proxy (SERVER.gateway / SERVER.rest) or both (SERVER)",
     ),
-    "heal": (
+    "heal": StepKind(
         Heal,
         "remove toxics and re-enable proxies: all, SERVER or SERVER.PROXY; "
         "also clears the server faults of that server",
     ),
     # process faults
-    "kill_server": (ServerName, "SIGKILL the fake server process"),
-    "restart_server": (ServerName, "start the fake server again (same ports and database)"),
-    "freeze_server": (ServerName, "SIGSTOP the fake server process"),
-    "thaw_server": (ServerName, "SIGCONT the fake server process"),
+    "kill_server": StepKind(ServerName, "SIGKILL the server process", {Need.OWN_PROCESS}),
+    "restart_server": StepKind(
+        ServerName,
+        "start the server again (same ports and database)",
+        {Need.OWN_PROCESS},
+    ),
+    "freeze_server": StepKind(ServerName, "SIGSTOP the server process", {Need.OWN_PROCESS}),
+    "thaw_server": StepKind(ServerName, "SIGCONT the server process", {Need.OWN_PROCESS}),
     # checks and time
-    "wait_for": (WaitFor, "wait until the condition has held at some instant since the step began"),
-    "expect": (Condition, "check the state now"),
-    "pause": (DurationField, "let time pass (real-client time)"),
+    "wait_for": StepKind(
+        WaitFor, "wait until the condition has held at some instant since the step began"
+    ),
+    "expect": StepKind(Condition, "check the state now"),
+    "pause": StepKind(DurationField, "let time pass (real-client time)"),
 }
-STEP_MODELS: dict[str, type[Step]] = {k: _step(k, a, d) for k, (a, d) in STEP_KINDS.items()}
+STEP_MODELS: dict[str, type[Step]] = {
+    kind: _step(kind, entry.annotation, entry.doc) for kind, entry in STEP_KINDS.items()
+}
 
 
 def single_key_kind(value: Any, kinds: Container[str]) -> str | None:
@@ -912,6 +956,13 @@ class ServerSide(Strict):
     sessions: SessionCounts | None = Field(
         None, description="`session` records: created, resumed, parked, ended"
     )
+
+
+# What timeline assertions (ServerTimeline fields) need: on a target without it the
+# assertion is not judged, and the result says so (the rest of the verdict still is).
+ASSERTION_NEEDS: dict[str, Need] = {
+    "server": Need.SERVER_HISTORY,
+}
 
 
 class ServerTimeline(Strict):

@@ -4,7 +4,9 @@
 signal (chaos.LocalProcessBackend). `docker` (the compose stack): one container
 per server, faults through the Docker engine (chaos.containers.DockerBackend).
 The scenario file is the same for both; `accord-rig run --servers docker` or
-`$ACCORD_RIG_SERVERS=docker` chooses.
+`$ACCORD_RIG_SERVERS=docker` chooses. `external` (`accord-rig run --target external
+--server-url URL ...`): a server the rig does not control, perhaps started by it from a
+command line (scenarios.external); faults by signal to that process.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Protocol
 
 from chaos import FakeServerInfo, FakeServerProcess, FaultBackend, LocalProcessBackend
 from chaos.toxiproxy_server import ToxiproxyServer
+from scenarios.external import ExternalProcessBackend, ExternalServer, ExternalTarget
 
-SERVER_BACKENDS = ("process", "docker")
+SERVER_BACKENDS = ("process", "docker")  # fake servers; EXTERNAL is chosen by --target
+EXTERNAL = "external"
 ENV_SERVERS = "ACCORD_RIG_SERVERS"
 
 
@@ -50,12 +54,21 @@ def default_backend() -> str:
 class ServerBackend:
     """The fault backend of a run and how it makes servers; `register` ties the two."""
 
-    def __init__(self, kind: str, toxiproxy: ToxiproxyServer) -> None:
-        if kind not in SERVER_BACKENDS:
+    def __init__(
+        self, kind: str, toxiproxy: ToxiproxyServer, external: ExternalTarget | None = None
+    ) -> None:
+        if kind not in (*SERVER_BACKENDS, EXTERNAL):
             raise ValueError(f"servers: {kind!r} is not one of {', '.join(SERVER_BACKENDS)}")
         self.kind = kind
         self._toxiproxy = toxiproxy
         self.faults: FaultBackend
+        if kind == EXTERNAL:
+            if external is None:
+                raise ValueError("the external backend needs its target (URL, accounts)")
+            self._external_target = external
+            self._external = ExternalProcessBackend()
+            self.faults = self._external
+            return
         if kind == "process":
             self._local = LocalProcessBackend()
             self.faults = self._local
@@ -75,8 +88,27 @@ class ServerBackend:
             self._network.remove()
 
     def new_server(
-        self, server: str, db: Path, *, timescale: float, extra_args: Sequence[str], log_path: Path
+        self,
+        server: str,
+        db: Path,
+        *,
+        timescale: float,
+        extra_args: Sequence[str],
+        log_path: Path,
+        heartbeat_ms: int = 0,
     ) -> FakeServerHandle:
+        if self.kind == EXTERNAL:
+            handle = ExternalServer(
+                self._external_target,
+                server,
+                db.with_suffix(""),  # the run's folder for this server ({work})
+                timescale=timescale,
+                heartbeat_ms=heartbeat_ms,
+                front_host=self._toxiproxy.host,
+                log_path=log_path,
+            )
+            self._external.register(server, handle)
+            return handle
         if self.kind == "process":
             process = FakeServerProcess(
                 db, timescale=timescale, extra_args=extra_args, log_path=log_path
