@@ -96,16 +96,16 @@ class History:
     ) -> None:
         """`t`: epoch seconds, `mono`: seconds since this server started (both read
         from the clocks when not given)."""
-        rec = {
+        rec: dict[str, Any] = {
             "i": self._next_index,
             "t": time.time() if t is None else t,
-            "mono": round(time.monotonic() - self._start if mono is None else mono, 6),
+            "mono": time.monotonic() - self._start if mono is None else mono,
             "boot": self.boot,
             "kind": kind,
             "name": name,
             "data": data,
         }
-        if self._memory is not None:
+        if self._memory is not None:  # rounded when read
             if not self._closed:
                 self._memory.append(rec)
                 self._next_index += 1
@@ -115,6 +115,7 @@ class History:
         if (self._next_index - self._checkpoints[0][0]) % _CHECKPOINT == 0:
             self._checkpoints.append((self._next_index, self._offset))
         self._next_index += 1
+        rec["mono"] = round(rec["mono"], 6)
         text = json.dumps(rec, separators=(",", ":"), default=_encode_default)  # ASCII only
         self._write((redact_json_text(text) + "\n").encode("ascii"))
 
@@ -124,9 +125,9 @@ class History:
             found = self._memory[after:] if after >= 0 else self._memory  # i == index + 1
             if limit is not None:
                 found = found[:limit]
-            return [json.loads(redact_json_text(json.dumps(r, separators=(",", ":"),
-                                                           default=_encode_default)))
-                    for r in found]
+            return [json.loads(redact_json_text(json.dumps(
+                {**r, "mono": round(r["mono"], 6)}, separators=(",", ":"),
+                default=_encode_default))) for r in found]
         assert self.path is not None
         start = 0
         pos = bisect.bisect_right(self._checkpoints, (after + 1, 2**63)) - 1

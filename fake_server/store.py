@@ -312,14 +312,11 @@ class Store:
     ) -> dict[str, Any]:
         """Store a message (twice if posted twice: nonces are kept, never unique)."""
         mid = self.ids.next()
-        self._db.execute(
-            "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)",
-            (mid, channel["id"], channel["space_id"], author_id, content, self.now_text(), None,
-             reply_to, nonce),
-        )
-        message = self.message(mid, author_id)
-        assert message is not None
-        return message
+        row = {"id": mid, "channel_id": channel["id"], "space_id": channel["space_id"],
+               "author_id": author_id, "content": content, "timestamp": self.now_text(),
+               "edited_at": None, "reply_to": reply_to, "nonce": nonce}
+        self._db.execute("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)", tuple(row.values()))
+        return self._message_json(row, author_id, None)  # new: no reactions yet
 
     def edit_message(self, message_id: str, content: str, viewer_id: str) -> dict[str, Any] | None:
         self._db.execute(
@@ -401,7 +398,7 @@ class Store:
         return [self._message_json(r, viewer_id, reactions.get(r["id"])) for r in rows]
 
     def _message_json(
-        self, row: sqlite3.Row, viewer_id: str | None,
+        self, row: sqlite3.Row | dict[str, Any], viewer_id: str | None,
         reactions: list[dict[str, Any]] | bool | None = False,
     ) -> dict[str, Any]:
         """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce.

@@ -43,11 +43,9 @@ SESSION_ENDING_CODES = frozenset({4003, 4004, 4005, 4008, 4009, 4012, 4013, 4014
 CLIENT_ENDING_CODES = frozenset({1000, 1001})
 TOKEN_SCHEMES = ("Bearer ", "Bot ")
 INVALID_SESSION = {"op": 7, "data": {"resumable": False}}
-_COMPACT = (",", ":")
-
-
-def encode(frame: Any) -> str:
-    return json.dumps(frame, separators=_COMPACT)
+# One encoder (json.dumps with options builds a new one per call: the per-frame path).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+encode = _ENCODER.encode
 
 
 class Connection:
