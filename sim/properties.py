@@ -30,7 +30,7 @@ MAX_ATTEMPTS = 10  # client-behaviour.md s.1: gateway attempts before escalation
 RESUME_REASONS = (REASON_HEARTBEAT, REASON_RECONNECT)
 
 _DOT = {"disconnected": "yellow", "reconnecting": "yellow", "error": "red"}
-_BANNER = {
+_BANNER: dict[str, set[str | None]] = {
     "error": {"red"},
     "connected": {None, "green"},
     "syncing": {None, "yellow"},

@@ -45,7 +45,11 @@ def _real_run(path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ACCORD_RIG_BUGS"}
     return subprocess.run(
         [sys.executable, "-m", "scenarios.cli", "run", str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
     )
 
 

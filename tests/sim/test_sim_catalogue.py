@@ -26,7 +26,11 @@ def _catalogue() -> list:  # type: ignore[type-arg]
 
 def test_the_whole_catalogue_passes_in_simulation() -> None:
     verdicts = run_catalogue(_catalogue())
-    failed = [f"{v.name}: {v.error or [f.title for f in v.result.failures]}" for v in verdicts if not v.passed]
+    failed = [
+        f"{v.name}: {v.error or [f.title for f in v.result.failures]}"
+        for v in verdicts
+        if not v.passed
+    ]
     assert len(verdicts) >= 70
     assert not failed, failed
 
@@ -63,10 +67,24 @@ def test_run_sim_cli_compare_prints_the_agreement_table(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "scenarios.cli", "run", "--sim", str(CATALOGUE / "starter"),
-         "--compare", str(junit)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "scenarios.cli",
+            "run",
+            "--sim",
+            str(CATALOGUE / "starter"),
+            "--compare",
+            str(junit),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "| a fatal close code makes the client log in again and reconnect | pass | pass | yes |" in proc.stdout
+    assert (
+        "| a fatal close code makes the client log in again and reconnect | pass | pass | yes |"
+        in proc.stdout
+    )
     assert "agreement: 1/6 scenarios reach the same verdict" in proc.stdout
