@@ -259,12 +259,14 @@ def _still_frozen(schedule: Schedule) -> set[str]:
 def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> dict[str, Any]:
     servers = schedule.servers
     removed = {s["remove_server"] for s in schedule.steps if "remove_server" in s}
-    tail: list[dict[str, Any]] = [{"heal": "all"}]
+    # Processes first: a heal while a server is frozen or dead cannot clear its faults.
+    tail: list[dict[str, Any]] = []
     for held in sorted(_still_frozen(schedule)):
         if held.startswith("killed:"):
             tail.append({"restart_server": held.removeprefix("killed:")})
         else:
             tail.append({"thaw_server": held})
+    tail.append({"heal": "all"})
     for server in servers:
         if server not in removed:
             tail.append(
