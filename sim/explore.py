@@ -367,9 +367,8 @@ class ExploreRun(SimScenarioRun):
 
             await self.client.act(act.ReconnectServer(server))
 
-    def played_steps(self) -> list[dict[str, Any]]:
-        raw = yaml.safe_load(self.loaded.path.read_text()) if self.loaded.path.exists() else None
-        steps = list(raw["steps"]) if raw else []
+    def played_steps(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`steps` (as generated) without the skipped ones, with the inserted ones."""
         out: list[dict[str, Any]] = []
         for index, step in enumerate(steps):
             out += self.inserted.get(index, [])
@@ -404,7 +403,7 @@ def run_schedule(schedule: Schedule, bugs: tuple[int, ...], work: Path) -> Outco
     violations += view_violations(run.observer.series)
     violations += gateway_violations(records, wiring)
     violations += removal_violations(records, wiring)
-    data["steps"] = run.played_steps()
+    data["steps"] = run.played_steps(data["steps"])
     return Outcome(schedule, violations, data, result)
 
 
