@@ -110,14 +110,21 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
     kind = draw(
         st.sampled_from(
             [
-                "drop", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
+                "drop", "close", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
                 "rest_hang", "rest_rate_limit", "request_heartbeat", "login_fail",
                 "forget_sessions", "revoke_tokens", "garbage",
             ]
         )
     )
     spec: dict[str, Any] = {"server": server, "kind": kind}
-    if kind == "withhold_acks":
+    if kind in ("drop", "close", "invalid_session"):
+        # now, or a standing fault on the next handshakes (null count: until healed)
+        trigger = draw(st.sampled_from(["now", "on_identify", "on_resume"]))
+        if trigger != "now":
+            spec |= {"trigger": trigger, "count": draw(st.sampled_from([1, 2, None]))}
+    if kind == "close":
+        spec["code"] = draw(st.sampled_from(CLOSE_CODES))
+    elif kind == "withhold_acks":
         spec["count"] = draw(st.integers(1, 3))
     elif kind == "invalid_session":
         form = draw(st.sampled_from(["object", "bool"]))
