@@ -40,16 +40,19 @@ from sim.scenario import SimScenarioRun, sim_options
 SERVERS = ("alpha", "beta")
 HEARTBEAT = "10s"
 TIMESCALE = 0.05  # as the catalogue: the file replays at the same factor on the real stack
-# After the heal, the spec's worst case until connected and flushed: the longest
-# backoff (33 s) + INVALID_SESSION's extra wait (5 s) + one attempt's open, HELLO
-# and READY timeouts (30 s) + a REST request hung before the heal timing out (30 s)
-# + the refetch (30 s) + slack for the flush of a full queue (22 s).
-LIVENESS_BOUND = "150s"
+# After the heal, the spec's worst case until connected and flushed, for a fault whose
+# effect outlives the heal (revoked tokens: every attempt gets INVALID_SESSION until
+# attempt 10 escalates to a fresh login): the ten longest backoff waits
+# (2+3+5+9+17+5*33 = 201 s) + ten INVALID_SESSION extra waits (50 s) + one attempt's
+# open/HELLO/READY timeouts on a connection opened before the heal (30 s) + a REST
+# request hung before the heal timing out (30 s) + the refetch (30 s) + 19 s to flush.
+LIVENESS_BOUND = "360s"
+LIVENESS_SECONDS = 360.0
 SETTLE = "2s"
 # Every close a server can send (the schema's list; 1006 is the network's, not a code sent).
 CLOSE_CODES = [code for code in KNOWN_CLOSE_CODES if code != 1006]
 PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
-# (180 s outlasts the ten backoff waits, 163.5 s at most: escalation is reachable)
+# (180 s outlasts nine backoff waits, 168 s at most: escalation is reachable)
 MESSAGES = "/channels/*/messages"
 
 
@@ -363,7 +366,7 @@ class ExploreRun(SimScenarioRun):
             status, queue = self._status(server)
             return status == "error" or (status == "connected" and queue == 0)
 
-        bound = 150.0 * self.timescale
+        bound = LIVENESS_SECONDS * self.timescale
         await self.client.wait(settled, bound)
         if self._status(server)[0] == "error":
             self.inserted[outcome.index] = [
