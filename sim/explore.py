@@ -40,16 +40,19 @@ from sim.scenario import SimScenarioRun, sim_options
 SERVERS = ("alpha", "beta")
 HEARTBEAT = "10s"
 TIMESCALE = 0.05  # as the catalogue: the file replays at the same factor on the real stack
-# After the heal, the spec's worst case until connected and flushed: the longest
-# backoff (33 s) + INVALID_SESSION's extra wait (5 s) + one attempt's open, HELLO
-# and READY timeouts (30 s) + a REST request hung before the heal timing out (30 s)
-# + the refetch (30 s) + slack for the flush of a full queue (22 s).
-LIVENESS_BOUND = "150s"
+# After the heal, the spec's worst case until connected and flushed, for a fault whose
+# effect outlives the heal (revoked tokens: every attempt gets INVALID_SESSION until
+# attempt 10 escalates to a fresh login): the ten longest backoff waits
+# (2+3+5+9+17+5*33 = 201 s) + ten INVALID_SESSION extra waits (50 s) + one attempt's
+# open/HELLO/READY timeouts on a connection opened before the heal (30 s) + a REST
+# request hung before the heal timing out (30 s) + the refetch (30 s) + 19 s to flush.
+LIVENESS_BOUND = "360s"
+LIVENESS_SECONDS = 360.0
 SETTLE = "2s"
 # Every close a server can send (the schema's list; 1006 is the network's, not a code sent).
 CLOSE_CODES = [code for code in KNOWN_CLOSE_CODES if code != 1006]
 PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
-# (180 s outlasts the ten backoff waits, 163.5 s at most: escalation is reachable)
+# (180 s outlasts nine backoff waits, 168 s at most: escalation is reachable)
 MESSAGES = "/channels/*/messages"
 
 
@@ -110,14 +113,21 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
     kind = draw(
         st.sampled_from(
             [
-                "drop", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
+                "drop", "close", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
                 "rest_hang", "rest_rate_limit", "request_heartbeat", "login_fail",
                 "forget_sessions", "revoke_tokens", "garbage",
             ]
         )
     )
     spec: dict[str, Any] = {"server": server, "kind": kind}
-    if kind == "withhold_acks":
+    if kind in ("drop", "close", "invalid_session"):
+        # now, or a standing fault on the next handshakes (null count: until healed)
+        trigger = draw(st.sampled_from(["now", "on_identify", "on_resume"]))
+        if trigger != "now":
+            spec |= {"trigger": trigger, "count": draw(st.sampled_from([1, 2, None]))}
+    if kind == "close":
+        spec["code"] = draw(st.sampled_from(CLOSE_CODES))
+    elif kind == "withhold_acks":
         spec["count"] = draw(st.integers(1, 3))
     elif kind == "invalid_session":
         form = draw(st.sampled_from(["object", "bool"]))
@@ -259,12 +269,14 @@ def _still_frozen(schedule: Schedule) -> set[str]:
 def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> dict[str, Any]:
     servers = schedule.servers
     removed = {s["remove_server"] for s in schedule.steps if "remove_server" in s}
-    tail: list[dict[str, Any]] = [{"heal": "all"}]
+    # Processes first: a heal while a server is frozen or dead cannot clear its faults.
+    tail: list[dict[str, Any]] = []
     for held in sorted(_still_frozen(schedule)):
         if held.startswith("killed:"):
             tail.append({"restart_server": held.removeprefix("killed:")})
         else:
             tail.append({"thaw_server": held})
+    tail.append({"heal": "all"})
     for server in servers:
         if server not in removed:
             tail.append(
@@ -354,7 +366,7 @@ class ExploreRun(SimScenarioRun):
             status, queue = self._status(server)
             return status == "error" or (status == "connected" and queue == 0)
 
-        bound = 150.0 * self.timescale
+        bound = LIVENESS_SECONDS * self.timescale
         await self.client.wait(settled, bound)
         if self._status(server)[0] == "error":
             self.inserted[outcome.index] = [
@@ -365,9 +377,8 @@ class ExploreRun(SimScenarioRun):
 
             await self.client.act(act.ReconnectServer(server))
 
-    def played_steps(self) -> list[dict[str, Any]]:
-        raw = yaml.safe_load(self.loaded.path.read_text()) if self.loaded.path.exists() else None
-        steps = list(raw["steps"]) if raw else []
+    def played_steps(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`steps` (as generated) without the skipped ones, with the inserted ones."""
         out: list[dict[str, Any]] = []
         for index, step in enumerate(steps):
             out += self.inserted.get(index, [])
@@ -402,7 +413,7 @@ def run_schedule(schedule: Schedule, bugs: tuple[int, ...], work: Path) -> Outco
     violations += view_violations(run.observer.series)
     violations += gateway_violations(records, wiring)
     violations += removal_violations(records, wiring)
-    data["steps"] = run.played_steps()
+    data["steps"] = run.played_steps(data["steps"])
     return Outcome(schedule, violations, data, result)
 
 

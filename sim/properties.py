@@ -30,7 +30,7 @@ MAX_ATTEMPTS = 10  # client-behaviour.md s.1: gateway attempts before escalation
 RESUME_REASONS = (REASON_HEARTBEAT, REASON_RECONNECT)
 
 _DOT = {"disconnected": "yellow", "reconnecting": "yellow", "error": "red"}
-_BANNER = {
+_BANNER: dict[str, set[str | None]] = {
     "error": {"red"},
     "connected": {None, "green"},
     "syncing": {None, "yellow"},
@@ -104,6 +104,7 @@ def gateway_violations(
     user_asked: dict[str, bool] = {}
     escalated: dict[str, bool] = {}
     need_login: dict[str, bool] = {}
+    tried: dict[str, bool] = {}  # server -> the announced attempt opened its socket
     next_handshake: dict[str, int] = {}  # server -> op the next handshake must be (2 / 3)
 
     def server_of_url(url: str) -> str | None:
@@ -150,14 +151,16 @@ def gateway_violations(
                         f"{attempts.get(server, 0)} (s.2 attempt counter)"
                     )
                 attempts[server] = n
+                tried[server] = False
             elif r.name == "server_disconnected" and len(args) >= 2:
                 fatal[server] = int(args[1]) in FATAL_CODES
             elif r.name == "server_reauthenticating":
                 automatic = not user_asked.get(server)
-                if automatic and not fatal.get(server) and attempts.get(server, 0) < MAX_ATTEMPTS:
+                done = attempts.get(server, 0) - (0 if tried.get(server, True) else 1)
+                if automatic and not fatal.get(server) and done < MAX_ATTEMPTS:
                     found.append(
-                        f"t={r.t:.3f} {server}: escalated after attempt "
-                        f"{attempts.get(server, 0)} (s.4: after attempt {MAX_ATTEMPTS} fails)"
+                        f"t={r.t:.3f} {server}: escalated after {done} socket attempts "
+                        f"(s.2/s.4: after attempt {MAX_ATTEMPTS} fails)"
                     )
                 if automatic and escalated.get(server):
                     found.append(
@@ -175,6 +178,8 @@ def gateway_violations(
                     need_login[server] = False
             elif r.name == "OpenSocket":
                 server = owners.get(int(data["conn"]))
+                if server:
+                    tried[server] = True
                 if server and need_login.get(server):
                     found.append(
                         f"t={r.t:.3f} {server}: gateway attempt after re-authentication "

@@ -195,7 +195,7 @@ class SimClient:
         self.world = world
         self.core = ClientCore(timings=timings, seed=seed, bugs=frozenset(bugs), instance=instance)
         self.recorder = Recorder(self.core, timeline, timings)
-        world.attach(self.core, self.recorder)
+        world.attach(self.recorder)
 
     def _raise(self) -> None:
         if self.world.error is not None:

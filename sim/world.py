@@ -14,10 +14,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from client.core.io import (
+    IO_EFFECTS,
     AbortSocket,
     CancelHttp,
     CloseSocket,
@@ -33,7 +34,7 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
-from client.timeline import CoreLike, Recorder, Timeline
+from client.timeline import CoreLike, Timeline
 from fake_server.config import ServerConfig
 from fake_server.core import Close, Drop, HttpReply, Out, ServerCore
 from fake_server.core import SendText as ServerSendText
@@ -416,6 +417,34 @@ def _target(url: str) -> str:
 # ====================================================================== world
 
 
+class Stepper(Protocol):
+    """How the world drives the client core: `client.timeline.Recorder` (every input,
+    effect and view change on the timeline) or `BareCore` (nothing recorded)."""
+
+    def handle(self, now: float, event: Any) -> list[Effect]: ...
+    def advance(self, now: float) -> list[Effect]: ...
+    def next_deadline(self, now: float) -> float | None: ...
+
+
+class BareCore:
+    """The client core with no timeline and no view (benchmarks, long explorations)."""
+
+    def __init__(self, core: CoreLike) -> None:
+        self.core = core
+
+    def handle(self, now: float, event: Any) -> list[Effect]:
+        self.core.handle(now, event)
+        return [e for e in self.core.take_effects() if isinstance(e, IO_EFFECTS)]
+
+    def advance(self, now: float) -> list[Effect]:
+        self.core.advance(now)
+        return [e for e in self.core.take_effects() if isinstance(e, IO_EFFECTS)]
+
+    def next_deadline(self, now: float) -> float | None:
+        return self.core.next_deadline()
+
+
+
 class SimWorld:
     """The clock, the network, the servers and the client, stepped together."""
 
@@ -426,7 +455,7 @@ class SimWorld:
         self.net = SimNetwork(self.clock, self.rng)
         self.timeline = timeline if timeline is not None else SimTimeline(self.clock)
         self.servers: dict[str, SimServer] = {}
-        self.recorder: Recorder | None = None
+        self.recorder: Stepper | None = None
         self.urls: dict[int, str] = {}
         self._conns: dict[int, _ClientConn] = {}
         self._reqs: dict[int, _ClientConn] = {}
@@ -443,9 +472,8 @@ class SimWorld:
         self.servers[name] = server
         return server
 
-    def attach(self, core: CoreLike, recorder: Recorder) -> None:
+    def attach(self, recorder: Stepper) -> None:
         self.recorder = recorder
-        self._core = core
 
     # ------------------------------------------------------------------ client side
 
@@ -542,43 +570,57 @@ class SimWorld:
 
     # ------------------------------------------------------------------ time
 
-    def next_time(self) -> float | None:
-        times = [self.clock.next_time()]
+    def _due(self) -> tuple[float, int, SimServer | None] | None:
+        """The next event: (time, source, server); source 0 network, 1 server, 2 client.
+        At one instant the network goes first, then the servers, then the client."""
+        best: tuple[float, int, SimServer | None] | None = None
+        t = self.clock.next_time()
+        if t is not None:
+            best = (t, 0, None)
+        for server in self.servers.values():
+            due = server.next_deadline()
+            if due is not None and (best is None or due < best[0]):
+                best = (due, 1, server)
         if self.recorder is not None and self.error is None:
-            times.append(self.recorder.next_deadline(self.clock.now))
-        times += [s.next_deadline() for s in self.servers.values()]
-        found = [t for t in times if t is not None]
-        return min(found) if found else None
+            due = self.recorder.next_deadline(self.clock.now)
+            if due is not None and (best is None or due < best[0]):
+                best = (due, 2, None)
+        return best
+
+    def next_time(self) -> float | None:
+        due = self._due()
+        return None if due is None else due[0]
 
     def step(self) -> bool:
         """Run whatever is due next; False when nothing is left to happen."""
-        t = self.next_time()
-        if t is None:
+        due = self._due()
+        if due is None:
             return False
+        self._run(due)
+        return True
+
+    def _run(self, due: tuple[float, int, SimServer | None]) -> None:
+        t, source, server = due
         t = max(t, self.clock.now)
         if t > self._last_t:
             self._last_t, self._steps_now = t, 0
         self._steps_now += 1
         if self._steps_now > MAX_STEPS_AT_ONE_INSTANT:
             raise NoProgress(f"no progress: over {MAX_STEPS_AT_ONE_INSTANT} steps at t={t:.6f}")
-        nxt = self.clock.next_time()
-        if nxt is not None and nxt <= t:
+        if source == 0:
             self.clock.run_one()
-            return True
+            return
         self.clock.now = t
-        for server in self.servers.values():
-            due = server.next_deadline()
-            if due is not None and due <= t:
-                server.on_deadline(t)
-                return True
-        if self.recorder is not None and self.error is None:
-            try:
-                effects = self.recorder.advance(t)
-            except Exception as exc:
-                self.error = exc
-                return True
-            self._perform(effects)
-        return True
+        if server is not None:
+            server.on_deadline(t)
+            return
+        assert self.recorder is not None
+        try:
+            effects = self.recorder.advance(t)
+        except Exception as exc:
+            self.error = exc
+            return
+        self._perform(effects)
 
     def run_until(self, t: float, predicate: Callable[[], bool] | None = None) -> bool:
         """Step until `predicate()` holds (True) or time would pass `t` (False, now = t)."""
@@ -587,11 +629,11 @@ class SimWorld:
                 return True
             if self.error is not None:
                 return False
-            nxt = self.next_time()
-            if nxt is None or nxt > t:
+            due = self._due()
+            if due is None or due[0] > t:
                 self.clock.now = max(self.clock.now, t)
                 return predicate() if predicate is not None else False
-            self.step()
+            self._run(due)
 
     def close(self) -> None:
         for server in self.servers.values():
