@@ -13,24 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from client.core.signals import SIGNAL_STATUS
 from scenarios.conditions import banner_matches, describe_banner
 from scenarios.observation import Observation
 from scenarios.records import EffectAt, RecordLike, SignalAt, effects, inputs, signals
 from scenarios.schema import BannerState, CloseSeen, Count, Reconnections, ServerTimeline
 
-# The status each connection signal leaves (client-behaviour.md s.3); in sequences
-# `syncing` is part of `connected`.
-SIGNAL_STATUS = {
-    "server_connecting": "connecting",
-    "server_connected": "connected",
-    "server_disconnected": "disconnected",
-    "server_reconnecting": "reconnecting",
-    "server_reauthenticating": "reconnecting",
-    "server_reconnected": "connected",
-    "server_synced": "connected",
-    "server_connection_failed": "error",
-    "server_removed": "none",
-}
 # Wall-clock slack allowed between a backoff timer's due time and the next socket
 # open: generous, the machine is shared. Never asserted the other way beyond 5 ms.
 BACKOFF_LATE_SLACK = 1.0
@@ -113,7 +101,8 @@ def sequence_check(
 
 def status_series(sigs: Sequence[SignalAt], server: str) -> list[Seen]:
     items = [
-        Seen(s.t, SIGNAL_STATUS[s.name], SIGNAL_STATUS[s.name])
+        # In sequences `syncing` is part of `connected`.
+        Seen(s.t, SIGNAL_STATUS[s.name].core.value, SIGNAL_STATUS[s.name].core.value)
         for s in sigs
         if s.name in SIGNAL_STATUS and s.args and s.args[0] == server
     ]

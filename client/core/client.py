@@ -44,7 +44,7 @@ from client.core.actions import (
 )
 from client.core.bugs import DESCRIPTIONS, Bug, as_bugs, bugs_from_env
 from client.core.cache import ServerCache, dict_items, id_order, str_id
-from client.core.gateway import FATAL_CODES, Gateway
+from client.core.gateway import Gateway
 from client.core.io import (
     Effect,
     HttpFailed,
@@ -57,6 +57,7 @@ from client.core.io import (
     SocketText,
     TransportInput,
 )
+from client.core.protocol import Status, is_fatal
 from client.core.rest import AUTH_FAILED, Rest, RestResult
 from client.core.timers import Timers
 from client.core.timings import Timings
@@ -69,13 +70,6 @@ UNKNOWN_MESSAGE = "Unknown message"
 MESSAGE_PAGE = 50  # newest messages loaded when a channel is opened
 REFETCH_PAGE = 100  # page size when catching up with `after`
 REFETCH_LIMIT = 500  # most messages one sync fetches per channel
-
-CONNECTED = "connected"
-CONNECTING = "connecting"
-DISCONNECTED = "disconnected"
-RECONNECTING = "reconnecting"
-ERROR = "error"
-NONE = "none"  # unknown server, or configured and never started
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +111,7 @@ class _Server:
     config: ServerConfig
     rest: Rest
     gateway: Gateway | None = None
-    status: str = NONE
+    status: Status = Status.NONE
     syncing: bool = False
     epoch: int = 0
     ever_connected: bool = False  # a first READY happened
@@ -168,7 +162,7 @@ class _GatewayHooks:
         self._core._gw_lost(now, self._srv, code, reason)
 
     def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None:
-        self._core._set_status(self._srv, RECONNECTING)
+        self._core._set_status(self._srv, Status.RECONNECTING)
         self._core._signal(sig.SERVER_RECONNECTING, self._srv.name, attempt, max_attempts)
 
     def gateway_escalate(self, now: float, code: int, reason: str) -> None:
@@ -237,7 +231,7 @@ class ClientCore:
 
     def status(self, server: str) -> str:
         srv = self._servers.get(server)
-        return srv.status if srv else NONE
+        return (srv.status if srv else Status.NONE).value
 
     def syncing(self, server: str) -> bool:
         srv = self._servers.get(server)
@@ -413,10 +407,10 @@ class ClientCore:
         self._signal(sig.SERVER_ADD_FAILED, srv.name, error)
 
     def _connect(self, now: float, srv: _Server) -> None:
-        if srv.status not in (NONE, ERROR) or srv.ever_connected:
+        if srv.status not in (Status.NONE, Status.ERROR) or srv.ever_connected:
             self._log("info", f"connect ignored: status {srv.status}", srv.name)
             return
-        self._set_status(srv, CONNECTING)
+        self._set_status(srv, Status.CONNECTING)
         self._signal(sig.SERVER_CONNECTING, srv.name)
         self._run_connect_sequence(now, srv, login=True)
 
@@ -501,7 +495,7 @@ class ClientCore:
     def _first_connect_failed(self, now: float, srv: _Server, text: str) -> None:
         self._stop_gateway(now, srv)
         srv.epoch += 1
-        self._set_status(srv, ERROR)
+        self._set_status(srv, Status.ERROR)
         srv.last_failure = text
         self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, text)
         if srv.adding:
@@ -519,7 +513,7 @@ class ClientCore:
     def _gw_ready(self, now: float, srv: _Server, data: Any, resumed: bool) -> None:
         srv.escalation_guard = False
         srv.reauthing = False
-        if not (srv.signalled_at_open and srv.status == CONNECTED):
+        if not (srv.signalled_at_open and srv.status == Status.CONNECTED):
             self._announce_connected(srv)
         srv.signalled_at_open = False
         srv.adding = False
@@ -529,7 +523,7 @@ class ClientCore:
         self._refetch(now, srv, srv.epoch)
 
     def _announce_connected(self, srv: _Server) -> None:
-        self._set_status(srv, CONNECTED)
+        self._set_status(srv, Status.CONNECTED)
         if srv.ever_connected and (srv.in_outage or srv.reauthing):
             self._signal(sig.SERVER_RECONNECTED, srv.name)
         else:
@@ -544,14 +538,14 @@ class ClientCore:
         srv.in_outage = True
         srv.syncing = False
         srv.epoch += 1
-        self._set_status(srv, DISCONNECTED)
+        self._set_status(srv, Status.DISCONNECTED)
         self._signal(sig.SERVER_DISCONNECTED, srv.name, code, reason)
 
     def _gw_failed(self, now: float, srv: _Server, text: str, code: int) -> None:
         if srv.reauthing:
             if (
                 self._bug_on(Bug.REAUTH_GUARD_CLEARED_ON_OPEN)
-                and code in FATAL_CODES
+                and is_fatal(code)
                 and not srv.escalation_guard
             ):
                 self._escalate(now, srv)  # bug 2: escalates again, endlessly
@@ -570,7 +564,7 @@ class ClientCore:
         self._reconnect_server(now, srv)
 
     def _user_reconnect(self, now: float, srv: _Server) -> None:
-        if srv.status not in (DISCONNECTED, RECONNECTING, ERROR):
+        if srv.status not in (Status.DISCONNECTED, Status.RECONNECTING, Status.ERROR):
             self._log("info", f"Reconnect ignored: status {srv.status}", srv.name)
             return
         if self._bug_on(Bug.MANUAL_RECONNECT_NEVER_FLUSHES) and (
@@ -587,7 +581,7 @@ class ClientCore:
         srv.reauthing = True
         srv.syncing = False
         srv.relogin_waiters = None
-        self._set_status(srv, RECONNECTING)
+        self._set_status(srv, Status.RECONNECTING)
         self._signal(sig.SERVER_REAUTHENTICATING, srv.name)
         reuse_token = self._bug_on(Bug.REAUTH_REUSES_TOKEN) and srv.rest.token is not None
         self._run_connect_sequence(now, srv, login=not reuse_token)
@@ -596,7 +590,7 @@ class ClientCore:
         self._stop_gateway(now, srv)
         srv.epoch += 1
         srv.reauthing = False
-        self._set_status(srv, ERROR)
+        self._set_status(srv, Status.ERROR)
         srv.last_failure = RECONNECTION_FAILED
         self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, RECONNECTION_FAILED)
 
@@ -650,7 +644,7 @@ class ClientCore:
                 self._stop_gateway(t, srv)
                 srv.epoch += 1
                 srv.syncing = False
-                self._set_status(srv, ERROR)
+                self._set_status(srv, Status.ERROR)
                 srv.last_failure = AUTH_FAILED
                 self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, AUTH_FAILED)
             for w in waiters:
@@ -772,7 +766,10 @@ class ClientCore:
         self._pending_selection = None
         self._selected = (srv.name, cid)
         self._signal(sig.CHANNEL_SELECTED, srv.name, cid, srv.cache.channel_name(cid))
-        if srv.status in (CONNECTED, DISCONNECTED, RECONNECTING) and srv.rest.token:
+        if (
+            srv.status in (Status.CONNECTED, Status.DISCONNECTED, Status.RECONNECTING)
+            and srv.rest.token
+        ):
             self._load_channel(now, srv, cid)
 
     def _resolve_pending_selection(self, now: float, srv: _Server) -> None:
@@ -867,10 +864,10 @@ class ClientCore:
 
     def _send(self, now: float, srv: _Server, ref: str, content: str) -> None:
         cid = srv.cache.resolve_channel(ref) or ref
-        if srv.status in (ERROR, CONNECTING, NONE) or srv.syncing:
+        if srv.status in (Status.ERROR, Status.CONNECTING, Status.NONE) or srv.syncing:
             self._signal(sig.MESSAGE_SEND_REFUSED, srv.name, cid, content, sig.REFUSED_DISABLED)
             return
-        if srv.status in (DISCONNECTED, RECONNECTING) or srv.queue:
+        if srv.status in (Status.DISCONNECTED, Status.RECONNECTING) or srv.queue:
             self._enqueue(now, srv, cid, content)
             return
         nonce = self._nonce_for(srv, cid, content)
@@ -1064,7 +1061,13 @@ class ClientCore:
 
     def _flush(self, now: float, srv: _Server) -> None:
         """Send the queue head; on success go on with the next, in order."""
-        if srv.flushing or srv.posting or not srv.queue or srv.status != CONNECTED or srv.syncing:
+        if (
+            srv.flushing
+            or srv.posting
+            or not srv.queue
+            or srv.status != Status.CONNECTED
+            or srv.syncing
+        ):
             return
         head = srv.queue[0]
         srv.flushing = True
@@ -1175,7 +1178,9 @@ class ClientCore:
             srv.rest.request(now, "POST", "/auth/logout", lambda t, r: None)
             self._retired.append(srv.rest)
         self._signal(sig.SERVER_REMOVED, srv.name)
-        if self.mode == "LIVE" and not any(s.status == CONNECTED for s in self._servers.values()):
+        if self.mode == "LIVE" and not any(
+            s.status == Status.CONNECTED for s in self._servers.values()
+        ):
             self.mode = "CONNECTING"
             self._out.append(Signal(sig.MODE_CHANGED, ("CONNECTING",)))
 
@@ -1215,9 +1220,9 @@ class ClientCore:
         self._last_id += 1
         return self._last_id
 
-    def _set_status(self, srv: _Server, status: str) -> None:
+    def _set_status(self, srv: _Server, status: Status) -> None:
         srv.status = status
-        if status != CONNECTED:
+        if status != Status.CONNECTED:
             srv.syncing = False
 
     def _signal(self, name: str, *args: Any) -> None:

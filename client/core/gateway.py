@@ -37,12 +37,12 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
+from client.core.protocol import CloseCode, Op, Reason4000, close_text, is_fatal
 from client.core.rest import NET_ERROR_TEXT
 from client.core.timers import Timers
 from client.core.timings import Timings
 
-FATAL_CODES = frozenset({4003, 4004, 4012, 4013, 4014})
-DROPPED = 1006  # socket gone without a close frame
+DROPPED = CloseCode.DROPPED  # socket gone without a close frame
 
 # Every intent, by the reference server's names (client-behaviour.md s.2): the
 # server filters events by them and ignores names it does not know.
@@ -67,44 +67,7 @@ INTENTS = (
 )
 CLIENT_PROPERTIES = {"os": "python", "client": "accord-rig", "version": "0.1.0"}
 
-REASON_HEARTBEAT = "heartbeat timeout"
-REASON_RECONNECT = "server requested reconnect"
-REASON_INVALID_SESSION = "invalid session"
-REASON_HELLO_TIMEOUT = "hello timeout"
-REASON_READY_TIMEOUT = "ready timeout"
 OPEN_TIMED_OUT = "Connection timed out"
-
-_CLOSE_TEXT = {
-    1000: "Server closed connection",
-    1001: "Server going away",
-    1006: "Connection lost",
-    1009: "Connection lost",
-    4001: "Connection lost",
-    4002: "Connection lost",
-    4003: "Authentication failed",
-    4004: "Session expired",
-    4005: "Connection lost",
-    4007: "Connection lost",
-    4008: "Connection lost",
-    4009: "Connection lost",
-    4012: "Invalid gateway intent",
-    4013: "Disallowed gateway intent",
-    4014: "Unauthorized",
-}
-_REASON_TEXT_4000 = {
-    REASON_HEARTBEAT: "Heartbeat timeout",
-    REASON_RECONNECT: "Server requested reconnect",
-    REASON_INVALID_SESSION: "Session invalidated",
-}
-
-
-def close_text(code: int, reason: str) -> str:
-    """What the user reads for a close (protocol s.3 table, behaviour s.5)."""
-    if code == 4000:
-        return _REASON_TEXT_4000.get(reason, reason or "Connection lost")
-    if code in _CLOSE_TEXT:
-        return _CLOSE_TEXT[code]
-    return reason or "Connection lost"
 
 
 class Phase(Enum):
@@ -211,12 +174,14 @@ class Gateway:
         self._go("connect")
         self._open(now)
 
-    def stop(self, now: float, code: int = 1000, reason: str = "") -> None:
+    def stop(self, now: float, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Tear down without reporting anything (removal, re-auth teardown)."""
         if self.conn is not None:
             if self.phase in _SOCKET_PHASES:
                 self._out.append(
-                    CloseSocket(self.conn, code, reason, self._t.scaled(self._t.close_handshake))
+                    CloseSocket(
+                        self.conn, int(code), reason, self._t.scaled(self._t.close_handshake)
+                    )
                 )
             else:
                 self._out.append(AbortSocket(self.conn))
@@ -300,10 +265,10 @@ class Gateway:
         self._connection_ended(now, DROPPED, "", text=OPEN_TIMED_OUT)
 
     def _on_hello_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_HELLO_TIMEOUT, frame=False)
+        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.HELLO_TIMEOUT, frame=False)
 
     def _on_ready_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_READY_TIMEOUT, frame=False)
+        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.READY_TIMEOUT, frame=False)
 
     # ------------------------------------------------------------------ frames
 
@@ -319,23 +284,26 @@ class Gateway:
         op: int = frame["op"]
         data = frame.get("data")
         seq = frame.get("seq")
-        if op == 0:
+        if op == Op.DISPATCH:
             if isinstance(seq, int) and not isinstance(seq, bool):
                 self.seq = seq
             self._on_event(now, frame.get("type"), data)
-        elif op == 1:
+        elif op == Op.HEARTBEAT:
             if self.heartbeat_interval is not None:
                 self._beat(now)
-        elif op == 4:
+        elif op == Op.HEARTBEAT_ACK:
             self._ack_pending = False
-        elif op == 5:
+        elif op == Op.HELLO:
             self._on_hello(now, data)
-        elif op == 6:
+        elif op == Op.RECONNECT:
             self._log("info", "server requested reconnect")
             self._close(
-                now, 4000, REASON_RECONNECT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+                now,
+                CloseCode.UNKNOWN_ERROR,
+                Reason4000.RECONNECT,
+                frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME),
             )
-        elif op == 7:
+        elif op == Op.INVALID_SESSION:
             self._on_invalid_session(now, data)
         else:
             self._log("debug", f"ignored op {op}")
@@ -363,7 +331,7 @@ class Gateway:
             self._send(
                 now,
                 {
-                    "op": 3,
+                    "op": Op.RESUME,
                     "data": {"token": token, "session_id": self.session_id, "seq": self.seq or 0},
                 },
             )
@@ -372,7 +340,7 @@ class Gateway:
             self._send(
                 now,
                 {
-                    "op": 2,
+                    "op": Op.IDENTIFY,
                     "data": {
                         "token": token,
                         "intents": list(INTENTS),
@@ -424,7 +392,13 @@ class Gateway:
         self._resume_pending = False  # INVALID_SESSION decides the session itself
         # Resumable: drop the transport so the session stays parked; not resumable:
         # the session is over, so end it properly with a frame.
-        self._close(now, 4000, REASON_INVALID_SESSION, invalid_session=True, frame=not resumable)
+        self._close(
+            now,
+            CloseCode.UNKNOWN_ERROR,
+            Reason4000.INVALID_SESSION,
+            invalid_session=True,
+            frame=not resumable,
+        )
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -434,10 +408,13 @@ class Gateway:
         if self._ack_pending:
             self._log("warning", "Heartbeat ACK not received, reconnecting")
             self._close(
-                now, 4000, REASON_HEARTBEAT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+                now,
+                CloseCode.UNKNOWN_ERROR,
+                Reason4000.HEARTBEAT,
+                frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME),
             )
             return
-        self._send(now, {"op": 1, "data": self.seq or 0})
+        self._send(now, {"op": Op.HEARTBEAT, "data": self.seq or 0})
         self._ack_pending = True
         assert self.heartbeat_interval is not None
         self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
@@ -450,6 +427,7 @@ class Gateway:
         """A client-initiated close counts at once; the peer is never waited for.
         `frame=False` for a close meant to resume: no close frame (s.2), bug 11
         puts the frame back for heartbeat timeout and op 6."""
+        code, reason = int(code), str(reason)  # plain values in effects and signals
         if self.conn is not None:
             handshake = self._t.scaled(self._t.close_handshake)
             self._out.append(CloseSocket(self.conn, code, reason, handshake, frame=frame))
@@ -476,7 +454,7 @@ class Gateway:
         self.phase = Phase.IDLE
         if was_connected:
             self._listener.gateway_lost(now, code, reason)
-            if code in FATAL_CODES:
+            if is_fatal(code):
                 self._listener.gateway_escalate(now, code, reason)
                 return
             self.attempt = 0
@@ -485,7 +463,7 @@ class Gateway:
         if not self.retrying:
             self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
             return
-        if code in FATAL_CODES or self.attempt >= self.max_attempts:
+        if is_fatal(code) or self.attempt >= self.max_attempts:
             self._listener.gateway_escalate(now, code, reason)
             return
         self._next_attempt(now, invalid_session)
