@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from client.core.signals import SIGNAL_STATUS
+from client.core.timers import Machine, TimerKind
 from scenarios.conditions import banner_matches, describe_banner
 from scenarios.observation import Observation
 from scenarios.records import EffectAt, RecordLike, SignalAt, effects, inputs, signals
@@ -227,9 +228,16 @@ def backoff_failures(
     """Each scheduled reconnect delay against the spec formula and the RNG draw."""
     failures: list[Failure] = []
     owners = conn_server(records, wiring)
-    timer_name = f"{server}:gateway:backoff"
-    draws = [e for e in effects(records, "RngDraw") if e.data.get("stream") == f"{server}:gateway"]
-    timers = [e for e in effects(records, "SetTimer") if e.data.get("name") == timer_name]
+
+    def backoff_of_server(e: EffectAt) -> bool:
+        return e.data.get("server") == server and e.data.get("kind") == TimerKind.BACKOFF
+
+    draws = [e for e in effects(records, "RngDraw") if backoff_of_server(e)]
+    timers = [
+        e
+        for e in effects(records, "SetTimer")
+        if backoff_of_server(e) and e.data.get("machine") == Machine.GATEWAY
+    ]
     opens = [
         e.t for e in effects(records, "OpenSocket") if owners.get(int(e.data["conn"])) == server
     ]
@@ -239,11 +247,7 @@ def backoff_failures(
     for index, timer in enumerate(timers):
         delay = float(timer.data["delay"])
         draw = next(
-            (
-                d
-                for d in reversed(draws)
-                if d.t <= timer.t and str(d.data.get("purpose", "")).startswith("backoff attempt")
-            ),
+            (d for d in reversed(draws) if d.t <= timer.t),
             None,
         )
         if draw is None:
@@ -255,7 +259,7 @@ def backoff_failures(
                 )
             )
             continue
-        attempt = int(str(draw.data["purpose"]).rsplit(" ", 1)[-1])
+        attempt = int(draw.data["attempt"])
         jitter = float(draw.data["value"])
         formula = scale * (2 ** min(attempt - 1, 5) + jitter)
         real = delay / scale

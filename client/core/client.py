@@ -59,7 +59,7 @@ from client.core.io import (
 )
 from client.core.protocol import Status, is_fatal
 from client.core.rest import AUTH_FAILED, Rest, RestResult
-from client.core.timers import Timers
+from client.core.timers import Machine, TimerKey, Timers
 from client.core.timings import Timings
 
 RECONNECTION_FAILED = "Reconnection failed"
@@ -181,10 +181,11 @@ class ClientCore:
         instance: str = "",
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        """The switches on are `bugs` plus those named in ACCORD_RIG_BUGS (read from
-        `environ`, default `os.environ`; pass `{}` for a hermetic core), so a whole
-        catalogue can be run against a buggy client. `instance` salts message
-        nonces so two runs with one seed against one database never share one."""
+        """The switches on are `bugs` plus those named in ACCORD_RIG_BUGS of
+        `environ`, a mapping the caller passes (the rig passes `os.environ`, so a
+        whole catalogue can be run against a buggy client); the core never reads
+        the process environment. `instance` salts message nonces so two runs with
+        one seed against one database never share one."""
         self.timings = timings or Timings()
         self.seed = seed
         self._out: list[Effect] = []
@@ -199,7 +200,7 @@ class ClientCore:
         nonce_rng = random.Random(f"{seed}:nonce:{instance}")
         self._nonce_prefix = f"{nonce_rng.getrandbits(48):012x}"
         self._nonce_count = 0
-        self.bugs: set[Bug] = set(as_bugs(bugs or ())) | bugs_from_env(environ)
+        self.bugs: set[Bug] = set(as_bugs(bugs or ())) | bugs_from_env(environ or {})
         for bug in sorted(self.bugs):
             self._announce_bug(bug)
 
@@ -216,7 +217,8 @@ class ClientCore:
             raise TypeError(f"ClientCore.handle: not an input or action: {item!r}")
 
     def advance(self, now: float) -> None:
-        self._timers.fire_due(now)
+        while (key := self._timers.pop_due(now)) is not None:
+            self._on_timer(now, key)
         self._retired = [r for r in self._retired if r.busy]
 
     def next_deadline(self) -> float | None:
@@ -300,6 +302,19 @@ class ClientCore:
                 srv.gateway.handle(now, event)
                 return
         self._log("debug", f"ignored {type(event).__name__} for unknown conn {event.conn}")
+
+    def _on_timer(self, now: float, key: TimerKey) -> None:
+        """Dispatch a due deadline by machine to whoever set it."""
+        srv = self._servers.get(key.server)
+        if key.machine is Machine.GATEWAY:
+            if srv is not None and srv.gateway is not None:
+                srv.gateway.on_timer(now, key.kind)
+            return
+        rests = ([srv.rest] if srv is not None else []) + self._retired
+        for rest in rests:
+            if rest.owns_timer(key):
+                rest.on_timer(now, key)
+                return
 
     def _route_http(self, now: float, event: HttpResponse | HttpFailed) -> None:
         for rest in [s.rest for s in self._servers.values()] + self._retired:

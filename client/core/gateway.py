@@ -39,7 +39,7 @@ from client.core.io import (
 )
 from client.core.protocol import CloseCode, Op, Reason4000, close_text, is_fatal
 from client.core.rest import NET_ERROR_TEXT
-from client.core.timers import Timers
+from client.core.timers import Machine, TimerKey, TimerKind, Timers
 from client.core.timings import Timings
 
 DROPPED = CloseCode.DROPPED  # socket gone without a close frame
@@ -91,6 +91,13 @@ TRANSITIONS: dict[tuple[Phase, str], Phase] = {
 }
 
 _SOCKET_PHASES = frozenset({Phase.AWAIT_HELLO, Phase.AWAIT_READY, Phase.CONNECTED})
+# The timers of one connection, all cancelled when it ends.
+_CONNECTION_TIMERS = (
+    TimerKind.OPEN_TIMEOUT,
+    TimerKind.HELLO_TIMEOUT,
+    TimerKind.READY_TIMEOUT,
+    TimerKind.HEARTBEAT,
+)
 
 
 class GatewayListener(Protocol):
@@ -187,9 +194,21 @@ class Gateway:
                 self._out.append(AbortSocket(self.conn))
         self.conn = None
         self._cancel_timers()
-        self._timers.cancel(self._name("backoff"))
-        self._timers.cancel(self._name("invalid-session-wait"))
+        self._timers.cancel(self._key(TimerKind.BACKOFF))
+        self._timers.cancel(self._key(TimerKind.INVALID_SESSION_WAIT))
         self.phase = Phase.IDLE
+
+    def on_timer(self, now: float, kind: TimerKind) -> None:
+        """A deadline this gateway set is due (dispatched by the core, by kind)."""
+        handler = {
+            TimerKind.OPEN_TIMEOUT: self._on_open_timeout,
+            TimerKind.HELLO_TIMEOUT: self._on_hello_timeout,
+            TimerKind.READY_TIMEOUT: self._on_ready_timeout,
+            TimerKind.HEARTBEAT: self._beat,
+            TimerKind.BACKOFF: self._on_backoff_elapsed,
+            TimerKind.INVALID_SESSION_WAIT: self._begin_attempt,
+        }[kind]
+        handler(now)
 
     # ------------------------------------------------------------------ transport input
 
@@ -222,25 +241,15 @@ class Gateway:
         self._ack_pending = False
         self.heartbeat_interval = None
         self._out.append(OpenSocket(conn=self.conn, url=self.url))
-        self._timers.set(
-            self._name("open-timeout"),
-            now,
-            self._t.open_wait,
-            self._on_open_timeout,
-        )
+        self._timers.set(self._key(TimerKind.OPEN_TIMEOUT), now, self._t.open_wait)
 
     def _on_opened(self, now: float) -> None:
         if self.phase is not Phase.OPENING:
             self._log("debug", "ignored a second open report")
             return
         self._go("opened")
-        self._timers.cancel(self._name("open-timeout"))
-        self._timers.set(
-            self._name("hello-timeout"),
-            now,
-            self._t.hello_wait,
-            self._on_hello_timeout,
-        )
+        self._timers.cancel(self._key(TimerKind.OPEN_TIMEOUT))
+        self._timers.set(self._key(TimerKind.HELLO_TIMEOUT), now, self._t.hello_wait)
         self._listener.gateway_opened(now)
 
     def _on_open_failed(self, now: float, error: NetError, detail: str) -> None:
@@ -313,7 +322,7 @@ class Gateway:
             self._log("warning", f"ignored HELLO in {self.phase.value}")
             return
         self._go("hello")
-        self._timers.cancel(self._name("hello-timeout"))
+        self._timers.cancel(self._key(TimerKind.HELLO_TIMEOUT))
         interval_ms = data.get("heartbeat_interval") if isinstance(data, dict) else None
         if (
             isinstance(interval_ms, int | float)
@@ -325,7 +334,7 @@ class Gateway:
         else:
             self.heartbeat_interval = self._t.scaled(self._t.heartbeat_default)
         self._ack_pending = False
-        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+        self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
         token = f"Bearer {self._token() or ''}"
         if self.session_id is not None:
             self._send(
@@ -348,12 +357,7 @@ class Gateway:
                     },
                 },
             )
-        self._timers.set(
-            self._name("ready-timeout"),
-            now,
-            self._t.ready_wait,
-            self._on_ready_timeout,
-        )
+        self._timers.set(self._key(TimerKind.READY_TIMEOUT), now, self._t.ready_wait)
 
     def _on_event(self, now: float, event_type: Any, data: Any) -> None:
         if not isinstance(event_type, str):
@@ -367,7 +371,7 @@ class Gateway:
                 # A snowflake: a decimal string on the wire, an int tolerated.
                 self.session_id = str_id(data.get("session_id")) if isinstance(data, dict) else None
             self._go(event_type)
-            self._timers.cancel(self._name("ready-timeout"))
+            self._timers.cancel(self._key(TimerKind.READY_TIMEOUT))
             self._resume_pending = False
             self.attempt = 0
             self.retrying = True
@@ -417,7 +421,7 @@ class Gateway:
         self._send(now, {"op": Op.HEARTBEAT, "data": self.seq or 0})
         self._ack_pending = True
         assert self.heartbeat_interval is not None
-        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+        self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
 
     # ------------------------------------------------------------------ endings
 
@@ -474,10 +478,8 @@ class Gateway:
             extra = self._rng.uniform(
                 self._t.invalid_session_wait_min, self._t.invalid_session_wait_max
             )
-            self._draw("invalid-session wait", extra)
-            self._timers.set(
-                self._name("invalid-session-wait"), now, self._t.scaled(extra), self._begin_attempt
-            )
+            self._draw(TimerKind.INVALID_SESSION_WAIT, "invalid-session wait", extra)
+            self._timers.set(self._key(TimerKind.INVALID_SESSION_WAIT), now, self._t.scaled(extra))
         else:
             self._begin_attempt(now)
 
@@ -492,9 +494,9 @@ class Gateway:
             self._listener.gateway_escalate(now, DROPPED, "")
             return
         jitter = self._rng.random()
-        self._draw(f"backoff attempt {self.attempt}", jitter)
+        self._draw(TimerKind.BACKOFF, f"backoff attempt {self.attempt}", jitter)
         delay = self._t.backoff_delay(self.attempt, jitter)
-        self._timers.set(self._name("backoff"), now, delay, self._on_backoff_elapsed)
+        self._timers.set(self._key(TimerKind.BACKOFF), now, delay, attempt=self.attempt)
 
     def _on_backoff_elapsed(self, now: float) -> None:
         self._go("backoff_elapsed")
@@ -507,14 +509,23 @@ class Gateway:
         self._out.append(SendText(conn=self.conn, text=json.dumps(frame, separators=(",", ":"))))
 
     def _cancel_timers(self) -> None:
-        for name in ("open-timeout", "hello-timeout", "ready-timeout", "heartbeat"):
-            self._timers.cancel(self._name(name))
+        for kind in _CONNECTION_TIMERS:
+            self._timers.cancel(self._key(kind))
 
-    def _name(self, timer: str) -> str:
-        return f"{self.server}:gateway:{timer}"
+    def _key(self, kind: TimerKind) -> TimerKey:
+        return TimerKey(self.server, Machine.GATEWAY, kind)
 
-    def _draw(self, purpose: str, value: float) -> None:
-        self._out.append(RngDraw(stream=f"{self.server}:gateway", purpose=purpose, value=value))
+    def _draw(self, kind: TimerKind, purpose: str, value: float) -> None:
+        self._out.append(
+            RngDraw(
+                stream=f"{self.server}:gateway",
+                purpose=purpose,
+                value=value,
+                server=self.server,
+                kind=kind.value,
+                attempt=self.attempt,
+            )
+        )
 
     def _log(self, level: str, message: str) -> None:
         self._out.append(Log(level=level, message=message, server=self.server))
