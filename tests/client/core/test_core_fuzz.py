@@ -64,7 +64,7 @@ BODIES = [b"", b"null", b"[]", b"<html>", b'{"data": null}', b'{"data": [1, "x",
           b'{"error": {"message": 5}}', b'{"data": {"token": 7}}']  # fmt: skip
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(50))  # seed 7 found a junk reaction crash
 def test_random_network_never_breaks_the_core(seed: int) -> None:
     rng = random.Random(seed)
     core, r, peers = make(latency=0.01)

@@ -1,0 +1,244 @@
+"""The connection lifecycle of one server (s.3-s.4): first connect, the gateway's
+reports, escalation to re-auth and its failure. Phase moves go through
+`Session.go` (client.core.session.TRANSITIONS).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from client.core import signals as sig
+from client.core.bugs import Bug
+from client.core.cache import str_id
+from client.core.context import RECONNECTION_FAILED, UNEXPECTED_RESPONSE, CoreContext
+from client.core.gateway import Gateway
+from client.core.io import Signal
+from client.core.protocol import CloseCode, Status, is_fatal
+from client.core.rest import RestResult
+from client.core.session import CAN_RECONNECT, TRANSITIONS, Event, Session
+
+
+class _GatewayHooks:
+    """Binds one server to the core's gateway handlers (GatewayListener)."""
+
+    def __init__(self, core: CoreContext, srv: Session) -> None:
+        self._core = core
+        self._srv = srv
+
+    def gateway_opened(self, now: float) -> None:
+        self._core._gw_opened(now, self._srv)
+
+    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None:
+        self._core._gw_ready(now, self._srv, data, resumed)
+
+    def gateway_event(self, now: float, event_type: str, data: Any) -> None:
+        self._core._gw_event(now, self._srv, event_type, data)
+
+    def gateway_lost(self, now: float, code: int, reason: str) -> None:
+        self._core._gw_lost(now, self._srv, code, reason)
+
+    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None:
+        self._srv.go(Event.ATTEMPT)
+        self._core._signal(sig.SERVER_RECONNECTING, self._srv.name, attempt, max_attempts)
+
+    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
+        self._core._escalate(now, self._srv)
+
+    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
+        self._core._gw_failed(now, self._srv, text, code)
+
+
+class Connection:
+    """Mixin of ClientCore: a server's connection lifecycle."""
+
+    def _connect(self: CoreContext, now: float, srv: Session) -> None:
+        if srv.phase not in TRANSITIONS[Event.CONNECT][0] or srv.ever_connected:
+            self._log("info", f"connect ignored: status {srv.status}", srv.name)
+            return
+        srv.go(Event.CONNECT)
+        self._signal(sig.SERVER_CONNECTING, srv.name)
+        self._run_connect_sequence(now, srv, login=True)
+
+    def _run_connect_sequence(self: CoreContext, now: float, srv: Session, *, login: bool) -> None:
+        """login -> @me -> spaces -> space -> channels -> one gateway attempt."""
+        srv.epoch += 1
+        epoch = srv.epoch
+        cfg = srv.config
+
+        def fail(t: float, text: str) -> None:
+            if srv.reauthing:
+                self._reconnection_failed(t, srv)
+            else:
+                self._first_connect_failed(t, srv, text)
+
+        def step(
+            t: float, method: str, path: str, then: Callable[[float, Any], None], body: Any = None
+        ) -> None:
+            def done(t2: float, res: RestResult) -> None:
+                if self._servers.get(srv.name) is not srv or srv.epoch != epoch:
+                    return  # torn down or superseded meanwhile
+                if not res.ok:
+                    fail(t2, res.error)
+                    return
+                then(t2, res.data)
+
+            srv.rest.request(t, method, path, done, body, login=path == "/auth/login")
+
+        def after_login(t: float, data: Any) -> None:
+            token = data.get("token") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                fail(t, UNEXPECTED_RESPONSE)
+                return
+            srv.rest.token = token
+            step(t, "GET", "/users/@me", after_me)
+
+        def after_me(t: float, data: Any) -> None:
+            srv.user_id = str_id(data.get("id")) if isinstance(data, dict) else None
+            step(t, "GET", "/users/@me/spaces", after_spaces)
+
+        def after_spaces(t: float, data: Any) -> None:
+            spaces = data if isinstance(data, list) else []
+            match = [s for s in spaces if isinstance(s, dict) and s.get("slug") == cfg.space]
+            space_id = str_id(match[0].get("id")) if match else None
+            if space_id is None:
+                fail(t, f"Space not found: {cfg.space}")
+                return
+            srv.space_id = space_id
+            step(t, "GET", f"/spaces/{space_id}", after_space)
+
+        def after_space(t: float, data: Any) -> None:
+            step(t, "GET", f"/spaces/{srv.space_id}/channels", after_channels)
+
+        def after_channels(t: float, data: Any) -> None:
+            self._store_channels(t, srv, data)
+            self._open_gateway(t, srv)
+
+        if login:
+            credentials = {"username": cfg.username, "password": cfg.password}
+            step(now, "POST", "/auth/login", after_login, credentials)
+        else:
+            after_login(now, {"token": srv.rest.token})
+
+    def _open_gateway(self: CoreContext, now: float, srv: Session) -> None:
+        if srv.name not in self._rngs:
+            self._rngs[srv.name] = random.Random(f"{self.seed}:{srv.name}")
+        srv.gateway = Gateway(
+            srv.name,
+            srv.config.gateway,
+            listener=_GatewayHooks(self, srv),
+            token=lambda: srv.rest.token,
+            out=self._out,
+            timers=self._timers,
+            next_id=self._next_id,
+            timings=self.timings,
+            rng=self._rngs[srv.name],
+            bug_on=self._bug_on,
+        )
+        srv.signalled_at_open = False
+        srv.gateway.connect(now)
+
+    def _first_connect_failed(self: CoreContext, now: float, srv: Session, text: str) -> None:
+        self._stop_gateway(now, srv)
+        srv.epoch += 1
+        srv.go(Event.CONNECT_FAILED)
+        srv.last_failure = text
+        self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, text)
+        if srv.adding:
+            self._rollback_add(now, srv, text)
+
+    def _gw_opened(self: CoreContext, now: float, srv: Session) -> None:
+        if self._bug_on(Bug.REAUTH_GUARD_CLEARED_ON_OPEN):
+            srv.escalation_guard = False
+        if self._bug_on(Bug.CONNECTED_AT_SOCKET_OPEN):
+            srv.signalled_at_open = True
+            self._announce_connected(srv, Event.SOCKET_OPENED)
+
+    def _gw_ready(self: CoreContext, now: float, srv: Session, data: Any, resumed: bool) -> None:
+        srv.escalation_guard = False
+        srv.reauthing = False
+        if srv.signalled_at_open and srv.phase is Status.CONNECTED:
+            srv.go(Event.READY)  # bug 7 announced it at socket open
+        else:
+            self._announce_connected(srv, Event.READY)
+        srv.signalled_at_open = False
+        srv.adding = False
+        srv.in_outage = False
+        srv.epoch += 1
+        self._refetch(now, srv, srv.epoch)
+
+    def _announce_connected(self: CoreContext, srv: Session, event: Event) -> None:
+        srv.go(event)
+        if srv.ever_connected and (srv.in_outage or srv.reauthing):
+            self._signal(sig.SERVER_RECONNECTED, srv.name)
+        else:
+            srv.ever_connected = True
+            self._signal(sig.SERVER_CONNECTED, srv.name)
+        srv.ever_connected = True
+        if self.mode != "LIVE":
+            self.mode = "LIVE"
+            self._out.append(Signal(sig.MODE_CHANGED, ("LIVE",)))
+
+    def _gw_lost(self: CoreContext, now: float, srv: Session, code: int, reason: str) -> None:
+        srv.in_outage = True
+        srv.epoch += 1
+        srv.go(Event.LOST)
+        self._signal(sig.SERVER_DISCONNECTED, srv.name, code, reason)
+
+    def _gw_failed(self: CoreContext, now: float, srv: Session, text: str, code: int) -> None:
+        if srv.reauthing:
+            if (
+                self._bug_on(Bug.REAUTH_GUARD_CLEARED_ON_OPEN)
+                and is_fatal(code)
+                and not srv.escalation_guard
+            ):
+                self._escalate(now, srv)  # bug 2: escalates again, endlessly
+                return
+            self._reconnection_failed(now, srv)
+            return
+        self._first_connect_failed(now, srv, text)
+
+    def _escalate(self: CoreContext, now: float, srv: Session) -> None:
+        if srv.escalation_guard:
+            self._reconnection_failed(now, srv)
+            return
+        srv.escalation_guard = True
+        self._reconnect_server(now, srv)
+
+    def _user_reconnect(self: CoreContext, now: float, srv: Session) -> None:
+        if srv.phase not in CAN_RECONNECT:
+            self._log("info", f"Reconnect ignored: status {srv.status}", srv.name)
+            return
+        if self._bug_on(Bug.MANUAL_RECONNECT_NEVER_FLUSHES) and (
+            srv.last_failure == RECONNECTION_FAILED
+        ):
+            srv.skip_next_flush = True
+        srv.escalation_guard = True
+        self._reconnect_server(now, srv)
+
+    def _reconnect_server(self: CoreContext, now: float, srv: Session) -> None:
+        """Teardown, a new login, the connect sequence, exactly one gateway attempt."""
+        self._stop_gateway(now, srv)
+        srv.in_outage = srv.ever_connected
+        srv.reauthing = True
+        srv.relogin_waiters = None
+        srv.go(Event.REAUTH)
+        self._signal(sig.SERVER_REAUTHENTICATING, srv.name)
+        reuse_token = self._bug_on(Bug.REAUTH_REUSES_TOKEN) and srv.rest.token is not None
+        self._run_connect_sequence(now, srv, login=not reuse_token)
+
+    def _reconnection_failed(self: CoreContext, now: float, srv: Session) -> None:
+        self._stop_gateway(now, srv)
+        srv.epoch += 1
+        srv.reauthing = False
+        srv.go(Event.REAUTH_FAILED)
+        srv.last_failure = RECONNECTION_FAILED
+        self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, RECONNECTION_FAILED)
+
+    def _stop_gateway(
+        self: CoreContext, now: float, srv: Session, code: int = CloseCode.NORMAL, reason: str = ""
+    ) -> None:
+        if srv.gateway is not None:
+            srv.gateway.stop(now, code, reason)
+            srv.gateway = None

@@ -1,0 +1,106 @@
+"""The refetch after READY/RESUMED (s.4): channels, members, roles, then the
+selected channel's missed messages; then synced, and the queue flushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from client.core import signals as sig
+from client.core.cache import dict_items
+from client.core.context import MESSAGE_PAGE, REFETCH_LIMIT, REFETCH_PAGE, CoreContext
+from client.core.rest import RestResult
+from client.core.session import Event, Session
+
+
+class Sync:
+    """Mixin of ClientCore: the refetch after READY."""
+
+    def _refetch(self: CoreContext, now: float, srv: Session, epoch: int) -> None:
+        """channels -> members -> roles -> selected channel's messages -> synced.
+        Failures are logged (and a message fetch failure signalled); sync still ends."""
+
+        def live() -> bool:
+            return self._servers.get(srv.name) is srv and srv.epoch == epoch
+
+        def after_channels(t: float, res: RestResult) -> None:
+            if not live():
+                return
+            if res.ok:
+                self._store_channels(t, srv, res.data)
+            else:
+                self._log("warning", f"refetch channels failed: {res.error}", srv.name)
+            self._call(t, srv, "GET", f"/spaces/{srv.space_id}/members?limit=1000", after_members)
+
+        def after_members(t: float, res: RestResult) -> None:
+            if not live():
+                return
+            if res.ok:
+                srv.cache.set_members(res.data)
+            else:
+                self._log("warning", f"refetch members failed: {res.error}", srv.name)
+            self._call(t, srv, "GET", f"/spaces/{srv.space_id}/roles", after_roles)
+
+        def after_roles(t: float, res: RestResult) -> None:
+            if not live():
+                return
+            if res.ok:
+                srv.cache.set_roles(res.data)
+            else:
+                self._log("warning", f"refetch roles failed: {res.error}", srv.name)
+            selected = self._selected
+            if selected is not None and selected[0] == srv.name:
+                self._catch_up_messages(t, srv, selected[1], lambda t2: finish(t2))
+            else:
+                finish(t)
+
+        def finish(t: float) -> None:
+            if not live():
+                return
+            self._synced(t, srv)
+
+        self._call(now, srv, "GET", f"/spaces/{srv.space_id}/channels", after_channels)
+
+    def _synced(self: CoreContext, now: float, srv: Session) -> None:
+        srv.go(Event.SYNCED)
+        self._signal(sig.SERVER_SYNCED, srv.name)
+        if srv.skip_next_flush:
+            srv.skip_next_flush = False  # bug 6: the queue stays where it is
+            return
+        self._flush(now, srv)
+
+    def _catch_up_messages(
+        self: CoreContext, now: float, srv: Session, channel_id: str, then: Callable[[float], None]
+    ) -> None:
+        """Page forward from the newest known id (or load the newest page)."""
+        epoch = srv.epoch
+        received = [0]
+        self._signal(sig.MESSAGES_LOADING, srv.name, channel_id)
+
+        def request(t: float) -> None:
+            newest = srv.cache.newest_id(channel_id)
+            if newest is None:
+                path = f"/channels/{channel_id}/messages?limit={MESSAGE_PAGE}"
+            else:
+                path = f"/channels/{channel_id}/messages?limit={REFETCH_PAGE}&after={newest}"
+            self._call(t, srv, "GET", path, lambda t2, r: page(t2, r, newest is not None))
+
+        def page(t: float, res: RestResult, forward: bool) -> None:
+            if self._servers.get(srv.name) is not srv or srv.epoch != epoch:
+                return
+            if not res.ok:
+                self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
+                then(t)
+                return
+            batch = dict_items(res.data)
+            for msg in batch:
+                self._store_message(srv, msg, channel_id)
+            received[0] += len(batch)
+            more = bool(res.cursor.get("has_more")) if res.cursor else len(batch) >= REFETCH_PAGE
+            if forward and batch and more and received[0] < REFETCH_LIMIT:
+                request(t)
+                return
+            self._signal(sig.MESSAGES_LOADED, srv.name, channel_id, received[0])
+            then(t)
+
+        request(now)
