@@ -64,7 +64,7 @@ class Channels:
         self._signal(sig.MESSAGES_LOADING, srv.name, channel_id)
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             if not res.ok:
                 self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
@@ -126,7 +126,7 @@ class Channels:
             return
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             if res.ok and isinstance(res.data, dict):
                 self._store_message(srv, res.data, found[0])
@@ -147,7 +147,7 @@ class Channels:
         cid = found[0]
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             if res.ok:
                 if srv.cache.remove_message(message_id) is not None:
@@ -167,7 +167,7 @@ class Channels:
             return
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv or res.ok:
+            if not self._current(srv) or res.ok:
                 return
             self._signal(sig.REACTION_FAILED, srv.name, cid, message_id, emoji, res.error)
 

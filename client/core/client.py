@@ -307,7 +307,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         self._signal(sig.SERVER_PROBE_STARTED, srv.name)
 
         def probed(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             if not res.ok:
                 self._rollback_add(t, srv, res.error)
@@ -387,6 +387,11 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
     def _next_id(self) -> int:
         self._last_id += 1
         return self._last_id
+
+    def _current(self, srv: Session, epoch: int | None = None) -> bool:
+        """The one staleness check: `srv` is still the configured session and, for
+        work bound to one connection, still in `epoch` (client.core.session)."""
+        return self._servers.get(srv.name) is srv and (epoch is None or srv.epoch == epoch)
 
     def _signal(self, name: str, *args: Any) -> None:
         self._out.append(Signal(name, args))

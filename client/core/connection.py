@@ -6,18 +6,17 @@ reports, escalation to re-auth and its failure. Phase moves go through
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 from client.core import signals as sig
 from client.core.bugs import Bug
-from client.core.cache import str_id
-from client.core.context import RECONNECTION_FAILED, UNEXPECTED_RESPONSE, CoreContext
+from client.core.context import RECONNECTION_FAILED, CoreContext
 from client.core.gateway import Gateway
 from client.core.io import Signal
 from client.core.protocol import CloseCode, Status, is_fatal
 from client.core.rest import RestResult
 from client.core.session import CAN_RECONNECT, TRANSITIONS, Event, Session
+from client.core.steps import CONNECT_CHAIN, LOGIN
 
 
 class _GatewayHooks:
@@ -62,64 +61,45 @@ class Connection:
         self._run_connect_sequence(now, srv, login=True)
 
     def _run_connect_sequence(self: CoreContext, now: float, srv: Session, *, login: bool) -> None:
-        """login -> @me -> spaces -> space -> channels -> one gateway attempt."""
+        """CONNECT_CHAIN (client.core.steps), then exactly one gateway attempt.
+        Without `login` (bug 3) the stored token stands in for the login's answer."""
         srv.epoch += 1
-        epoch = srv.epoch
-        cfg = srv.config
-
-        def fail(t: float, text: str) -> None:
-            if srv.reauthing:
-                self._reconnection_failed(t, srv)
-            else:
-                self._first_connect_failed(t, srv, text)
-
-        def step(
-            t: float, method: str, path: str, then: Callable[[float, Any], None], body: Any = None
-        ) -> None:
-            def done(t2: float, res: RestResult) -> None:
-                if self._servers.get(srv.name) is not srv or srv.epoch != epoch:
-                    return  # torn down or superseded meanwhile
-                if not res.ok:
-                    fail(t2, res.error)
-                    return
-                then(t2, res.data)
-
-            srv.rest.request(t, method, path, done, body, login=path == "/auth/login")
-
-        def after_login(t: float, data: Any) -> None:
-            token = data.get("token") if isinstance(data, dict) else None
-            if not isinstance(token, str) or not token:
-                fail(t, UNEXPECTED_RESPONSE)
-                return
-            srv.rest.token = token
-            step(t, "GET", "/users/@me", after_me)
-
-        def after_me(t: float, data: Any) -> None:
-            srv.user_id = str_id(data.get("id")) if isinstance(data, dict) else None
-            step(t, "GET", "/users/@me/spaces", after_spaces)
-
-        def after_spaces(t: float, data: Any) -> None:
-            spaces = data if isinstance(data, list) else []
-            match = [s for s in spaces if isinstance(s, dict) and s.get("slug") == cfg.space]
-            space_id = str_id(match[0].get("id")) if match else None
-            if space_id is None:
-                fail(t, f"Space not found: {cfg.space}")
-                return
-            srv.space_id = space_id
-            step(t, "GET", f"/spaces/{space_id}", after_space)
-
-        def after_space(t: float, data: Any) -> None:
-            step(t, "GET", f"/spaces/{srv.space_id}/channels", after_channels)
-
-        def after_channels(t: float, data: Any) -> None:
-            self._store_channels(t, srv, data)
-            self._open_gateway(t, srv)
-
         if login:
-            credentials = {"username": cfg.username, "password": cfg.password}
-            step(now, "POST", "/auth/login", after_login, credentials)
+            self._connect_step(now, srv, srv.epoch, 0)
         else:
-            after_login(now, {"token": srv.rest.token})
+            self._connect_step_done(now, srv, srv.epoch, 0, {"token": srv.rest.token})
+
+    def _connect_step(self: CoreContext, now: float, srv: Session, epoch: int, index: int) -> None:
+        if index == len(CONNECT_CHAIN):
+            self._open_gateway(now, srv)
+            return
+        step = CONNECT_CHAIN[index]
+
+        def done(t: float, res: RestResult) -> None:
+            if not self._current(srv, epoch):
+                return  # torn down or superseded meanwhile
+            if not res.ok:
+                self._connect_chain_failed(t, srv, res.error)
+                return
+            self._connect_step_done(t, srv, epoch, index, res.data)
+
+        body = step.body(srv) if step.body is not None else None
+        srv.rest.request(now, step.method, step.url_path(srv), done, body, login=step is LOGIN)
+
+    def _connect_step_done(
+        self: CoreContext, now: float, srv: Session, epoch: int, index: int, data: Any
+    ) -> None:
+        problem = CONNECT_CHAIN[index].apply(self, now, srv, data)
+        if problem is not None:
+            self._connect_chain_failed(now, srv, problem)
+            return
+        self._connect_step(now, srv, epoch, index + 1)
+
+    def _connect_chain_failed(self: CoreContext, now: float, srv: Session, text: str) -> None:
+        if srv.reauthing:
+            self._reconnection_failed(now, srv)
+        else:
+            self._first_connect_failed(now, srv, text)
 
     def _open_gateway(self: CoreContext, now: float, srv: Session) -> None:
         if srv.name not in self._rngs:

@@ -1,28 +1,31 @@
 """One gateway connection per server, as a sans-I/O state machine.
 
-Phases (the spec's states are derived in `state`):
-
-    IDLE --connect--> OPENING --opened--> AWAIT_HELLO --hello--> AWAIT_READY
-    AWAIT_READY --ready/resumed--> CONNECTED
-    BACKOFF --timer--> OPENING
-
-Any failure leaves the phase through `_connection_ended`, whose policy decides
-between BACKOFF (another attempt), or IDLE plus a report to the listener
-(escalate, or the one attempt of a first connect / re-auth failed). Retries
-exist only after this gateway has seen a READY.
+Two tables are the whole policy (the spec's states are derived in `state`):
+`TRANSITIONS`, the way in (phase, event) -> phase; and `ENDINGS`, the way out:
+when a connection ends (a close, a drop, a failed open, a timeout, or the
+client's own close), the first row that applies names the next phase and what
+the listener is told. Retries exist only after this gateway has seen a READY.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from collections.abc import Callable
-from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
+from client.core import frames
 from client.core.bugs import Bug
 from client.core.cache import str_id
+from client.core.gateway_policy import (
+    CONNECTION_TIMERS,
+    ENDINGS,
+    SOCKET_PHASES,
+    TRANSITIONS,
+    EndFacts,
+    GatewayListener,
+    Phase,
+    Report,
+)
 from client.core.io import (
     AbortSocket,
     CloseSocket,
@@ -44,81 +47,7 @@ from client.core.timings import Timings
 
 DROPPED = CloseCode.DROPPED  # socket gone without a close frame
 
-# Every intent, by the reference server's names (client-behaviour.md s.2): the
-# server filters events by them and ignores names it does not know.
-INTENTS = (
-    "spaces",
-    "moderation",
-    "emojis",
-    "voice_states",
-    "messages",
-    "message_reactions",
-    "message_typing",
-    "direct_messages",
-    "dm_reactions",
-    "dm_typing",
-    "scheduled_events",
-    "plugins",
-    "relationships",
-    "soundboard",
-    "members",
-    "presences",
-    "message_content",
-)
-CLIENT_PROPERTIES = {"os": "python", "client": "accord-rig", "version": "0.1.0"}
-
 OPEN_TIMED_OUT = "Connection timed out"
-
-
-class Phase(Enum):
-    IDLE = "idle"
-    BACKOFF = "backoff"
-    OPENING = "opening"
-    AWAIT_HELLO = "await_hello"
-    AWAIT_READY = "await_ready"
-    CONNECTED = "connected"
-
-
-# The success path as one table: (phase, event) -> next phase. Failures are not
-# here; `_connection_ended` chooses BACKOFF or IDLE by policy.
-TRANSITIONS: dict[tuple[Phase, str], Phase] = {
-    (Phase.IDLE, "connect"): Phase.OPENING,
-    (Phase.BACKOFF, "backoff_elapsed"): Phase.OPENING,
-    (Phase.OPENING, "opened"): Phase.AWAIT_HELLO,
-    (Phase.AWAIT_HELLO, "hello"): Phase.AWAIT_READY,
-    (Phase.AWAIT_READY, "ready"): Phase.CONNECTED,
-    (Phase.AWAIT_READY, "resumed"): Phase.CONNECTED,
-}
-
-_SOCKET_PHASES = frozenset({Phase.AWAIT_HELLO, Phase.AWAIT_READY, Phase.CONNECTED})
-# The timers of one connection, all cancelled when it ends.
-_CONNECTION_TIMERS = (
-    TimerKind.OPEN_TIMEOUT,
-    TimerKind.HELLO_TIMEOUT,
-    TimerKind.READY_TIMEOUT,
-    TimerKind.HEARTBEAT,
-)
-
-
-class GatewayListener(Protocol):
-    """What the gateway reports up to the client (which owns status and signals)."""
-
-    def gateway_opened(self, now: float) -> None: ...
-
-    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None: ...
-
-    def gateway_event(self, now: float, event_type: str, data: Any) -> None: ...
-
-    def gateway_lost(self, now: float, code: int, reason: str) -> None:
-        """A CONNECTED gateway's socket ended (the outage begins)."""
-
-    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None: ...
-
-    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
-        """Fatal close, or the last attempt failed: the client re-authenticates."""
-
-    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
-        """The single attempt of a gateway that never saw READY failed."""
 
 
 class Gateway:
@@ -184,7 +113,7 @@ class Gateway:
     def stop(self, now: float, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Tear down without reporting anything (removal, re-auth teardown)."""
         if self.conn is not None:
-            if self.phase in _SOCKET_PHASES:
+            if self.phase in SOCKET_PHASES:
                 self._out.append(
                     CloseSocket(
                         self.conn, int(code), reason, self._t.scaled(self._t.close_handshake)
@@ -282,21 +211,15 @@ class Gateway:
     # ------------------------------------------------------------------ frames
 
     def _on_text(self, now: float, text: str) -> None:
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            self._log("warning", f"ignored a frame that is not JSON ({len(text)} chars)")
+        frame = frames.decode(text)
+        if isinstance(frame, str):
+            self._log("warning", frame)
             return
-        if not isinstance(frame, dict) or not isinstance(frame.get("op"), int):
-            self._log("warning", "ignored a frame without an integer op")
-            return
-        op: int = frame["op"]
-        data = frame.get("data")
-        seq = frame.get("seq")
+        op, data = frame.op, frame.data
         if op == Op.DISPATCH:
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                self.seq = seq
-            self._on_event(now, frame.get("type"), data)
+            if frame.seq is not None:
+                self.seq = frame.seq
+            self._on_event(now, frame.type, data)
         elif op == Op.HEARTBEAT:
             if self.heartbeat_interval is not None:
                 self._beat(now)
@@ -323,40 +246,18 @@ class Gateway:
             return
         self._go("hello")
         self._timers.cancel(self._key(TimerKind.HELLO_TIMEOUT))
-        interval_ms = data.get("heartbeat_interval") if isinstance(data, dict) else None
-        if (
-            isinstance(interval_ms, int | float)
-            and not isinstance(interval_ms, bool)
-            and math.isfinite(interval_ms)
-            and interval_ms > 0
-        ):
-            self.heartbeat_interval = interval_ms / 1000.0  # as received, never rescaled
-        else:
-            self.heartbeat_interval = self._t.scaled(self._t.heartbeat_default)
+        interval = frames.hello_interval(data)  # as received, never rescaled
+        self.heartbeat_interval = (
+            interval if interval is not None else self._t.scaled(self._t.heartbeat_default)
+        )
         self._ack_pending = False
         self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
         token = f"Bearer {self._token() or ''}"
         if self.session_id is not None:
-            self._send(
-                now,
-                {
-                    "op": Op.RESUME,
-                    "data": {"token": token, "session_id": self.session_id, "seq": self.seq or 0},
-                },
-            )
+            self._send(frames.resume(token, self.session_id, self.seq))
             self._resume_pending = True
         else:
-            self._send(
-                now,
-                {
-                    "op": Op.IDENTIFY,
-                    "data": {
-                        "token": token,
-                        "intents": list(INTENTS),
-                        "properties": CLIENT_PROPERTIES,
-                    },
-                },
-            )
+            self._send(frames.identify(token))
         self._timers.set(self._key(TimerKind.READY_TIMEOUT), now, self._t.ready_wait)
 
     def _on_event(self, now: float, event_type: Any, data: Any) -> None:
@@ -383,12 +284,7 @@ class Gateway:
         self._listener.gateway_event(now, event_type, data)
 
     def _on_invalid_session(self, now: float, data: Any) -> None:
-        if isinstance(data, bool):
-            resumable = data
-        elif isinstance(data, dict) and isinstance(data.get("resumable"), bool):
-            resumable = bool(data["resumable"])
-        else:
-            resumable = False
+        resumable = frames.resumable(data)
         self._log("info", f"invalid session (resumable={resumable})")
         if not resumable:
             self.session_id = None
@@ -418,7 +314,7 @@ class Gateway:
                 frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME),
             )
             return
-        self._send(now, {"op": Op.HEARTBEAT, "data": self.seq or 0})
+        self._send(frames.heartbeat(self.seq))
         self._ack_pending = True
         assert self.heartbeat_interval is not None
         self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
@@ -446,8 +342,13 @@ class Gateway:
         text: str | None = None,
         invalid_session: bool = False,
     ) -> None:
-        opened = self.phase in _SOCKET_PHASES
-        was_connected = self.phase is Phase.CONNECTED
+        opened = self.phase in SOCKET_PHASES
+        facts = EndFacts(
+            was_connected=self.phase is Phase.CONNECTED,
+            retrying=self.retrying,
+            fatal=is_fatal(code),
+            attempts_used=self.attempt >= self.max_attempts,
+        )
         self._cancel_timers()
         self.conn = None
         if self._resume_pending:
@@ -456,21 +357,18 @@ class Gateway:
             self.seq = None
             self._resume_pending = False
         self.phase = Phase.IDLE
-        if was_connected:
-            self._listener.gateway_lost(now, code, reason)
-            if is_fatal(code):
+        ending = next(e for e in ENDINGS if e.applies(facts))
+        for report in ending.reports:
+            if report is Report.LOST:
+                self._listener.gateway_lost(now, code, reason)
+            elif report is Report.ESCALATE:
                 self._listener.gateway_escalate(now, code, reason)
-                return
-            self.attempt = 0
+            else:
+                self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
+        if ending.then is Phase.BACKOFF:
+            if ending.restart_attempts:
+                self.attempt = 0
             self._next_attempt(now, invalid_session)
-            return
-        if not self.retrying:
-            self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
-            return
-        if is_fatal(code) or self.attempt >= self.max_attempts:
-            self._listener.gateway_escalate(now, code, reason)
-            return
-        self._next_attempt(now, invalid_session)
 
     def _next_attempt(self, now: float, invalid_session: bool) -> None:
         self.phase = Phase.BACKOFF
@@ -486,8 +384,6 @@ class Gateway:
     def _begin_attempt(self, now: float) -> None:
         self.attempt += 1
         self._listener.gateway_reconnecting(now, self.attempt, self.max_attempts)
-        if self.phase is not Phase.BACKOFF:  # the listener tore us down
-            return
         if self._bug_on(Bug.ONLY_NINE_RETRIES) and self.attempt >= self.max_attempts:
             # Bug 1: the original escalated on announcing attempt 10, before its socket.
             self.phase = Phase.IDLE
@@ -504,12 +400,12 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    def _send(self, now: float, frame: dict[str, Any]) -> None:
+    def _send(self, text: str) -> None:
         assert self.conn is not None
-        self._out.append(SendText(conn=self.conn, text=json.dumps(frame, separators=(",", ":"))))
+        self._out.append(SendText(conn=self.conn, text=text))
 
     def _cancel_timers(self) -> None:
-        for kind in _CONNECTION_TIMERS:
+        for kind in CONNECTION_TIMERS:
             self._timers.cancel(self._key(kind))
 
     def _key(self, kind: TimerKind) -> TimerKey:

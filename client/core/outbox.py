@@ -59,7 +59,7 @@ class Outbox:
         at_most_once = not self._bug_on(Bug.RESEND_WITHOUT_CHECK)
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             srv.posting = False
             if res.ok:
@@ -140,7 +140,7 @@ class Outbox:
             self._call(t, srv, "GET", path, lambda t2, r: page(t2, r, after is not None))
 
         def page(t: float, res: RestResult, forward: bool) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             if not res.ok:
                 att.busy = False
@@ -244,7 +244,7 @@ class Outbox:
         srv.flushing = True
 
         def done(t: float, res: RestResult) -> None:
-            if self._servers.get(srv.name) is not srv:
+            if not self._current(srv):
                 return
             srv.flushing = False
             if not srv.queue or srv.queue[0] is not head:

@@ -57,7 +57,7 @@ class Relogin:
             ok = isinstance(token, str) and bool(token)
             if ok:
                 srv.rest.token = str(token)
-            elif self._servers.get(srv.name) is srv and not srv.reauthing:
+            elif self._current(srv) and not srv.reauthing:
                 self._stop_gateway(t, srv)
                 srv.epoch += 1
                 srv.go(Event.RELOGIN_FAILED)

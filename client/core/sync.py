@@ -11,55 +11,44 @@ from client.core.cache import dict_items
 from client.core.context import MESSAGE_PAGE, REFETCH_LIMIT, REFETCH_PAGE, CoreContext
 from client.core.rest import RestResult
 from client.core.session import Event, Session
+from client.core.steps import REFETCH
 
 
 class Sync:
     """Mixin of ClientCore: the refetch after READY."""
 
     def _refetch(self: CoreContext, now: float, srv: Session, epoch: int) -> None:
-        """channels -> members -> roles -> selected channel's messages -> synced.
-        Failures are logged (and a message fetch failure signalled); sync still ends."""
+        """REFETCH (client.core.steps), then the selected channel's missed messages,
+        then synced. Failures are logged (and a message fetch failure signalled);
+        sync still ends. Each answer from an older epoch stops the chain."""
+        self._refetch_step(now, srv, epoch, 0)
 
-        def live() -> bool:
-            return self._servers.get(srv.name) is srv and srv.epoch == epoch
-
-        def after_channels(t: float, res: RestResult) -> None:
-            if not live():
-                return
-            if res.ok:
-                self._store_channels(t, srv, res.data)
-            else:
-                self._log("warning", f"refetch channels failed: {res.error}", srv.name)
-            self._call(t, srv, "GET", f"/spaces/{srv.space_id}/members?limit=1000", after_members)
-
-        def after_members(t: float, res: RestResult) -> None:
-            if not live():
-                return
-            if res.ok:
-                srv.cache.set_members(res.data)
-            else:
-                self._log("warning", f"refetch members failed: {res.error}", srv.name)
-            self._call(t, srv, "GET", f"/spaces/{srv.space_id}/roles", after_roles)
-
-        def after_roles(t: float, res: RestResult) -> None:
-            if not live():
-                return
-            if res.ok:
-                srv.cache.set_roles(res.data)
-            else:
-                self._log("warning", f"refetch roles failed: {res.error}", srv.name)
+    def _refetch_step(self: CoreContext, now: float, srv: Session, epoch: int, index: int) -> None:
+        if index == len(REFETCH):
             selected = self._selected
             if selected is not None and selected[0] == srv.name:
-                self._catch_up_messages(t, srv, selected[1], lambda t2: finish(t2))
+                self._catch_up_messages(
+                    now, srv, selected[1], lambda t: self._refetch_finished(t, srv, epoch)
+                )
             else:
-                finish(t)
+                self._refetch_finished(now, srv, epoch)
+            return
+        step = REFETCH[index]
 
-        def finish(t: float) -> None:
-            if not live():
+        def done(t: float, res: RestResult) -> None:
+            if not self._current(srv, epoch):
                 return
-            self._synced(t, srv)
+            if res.ok:
+                step.apply(self, t, srv, res.data)
+            else:
+                self._log("warning", f"refetch {step.name} failed: {res.error}", srv.name)
+            self._refetch_step(t, srv, epoch, index + 1)
 
-        self._call(now, srv, "GET", f"/spaces/{srv.space_id}/channels", after_channels)
+        self._call(now, srv, step.method, step.url_path(srv), done)
+
+    def _refetch_finished(self: CoreContext, now: float, srv: Session, epoch: int) -> None:
+        if self._current(srv, epoch):
+            self._synced(now, srv)
 
     def _synced(self: CoreContext, now: float, srv: Session) -> None:
         srv.go(Event.SYNCED)
@@ -86,7 +75,7 @@ class Sync:
             self._call(t, srv, "GET", path, lambda t2, r: page(t2, r, newest is not None))
 
         def page(t: float, res: RestResult, forward: bool) -> None:
-            if self._servers.get(srv.name) is not srv or srv.epoch != epoch:
+            if not self._current(srv, epoch):
                 return
             if not res.ok:
                 self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
