@@ -200,6 +200,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         for srv in self._servers.values():
             if srv.gateway is not None and srv.gateway.owns(event.conn):
                 srv.gateway.handle(now, event)
+                self._drain_gateway(now, srv)
                 return
         self._log("debug", f"ignored {type(event).__name__} for unknown conn {event.conn}")
 
@@ -209,6 +210,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         if key.machine is Machine.GATEWAY:
             if srv is not None and srv.gateway is not None:
                 srv.gateway.on_timer(now, key.kind)
+                self._drain_gateway(now, srv)
             return
         rests = ([srv.rest] if srv is not None else []) + self._retired
         for rest in rests:

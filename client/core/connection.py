@@ -12,41 +12,19 @@ from client.core import signals as sig
 from client.core.bugs import Bug
 from client.core.context import RECONNECTION_FAILED, CoreContext
 from client.core.gateway import Gateway
+from client.core.gateway_policy import (
+    Dispatch,
+    Escalate,
+    Lost,
+    Opened,
+    Ready,
+    Reconnecting,
+)
 from client.core.io import Signal
 from client.core.protocol import CloseCode, Status, is_fatal
 from client.core.rest import RestResult
 from client.core.session import CAN_RECONNECT, TRANSITIONS, Event, Session
 from client.core.steps import CONNECT_CHAIN, LOGIN
-
-
-class _GatewayHooks:
-    """Binds one server to the core's gateway handlers (GatewayListener)."""
-
-    def __init__(self, core: CoreContext, srv: Session) -> None:
-        self._core = core
-        self._srv = srv
-
-    def gateway_opened(self, now: float) -> None:
-        self._core._gw_opened(now, self._srv)
-
-    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None:
-        self._core._gw_ready(now, self._srv, data, resumed)
-
-    def gateway_event(self, now: float, event_type: str, data: Any) -> None:
-        self._core._gw_event(now, self._srv, event_type, data)
-
-    def gateway_lost(self, now: float, code: int, reason: str) -> None:
-        self._core._gw_lost(now, self._srv, code, reason)
-
-    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None:
-        self._srv.go(Event.ATTEMPT)
-        self._core._signal(sig.SERVER_RECONNECTING, self._srv.name, attempt, max_attempts)
-
-    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
-        self._core._escalate(now, self._srv)
-
-    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
-        self._core._gw_failed(now, self._srv, text, code)
 
 
 class Connection:
@@ -107,7 +85,6 @@ class Connection:
         srv.gateway = Gateway(
             srv.name,
             srv.config.gateway,
-            listener=_GatewayHooks(self, srv),
             token=lambda: srv.rest.token,
             out=self._out,
             timers=self._timers,
@@ -118,6 +95,29 @@ class Connection:
         )
         srv.signalled_at_open = False
         srv.gateway.connect(now)
+        self._drain_gateway(now, srv)
+
+    def _drain_gateway(self: CoreContext, now: float, srv: Session) -> None:
+        """Act on what the gateway reported, in order, after each call into it."""
+        gateway = srv.gateway
+        if gateway is None:
+            return
+        for event in gateway.take_events():
+            if isinstance(event, Opened):
+                self._gw_opened(now, srv)
+            elif isinstance(event, Ready):
+                self._gw_ready(now, srv, event.data, event.resumed)
+            elif isinstance(event, Dispatch):
+                self._gw_event(now, srv, event.type, event.data)
+            elif isinstance(event, Lost):
+                self._gw_lost(now, srv, event.code, event.reason)
+            elif isinstance(event, Reconnecting):
+                srv.go(Event.ATTEMPT)
+                self._signal(sig.SERVER_RECONNECTING, srv.name, event.attempt, event.max_attempts)
+            elif isinstance(event, Escalate):
+                self._escalate(now, srv)
+            else:
+                self._gw_failed(now, srv, event.text, event.code)
 
     def _first_connect_failed(self: CoreContext, now: float, srv: Session, text: str) -> None:
         self._stop_gateway(now, srv)

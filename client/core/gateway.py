@@ -4,7 +4,8 @@ Two tables are the whole policy (the spec's states are derived in `state`):
 `TRANSITIONS`, the way in (phase, event) -> phase; and `ENDINGS`, the way out:
 when a connection ends (a close, a drop, a failed open, a timeout, or the
 client's own close), the first row that applies names the next phase and what
-the listener is told. Retries exist only after this gateway has seen a READY.
+the session is told: events it drains with `take_events()` after each call, so
+the gateway never calls up into the core. Retries exist only after a READY.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from client.core.gateway_policy import (
     ENDINGS,
     SOCKET_PHASES,
     TRANSITIONS,
+    Dispatch,
     EndFacts,
-    GatewayListener,
+    Escalate,
+    Failed,
+    GatewayEvent,
+    Lost,
+    Opened,
     Phase,
+    Ready,
+    Reconnecting,
     Report,
 )
 from client.core.io import (
@@ -56,7 +64,6 @@ class Gateway:
         server: str,
         url: str,
         *,
-        listener: GatewayListener,
         token: Callable[[], str | None],
         out: list[Effect],
         timers: Timers,
@@ -67,7 +74,7 @@ class Gateway:
     ) -> None:
         self.server = server
         self.url = url
-        self._listener = listener
+        self._events: list[GatewayEvent] = []
         self._token = token
         self._out = out
         self._timers = timers
@@ -100,6 +107,11 @@ class Gateway:
     @property
     def max_attempts(self) -> int:
         return self._t.max_attempts
+
+    def take_events(self) -> list[GatewayEvent]:
+        """What happened since the last call, in order, for the session to act on."""
+        events, self._events = self._events, []
+        return events
 
     def owns(self, conn: int) -> bool:
         return self.conn == conn
@@ -179,7 +191,7 @@ class Gateway:
         self._go("opened")
         self._timers.cancel(self._key(TimerKind.OPEN_TIMEOUT))
         self._timers.set(self._key(TimerKind.HELLO_TIMEOUT), now, self._t.hello_wait)
-        self._listener.gateway_opened(now)
+        self._events.append(Opened())
 
     def _on_open_failed(self, now: float, error: NetError, detail: str) -> None:
         self._log("warning", f"socket open failed: {error.value} {detail}".rstrip())
@@ -276,12 +288,12 @@ class Gateway:
             self._resume_pending = False
             self.attempt = 0
             self.retrying = True
-            self._listener.gateway_ready(now, data, event_type == "resumed")
+            self._events.append(Ready(data, event_type == "resumed"))
             return
         if self.phase not in (Phase.AWAIT_READY, Phase.CONNECTED):
             self._log("warning", f"ignored event {event_type} before the handshake")
             return
-        self._listener.gateway_event(now, event_type, data)
+        self._events.append(Dispatch(event_type, data))
 
     def _on_invalid_session(self, now: float, data: Any) -> None:
         resumable = frames.resumable(data)
@@ -360,11 +372,11 @@ class Gateway:
         ending = next(e for e in ENDINGS if e.applies(facts))
         for report in ending.reports:
             if report is Report.LOST:
-                self._listener.gateway_lost(now, code, reason)
+                self._events.append(Lost(code, reason))
             elif report is Report.ESCALATE:
-                self._listener.gateway_escalate(now, code, reason)
+                self._events.append(Escalate(code, reason))
             else:
-                self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
+                self._events.append(Failed(text or close_text(code, reason), code, opened))
         if ending.then is Phase.BACKOFF:
             if ending.restart_attempts:
                 self.attempt = 0
@@ -383,11 +395,11 @@ class Gateway:
 
     def _begin_attempt(self, now: float) -> None:
         self.attempt += 1
-        self._listener.gateway_reconnecting(now, self.attempt, self.max_attempts)
+        self._events.append(Reconnecting(self.attempt, self.max_attempts))
         if self._bug_on(Bug.ONLY_NINE_RETRIES) and self.attempt >= self.max_attempts:
             # Bug 1: the original escalated on announcing attempt 10, before its socket.
             self.phase = Phase.IDLE
-            self._listener.gateway_escalate(now, DROPPED, "")
+            self._events.append(Escalate(DROPPED, ""))
             return
         jitter = self._rng.random()
         self._draw(TimerKind.BACKOFF, f"backoff attempt {self.attempt}", jitter)

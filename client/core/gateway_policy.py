@@ -1,6 +1,6 @@
 """The gateway's policy as tables (client-behaviour.md s.1-s.2): its phases, the
 way in (`TRANSITIONS`), the way out when a connection ends (`ENDINGS`), and the
-listener it reports to. The machine that runs them is client.core.gateway;
+events it reports to its session. The machine that runs them is client.core.gateway;
 docs/architecture.md shows these tables (python -m client.core.tables).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from client.core.timers import TimerKind
 
@@ -45,7 +45,7 @@ CONNECTION_TIMERS = (
 
 
 class Report(Enum):
-    """What the gateway tells its listener when a connection ends."""
+    """What the gateway reports when a connection ends (as the events below)."""
 
     LOST = "lost"  # gateway_lost: a CONNECTED socket ended, the outage begins
     ESCALATE = "escalate"  # gateway_escalate: the client re-authenticates
@@ -103,22 +103,59 @@ BUG_EXITS: tuple[tuple[str, str], ...] = (
 )
 
 
-class GatewayListener(Protocol):
-    """What the gateway reports up to the client (which owns status and signals)."""
+# What the gateway reports to its session, as events the core drains after each
+# call into the gateway (`Gateway.take_events()`, as h11's `next_event()`): the
+# gateway never calls up into the core.
 
-    def gateway_opened(self, now: float) -> None: ...
 
-    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None: ...
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The socket opened (HELLO is awaited)."""
 
-    def gateway_event(self, now: float, event_type: str, data: Any) -> None: ...
 
-    def gateway_lost(self, now: float, code: int, reason: str) -> None:
-        """A CONNECTED gateway's socket ended (the outage begins)."""
+@dataclass(frozen=True, slots=True)
+class Ready:
+    data: Any
+    resumed: bool
 
-    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None: ...
 
-    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
-        """Fatal close, or the last attempt failed: the client re-authenticates."""
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """An event frame after the handshake (message.create, ...)."""
 
-    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
-        """The single attempt of a gateway that never saw READY failed."""
+    type: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A CONNECTED gateway's socket ended (the outage begins)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """Fatal close, or the last attempt failed: the session re-authenticates."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The one attempt of a gateway that never saw READY failed."""
+
+    text: str
+    code: int
+    opened: bool
+
+
+GatewayEvent = Opened | Ready | Dispatch | Lost | Reconnecting | Escalate | Failed
