@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from client.core import signals as sig
+from client.core import payloads as pl
 from client.core.cache import dict_items, str_id
 from client.core.context import (
     MESSAGE_PAGE,
@@ -38,7 +38,7 @@ class Channels:
             return
         self._pending_selection = None
         self._selected = (srv.name, cid)
-        self._signal(sig.CHANNEL_SELECTED, srv.name, cid, srv.cache.channel_name(cid))
+        self._emit(pl.ChannelSelected(srv.name, cid, srv.cache.channel_name(cid)))
         if srv.phase in LOADS_MESSAGES and srv.rest.token:
             self._load_channel(now, srv, cid)
 
@@ -50,29 +50,29 @@ class Channels:
         if cid is not None:
             self._pending_selection = None
             self._selected = (srv.name, cid)
-            self._signal(sig.CHANNEL_SELECTED, srv.name, cid, srv.cache.channel_name(cid))
+            self._emit(pl.ChannelSelected(srv.name, cid, srv.cache.channel_name(cid)))
 
     def _fetch_channel(self: CoreContext, now: float, srv: Session, ref: str) -> None:
         cid = srv.cache.resolve_channel(ref) or ref
         if not srv.rest.token:
-            self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, cid, NOT_CONNECTED)
+            self._emit(pl.MessageFetchFailed(srv.name, cid, NOT_CONNECTED))
             return
         self._load_channel(now, srv, cid)
 
     def _load_channel(self: CoreContext, now: float, srv: Session, channel_id: str) -> None:
         """The newest page, merged into the cache (opening a channel, click-to-retry)."""
-        self._signal(sig.MESSAGES_LOADING, srv.name, channel_id)
+        self._emit(pl.MessagesLoading(srv.name, channel_id))
 
         def done(t: float, res: RestResult) -> None:
             if not self._current(srv):
                 return
             if not res.ok:
-                self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
+                self._emit(pl.MessageFetchFailed(srv.name, channel_id, res.error))
                 return
             batch = dict_items(res.data)
             for msg in batch:
                 self._store_message(srv, msg, channel_id)
-            self._signal(sig.MESSAGES_LOADED, srv.name, channel_id, len(batch))
+            self._emit(pl.MessagesLoaded(srv.name, channel_id, len(batch)))
 
         self._call(now, srv, "GET", f"/channels/{channel_id}/messages?limit={MESSAGE_PAGE}", done)
 
@@ -86,7 +86,7 @@ class Channels:
             return None
         cid, mid, is_new = stored
         if is_new:
-            self._signal(sig.MESSAGE_RECEIVED, srv.name, cid, mid)
+            self._emit(pl.MessageReceived(srv.name, cid, mid))
             self._settle_from_cache(srv, cid)  # a gateway echo or a page shows an unknown send
         return mid
 
@@ -100,15 +100,15 @@ class Channels:
         elif event_type == "message.update":
             mid = self._store_message(srv, data)
             if mid is not None:
-                self._signal(sig.MESSAGE_EDITED, srv.name, mid)
+                self._emit(pl.MessageEdited(srv.name, mid))
         elif event_type == "message.delete":
             mid = str_id(data.get("id"))
             if mid is not None and cache.remove_message(mid) is not None:
-                self._signal(sig.MESSAGE_DELETED, srv.name, mid)
+                self._emit(pl.MessageDeleted(srv.name, mid))
         elif event_type in ("reaction.add", "reaction.remove"):
             changed = cache.apply_reaction(data, event_type == "reaction.add", srv.user_id)
             if changed is not None:
-                self._signal(sig.REACTION_CHANGED, srv.name, *changed)
+                self._emit(pl.ReactionChanged(srv.name, *changed))
         elif event_type in ("channel.create", "channel.update"):
             cache.put_channel(data)
             self._resolve_pending_selection(now, srv)
@@ -122,7 +122,7 @@ class Channels:
     def _edit(self: CoreContext, now: float, srv: Session, message_id: str, content: str) -> None:
         found = srv.cache.find_message(message_id)
         if found is None:
-            self._signal(sig.MESSAGE_EDIT_FAILED, srv.name, message_id, UNKNOWN_MESSAGE)
+            self._emit(pl.MessageEditFailed(srv.name, message_id, UNKNOWN_MESSAGE))
             return
 
         def done(t: float, res: RestResult) -> None:
@@ -130,10 +130,10 @@ class Channels:
                 return
             if res.ok and isinstance(res.data, dict):
                 self._store_message(srv, res.data, found[0])
-                self._signal(sig.MESSAGE_EDITED, srv.name, message_id)
+                self._emit(pl.MessageEdited(srv.name, message_id))
             else:
-                self._signal(
-                    sig.MESSAGE_EDIT_FAILED, srv.name, message_id, res.error or UNEXPECTED_RESPONSE
+                self._emit(
+                    pl.MessageEditFailed(srv.name, message_id, res.error or UNEXPECTED_RESPONSE)
                 )
 
         path = f"/channels/{found[0]}/messages/{message_id}"
@@ -142,7 +142,7 @@ class Channels:
     def _delete(self: CoreContext, now: float, srv: Session, message_id: str) -> None:
         found = srv.cache.find_message(message_id)
         if found is None:
-            self._signal(sig.MESSAGE_DELETE_FAILED, srv.name, message_id, UNKNOWN_MESSAGE)
+            self._emit(pl.MessageDeleteFailed(srv.name, message_id, UNKNOWN_MESSAGE))
             return
         cid = found[0]
 
@@ -151,9 +151,9 @@ class Channels:
                 return
             if res.ok:
                 if srv.cache.remove_message(message_id) is not None:
-                    self._signal(sig.MESSAGE_DELETED, srv.name, message_id)
+                    self._emit(pl.MessageDeleted(srv.name, message_id))
             else:
-                self._signal(sig.MESSAGE_DELETE_FAILED, srv.name, message_id, res.error)
+                self._emit(pl.MessageDeleteFailed(srv.name, message_id, res.error))
 
         self._call(now, srv, "DELETE", f"/channels/{cid}/messages/{message_id}", done)
 
@@ -163,13 +163,13 @@ class Channels:
         found = srv.cache.find_message(message_id)
         cid = found[0] if found else ""
         if found is None:
-            self._signal(sig.REACTION_FAILED, srv.name, cid, message_id, emoji, UNKNOWN_MESSAGE)
+            self._emit(pl.ReactionFailed(srv.name, cid, message_id, emoji, UNKNOWN_MESSAGE))
             return
 
         def done(t: float, res: RestResult) -> None:
             if not self._current(srv) or res.ok:
                 return
-            self._signal(sig.REACTION_FAILED, srv.name, cid, message_id, emoji, res.error)
+            self._emit(pl.ReactionFailed(srv.name, cid, message_id, emoji, res.error))
 
         path = f"/channels/{cid}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me"
         self._call(now, srv, "PUT" if add else "DELETE", path, done)

@@ -21,6 +21,7 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from client.core import payloads as pl
 from client.core import signals as sig
 from client.core.actions import (
     ACTION_TYPES,
@@ -52,7 +53,6 @@ from client.core.io import (
     HttpFailed,
     HttpResponse,
     Log,
-    Signal,
     SocketClosed,
     SocketOpened,
     SocketOpenFailed,
@@ -245,7 +245,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         elif isinstance(action, SelectServer):
             self._pending_selection = None
             self._selected = None
-            self._signal(sig.SERVER_SELECTED, srv.name)
+            self._emit(pl.ServerSelected(srv.name))
         elif isinstance(action, SelectChannel):
             self._select(now, srv, action.channel)
         elif isinstance(action, SendMessage):
@@ -253,7 +253,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         elif isinstance(action, FetchMessages):
             self._fetch_channel(now, srv, action.channel)
         elif isinstance(action, StartEdit):
-            self._signal(sig.EDIT_STARTED, srv.name, action.message_id)
+            self._emit(pl.EditStarted(srv.name, action.message_id))
         elif isinstance(action, EditMessage):
             self._edit(now, srv, action.message_id, action.content)
         elif isinstance(action, DeleteMessage):
@@ -265,7 +265,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         elif isinstance(action, DiscardFailedMessage):
             for entry in [f for f in srv.failed if f.nonce == action.nonce]:
                 srv.failed.remove(entry)
-                self._signal(sig.FAILED_ENTRY_DISCARDED, srv.name, entry.channel_id, entry.nonce)
+                self._emit(pl.FailedEntryDiscarded(srv.name, entry.channel_id, entry.nonce))
         else:  # pragma: no cover - exhaustive over Action
             raise TypeError(f"ClientCore.handle: unsupported input {action!r}")
 
@@ -273,12 +273,8 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         server = getattr(action, "server", "?")
         self._log("error", f"{type(action).__name__}: no server named {server!r}")
         if isinstance(action, SendMessage):
-            self._signal(
-                sig.MESSAGE_SEND_REFUSED,
-                server,
-                action.channel,
-                action.content,
-                sig.REFUSED_DISABLED,
+            self._emit(
+                pl.MessageSendRefused(server, action.channel, action.content, sig.REFUSED_DISABLED)
             )
 
     # ================================================================== servers
@@ -289,7 +285,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
             problem = f"A server named {config.name!r} already exists"
         if problem is not None:
             self._log("error", f"server {config.name!r} refused: {problem}", config.name)
-            self._signal(sig.SERVER_ADD_FAILED, config.name, problem)
+            self._emit(pl.ServerAddFailed(config.name, problem))
             return
         rest = Rest(
             config.name,
@@ -302,11 +298,11 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         )
         srv = Session(config=config, rest=rest)
         self._servers[config.name] = srv
-        self._signal(sig.SERVER_ADDED, srv.name)
+        self._emit(pl.ServerAdded(srv.name))
         if not add_flow:
             return
         srv.adding = True
-        self._signal(sig.SERVER_PROBE_STARTED, srv.name)
+        self._emit(pl.ServerProbeStarted(srv.name))
 
         def probed(t: float, res: RestResult) -> None:
             if not self._current(srv):
@@ -314,14 +310,14 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
             if not res.ok:
                 self._rollback_add(t, srv, res.error)
                 return
-            self._signal(sig.SERVER_PROBE_OK, srv.name)
+            self._emit(pl.ServerProbeOk(srv.name))
             self._connect(t, srv)
 
         srv.rest.request(now, "GET", "/auth/login", probed, probe=True)
 
     def _rollback_add(self, now: float, srv: Session, error: str) -> None:
         self._drop_server(now, srv)
-        self._signal(sig.SERVER_ADD_FAILED, srv.name, error)
+        self._emit(pl.ServerAddFailed(srv.name, error))
 
     # ------------------------------------------------------------------ gateway hooks
 
@@ -347,12 +343,12 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
             srv.rest.token = token
             srv.rest.request(now, "POST", "/auth/logout", lambda t, r: None)
             self._retired.append(srv.rest)
-        self._signal(sig.SERVER_REMOVED, srv.name)
+        self._emit(pl.ServerRemoved(srv.name))
         if self.mode == "LIVE" and not any(
             s.status == Status.CONNECTED for s in self._servers.values()
         ):
             self.mode = "CONNECTING"
-            self._out.append(Signal(sig.MODE_CHANGED, ("CONNECTING",)))
+            self._emit(pl.ModeChanged("CONNECTING"))
 
     def _drop_server(self, now: float, srv: Session) -> None:
         if srv.gateway is not None:
@@ -382,7 +378,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
 
     def _announce_bug(self, bug: Bug) -> None:
         self._log("warning", f"regression switch {int(bug)} ON: {DESCRIPTIONS[bug]}")
-        self._out.append(Signal(sig.BUG_ENABLED, ("*", int(bug))))
+        self._emit(pl.BugEnabled("*", int(bug)))
 
     # ================================================================== helpers
 
@@ -395,8 +391,8 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         work bound to one connection, still in `epoch` (client.core.session)."""
         return self._servers.get(srv.name) is srv and (epoch is None or srv.epoch == epoch)
 
-    def _signal(self, name: str, *args: Any) -> None:
-        self._out.append(Signal(name, args))
+    def _emit(self, payload: pl.Payload) -> None:
+        self._out.append(payload.to_signal())
 
     def _log(self, level: str, message: str, server: str = "") -> None:
         self._out.append(Log(level=level, message=message, server=server))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from client.core import signals as sig
+from client.core import payloads as pl
 from client.core.bugs import Bug
 from client.core.context import RECONNECTION_FAILED, CoreContext
 from client.core.gateway import Gateway
@@ -20,7 +20,6 @@ from client.core.gateway_policy import (
     Ready,
     Reconnecting,
 )
-from client.core.io import Signal
 from client.core.protocol import CloseCode, Status, is_fatal
 from client.core.rest import RestResult
 from client.core.session import CAN_RECONNECT, TRANSITIONS, Event, Session
@@ -35,7 +34,7 @@ class Connection:
             self._log("info", f"connect ignored: status {srv.status}", srv.name)
             return
         srv.go(Event.CONNECT)
-        self._signal(sig.SERVER_CONNECTING, srv.name)
+        self._emit(pl.ServerConnecting(srv.name))
         self._run_connect_sequence(now, srv, login=True)
 
     def _run_connect_sequence(self: CoreContext, now: float, srv: Session, *, login: bool) -> None:
@@ -113,7 +112,7 @@ class Connection:
                 self._gw_lost(now, srv, event.code, event.reason)
             elif isinstance(event, Reconnecting):
                 srv.go(Event.ATTEMPT)
-                self._signal(sig.SERVER_RECONNECTING, srv.name, event.attempt, event.max_attempts)
+                self._emit(pl.ServerReconnecting(srv.name, event.attempt, event.max_attempts))
             elif isinstance(event, Escalate):
                 self._escalate(now, srv)
             else:
@@ -124,7 +123,7 @@ class Connection:
         srv.epoch += 1
         srv.go(Event.CONNECT_FAILED)
         srv.last_failure = text
-        self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, text)
+        self._emit(pl.ServerConnectionFailed(srv.name, text))
         if srv.adding:
             self._rollback_add(now, srv, text)
 
@@ -151,20 +150,20 @@ class Connection:
     def _announce_connected(self: CoreContext, srv: Session, event: Event) -> None:
         srv.go(event)
         if srv.ever_connected and (srv.in_outage or srv.reauthing):
-            self._signal(sig.SERVER_RECONNECTED, srv.name)
+            self._emit(pl.ServerReconnected(srv.name))
         else:
             srv.ever_connected = True
-            self._signal(sig.SERVER_CONNECTED, srv.name)
+            self._emit(pl.ServerConnected(srv.name))
         srv.ever_connected = True
         if self.mode != "LIVE":
             self.mode = "LIVE"
-            self._out.append(Signal(sig.MODE_CHANGED, ("LIVE",)))
+            self._emit(pl.ModeChanged("LIVE"))
 
     def _gw_lost(self: CoreContext, now: float, srv: Session, code: int, reason: str) -> None:
         srv.in_outage = True
         srv.epoch += 1
         srv.go(Event.LOST)
-        self._signal(sig.SERVER_DISCONNECTED, srv.name, code, reason)
+        self._emit(pl.ServerDisconnected(srv.name, code, reason))
 
     def _gw_failed(self: CoreContext, now: float, srv: Session, text: str, code: int) -> None:
         if srv.reauthing:
@@ -204,7 +203,7 @@ class Connection:
         srv.reauthing = True
         srv.relogin_waiters = None
         srv.go(Event.REAUTH)
-        self._signal(sig.SERVER_REAUTHENTICATING, srv.name)
+        self._emit(pl.ServerReauthenticating(srv.name))
         reuse_token = self._bug_on(Bug.REAUTH_REUSES_TOKEN) and srv.rest.token is not None
         self._run_connect_sequence(now, srv, login=not reuse_token)
 
@@ -214,7 +213,7 @@ class Connection:
         srv.reauthing = False
         srv.go(Event.REAUTH_FAILED)
         srv.last_failure = RECONNECTION_FAILED
-        self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, RECONNECTION_FAILED)
+        self._emit(pl.ServerConnectionFailed(srv.name, RECONNECTION_FAILED))
 
     def _stop_gateway(
         self: CoreContext, now: float, srv: Session, code: int = CloseCode.NORMAL, reason: str = ""

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from client.core.bugs import Bug
 from client.core.io import Effect
 from client.core.outgoing import Attempt, Outgoing
+from client.core.payloads import Payload
 from client.core.rest import Rest, RestResult
 from client.core.session import Event, Session
 from client.core.timers import Timers
@@ -180,6 +181,6 @@ class CoreContext(Protocol):
 
     def _drain_gateway(self, now: float, srv: Session) -> None: ...
 
-    def _signal(self, name: str, *args: Any) -> None: ...
+    def _emit(self, payload: Payload) -> None: ...
 
     def _log(self, level: str, message: str, server: str = "") -> None: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from client.core import payloads as pl
 from client.core import signals as sig
 from client.core.bugs import Bug
 from client.core.cache import dict_items, id_order, str_id
@@ -38,13 +39,13 @@ class Outbox:
     def _send(self: CoreContext, now: float, srv: Session, ref: str, content: str) -> None:
         cid = srv.cache.resolve_channel(ref) or ref
         if srv.phase in SEND_REFUSED:
-            self._signal(sig.MESSAGE_SEND_REFUSED, srv.name, cid, content, sig.REFUSED_DISABLED)
+            self._emit(pl.MessageSendRefused(srv.name, cid, content, sig.REFUSED_DISABLED))
             return
         if srv.phase in SEND_QUEUED or srv.queue:
             self._enqueue(now, srv, cid, content)
             return
         nonce = self._nonce_for(srv, cid, content)
-        self._signal(sig.MESSAGE_SENDING, srv.name, cid, content, nonce)
+        self._emit(pl.MessageSending(srv.name, cid, content, nonce))
         msg = Outgoing(cid, content, nonce)
         if srv.posting:
             srv.direct.append(msg)
@@ -67,7 +68,7 @@ class Outbox:
             else:
                 error = res.error or UNEXPECTED_RESPONSE
                 srv.restored = msg
-                self._signal(sig.MESSAGE_SEND_FAILED, srv.name, cid, content, error)
+                self._emit(pl.MessageSendFailed(srv.name, cid, content, error))
             if srv.direct:
                 self._post_direct(t, srv, srv.direct.popleft())
             else:
@@ -198,7 +199,7 @@ class Outbox:
             del srv.attempts[nonce]
             for queued in [q for q in srv.queue if q.nonce == nonce]:
                 srv.queue.remove(queued)
-                self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
+                self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
             if srv.restored is not None and srv.restored.nonce == nonce:
                 srv.restored = None
             srv.failed = [f for f in srv.failed if f.nonce != nonce]
@@ -214,7 +215,7 @@ class Outbox:
             if message_id:
                 srv.own_ids.add(message_id)
             self._store_message(srv, msg, channel_id)
-        self._signal(sig.MESSAGE_SENT, srv.name, channel_id, nonce, message_id)
+        self._emit(pl.MessageSent(srv.name, channel_id, nonce, message_id))
 
     def _enqueue(
         self: CoreContext, now: float, srv: Session, channel_id: str, content: str
@@ -224,16 +225,14 @@ class Outbox:
         if depth >= self.timings.queue_capacity:
             if self._bug_on(Bug.QUEUE_CAP_BYPASS):
                 # Bug 5: the original said "queued" and the message went nowhere.
-                self._signal(sig.MESSAGE_QUEUED, srv.name, channel_id, content, nonce, depth)
+                self._emit(pl.MessageQueued(srv.name, channel_id, content, nonce, depth))
                 return
             srv.restored = Outgoing(channel_id, content, nonce)  # the text stays in the composer
-            self._signal(
-                sig.MESSAGE_SEND_REFUSED, srv.name, channel_id, content, sig.REFUSED_QUEUE_FULL
-            )
+            self._emit(pl.MessageSendRefused(srv.name, channel_id, content, sig.REFUSED_QUEUE_FULL))
             return
         srv.queue.append(Outgoing(channel_id, content, nonce))
-        self._signal(sig.MESSAGE_QUEUED, srv.name, channel_id, content, nonce, len(srv.queue))
-        self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
+        self._emit(pl.MessageQueued(srv.name, channel_id, content, nonce, len(srv.queue)))
+        self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
         self._flush(now, srv)  # a send while connected resumes a paused flush
 
     def _flush(self: CoreContext, now: float, srv: Session) -> None:
@@ -251,24 +250,24 @@ class Outbox:
                 return
             if res.ok:
                 srv.queue.popleft()
-                self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
+                self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
                 self._accepted(srv, head.channel_id, head.nonce, res.data)
                 self._flush(t, srv)
                 return
             error = res.error or UNEXPECTED_RESPONSE
             if self._bug_on(Bug.FLUSH_FAILURE_LOSES_MESSAGE):
                 srv.queue.popleft()  # bug 4: gone, without a word
-                self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
+                self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
                 self._flush(t, srv)
                 return
             if res.transient or res.unauthorized:
-                self._signal(sig.QUEUE_FLUSH_PAUSED, srv.name, error)
+                self._emit(pl.QueueFlushPaused(srv.name, error))
                 return
             srv.queue.popleft()
             srv.failed.append(head.failed(error))
-            self._signal(sig.QUEUE_CHANGED, srv.name, len(srv.queue))
-            self._signal(
-                sig.MESSAGE_FAILED_ENTRY, srv.name, head.channel_id, head.nonce, head.content, error
+            self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
+            self._emit(
+                pl.MessageFailedEntry(srv.name, head.channel_id, head.nonce, head.content, error)
             )
             self._flush(t, srv)
 

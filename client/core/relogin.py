@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from client.core import signals as sig
+from client.core import payloads as pl
 from client.core.context import CoreContext
 from client.core.rest import AUTH_FAILED, RestResult
 from client.core.session import Event, Session
@@ -62,7 +62,7 @@ class Relogin:
                 srv.epoch += 1
                 srv.go(Event.RELOGIN_FAILED)
                 srv.last_failure = AUTH_FAILED
-                self._signal(sig.SERVER_CONNECTION_FAILED, srv.name, AUTH_FAILED)
+                self._emit(pl.ServerConnectionFailed(srv.name, AUTH_FAILED))
             for w in waiters:
                 w(t, ok)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from client.core import signals as sig
+from client.core import payloads as pl
 from client.core.cache import dict_items
 from client.core.context import MESSAGE_PAGE, REFETCH_LIMIT, REFETCH_PAGE, CoreContext
 from client.core.rest import RestResult
@@ -52,7 +52,7 @@ class Sync:
 
     def _synced(self: CoreContext, now: float, srv: Session) -> None:
         srv.go(Event.SYNCED)
-        self._signal(sig.SERVER_SYNCED, srv.name)
+        self._emit(pl.ServerSynced(srv.name))
         if srv.skip_next_flush:
             srv.skip_next_flush = False  # bug 6: the queue stays where it is
             return
@@ -64,7 +64,7 @@ class Sync:
         """Page forward from the newest known id (or load the newest page)."""
         epoch = srv.epoch
         received = [0]
-        self._signal(sig.MESSAGES_LOADING, srv.name, channel_id)
+        self._emit(pl.MessagesLoading(srv.name, channel_id))
 
         def request(t: float) -> None:
             newest = srv.cache.newest_id(channel_id)
@@ -78,7 +78,7 @@ class Sync:
             if not self._current(srv, epoch):
                 return
             if not res.ok:
-                self._signal(sig.MESSAGE_FETCH_FAILED, srv.name, channel_id, res.error)
+                self._emit(pl.MessageFetchFailed(srv.name, channel_id, res.error))
                 then(t)
                 return
             batch = dict_items(res.data)
@@ -89,7 +89,7 @@ class Sync:
             if forward and batch and more and received[0] < REFETCH_LIMIT:
                 request(t)
                 return
-            self._signal(sig.MESSAGES_LOADED, srv.name, channel_id, received[0])
+            self._emit(pl.MessagesLoaded(srv.name, channel_id, received[0]))
             then(t)
 
         request(now)

@@ -11,6 +11,7 @@ from core_helpers import connect, make
 from client.core import signals as sig
 from client.core.actions import ReconnectServer, SendMessage
 from client.core.io import HttpFailed, HttpResponse, NetError, Signal, SocketText
+from client.core.payloads import decode
 from client.core.protocol import STATUS_NAMES, Status
 
 # What `ClientCore.status` can read: `syncing` is the view's, not the core's.
@@ -106,6 +107,7 @@ def test_random_network_never_breaks_the_core(seed: int) -> None:
             assert e.args[0] == "alpha", e
     for e in r.effects(Signal):
         assert isinstance(e, Signal) and _plain(e.args), e  # JSON and YAML can write them
+        assert decode(e).to_signal() == e  # its payload type has exactly these arguments
     # nothing queued is ever dropped silently: sent, a failed entry, or still queued
     queued = {s.args[3] for s in r.signals("alpha", [sig.MESSAGE_QUEUED])}
     sent = {s.args[2] for s in r.signals("alpha", [sig.MESSAGE_SENT])}

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from client.core import payloads as pl
+from client.core import signals as sig
 from client.core.actions import ServerConfig
+from client.core.io import Signal
+from client.core.payloads import PAYLOADS, decode
 from client.core.protocol import Status
 from client.core.rest import Rest
 from client.core.session import TRANSITIONS, Event, Session
@@ -54,3 +58,12 @@ def test_a_move_the_session_table_lacks_raises() -> None:
 def test_every_phase_but_none_is_reachable() -> None:
     targets = {target for _, target, _ in TRANSITIONS.values()}
     assert targets == set(Status) - {Status.NONE}
+
+
+def test_every_signal_has_one_payload_type() -> None:
+    names = {v for k, v in vars(sig).items() if k.isupper() and isinstance(v, str)}
+    names -= {sig.REFUSED_DISABLED, sig.REFUSED_QUEUE_FULL}  # reasons, not signals
+    assert set(PAYLOADS) == names
+    signal = pl.ServerDisconnected("alpha", 4004, "authentication failed").to_signal()
+    assert signal == Signal(sig.SERVER_DISCONNECTED, ("alpha", 4004, "authentication failed"))
+    assert decode(signal) == pl.ServerDisconnected("alpha", 4004, "authentication failed")
