@@ -15,25 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from client.core import frames
+from client.core import gateway_policy as gp
 from client.core.bugs import Bug
 from client.core.cache import str_id
-from client.core.gateway_policy import (
-    CONNECTION_TIMERS,
-    ENDINGS,
-    SOCKET_PHASES,
-    TRANSITIONS,
-    Dispatch,
-    EndFacts,
-    Escalate,
-    Failed,
-    GatewayEvent,
-    Lost,
-    Opened,
-    Phase,
-    Ready,
-    Reconnecting,
-    Report,
-)
+from client.core.gateway_policy import Phase
 from client.core.io import (
     AbortSocket,
     CloseSocket,
@@ -74,7 +59,7 @@ class Gateway:
     ) -> None:
         self.server = server
         self.url = url
-        self._events: list[GatewayEvent] = []
+        self._events: list[gp.GatewayEvent] = []
         self._token = token
         self._out = out
         self._timers = timers
@@ -108,7 +93,7 @@ class Gateway:
     def max_attempts(self) -> int:
         return self._t.max_attempts
 
-    def take_events(self) -> list[GatewayEvent]:
+    def take_events(self) -> list[gp.GatewayEvent]:
         """What happened since the last call, in order, for the session to act on."""
         events, self._events = self._events, []
         return events
@@ -125,7 +110,7 @@ class Gateway:
     def stop(self, now: float, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Tear down without reporting anything (removal, re-auth teardown)."""
         if self.conn is not None:
-            if self.phase in SOCKET_PHASES:
+            if self.phase in gp.SOCKET_PHASES:
                 self._out.append(
                     CloseSocket(
                         self.conn, int(code), reason, self._t.scaled(self._t.close_handshake)
@@ -172,7 +157,7 @@ class Gateway:
     # ------------------------------------------------------------------ phases
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.phase, event))
+        nxt = gp.TRANSITIONS.get((self.phase, event))
         if nxt is None:
             raise RuntimeError(f"gateway {self.server}: no transition for {event} in {self.phase}")
         self.phase = nxt
@@ -191,7 +176,7 @@ class Gateway:
         self._go("opened")
         self._timers.cancel(self._key(TimerKind.OPEN_TIMEOUT))
         self._timers.set(self._key(TimerKind.HELLO_TIMEOUT), now, self._t.hello_wait)
-        self._events.append(Opened())
+        self._events.append(gp.Opened())
 
     def _on_open_failed(self, now: float, error: NetError, detail: str) -> None:
         self._log("warning", f"socket open failed: {error.value} {detail}".rstrip())
@@ -288,12 +273,12 @@ class Gateway:
             self._resume_pending = False
             self.attempt = 0
             self.retrying = True
-            self._events.append(Ready(data, event_type == "resumed"))
+            self._events.append(gp.Ready(data, event_type == "resumed"))
             return
         if self.phase not in (Phase.AWAIT_READY, Phase.CONNECTED):
             self._log("warning", f"ignored event {event_type} before the handshake")
             return
-        self._events.append(Dispatch(event_type, data))
+        self._events.append(gp.Dispatch(event_type, data))
 
     def _on_invalid_session(self, now: float, data: Any) -> None:
         resumable = frames.resumable(data)
@@ -354,8 +339,8 @@ class Gateway:
         text: str | None = None,
         invalid_session: bool = False,
     ) -> None:
-        opened = self.phase in SOCKET_PHASES
-        facts = EndFacts(
+        opened = self.phase in gp.SOCKET_PHASES
+        facts = gp.EndFacts(
             was_connected=self.phase is Phase.CONNECTED,
             retrying=self.retrying,
             fatal=is_fatal(code),
@@ -369,14 +354,14 @@ class Gateway:
             self.seq = None
             self._resume_pending = False
         self.phase = Phase.IDLE
-        ending = next(e for e in ENDINGS if e.applies(facts))
+        ending = next(e for e in gp.ENDINGS if e.applies(facts))
         for report in ending.reports:
-            if report is Report.LOST:
-                self._events.append(Lost(code, reason))
-            elif report is Report.ESCALATE:
-                self._events.append(Escalate(code, reason))
+            if report is gp.Report.LOST:
+                self._events.append(gp.Lost(code, reason))
+            elif report is gp.Report.ESCALATE:
+                self._events.append(gp.Escalate(code, reason))
             else:
-                self._events.append(Failed(text or close_text(code, reason), code, opened))
+                self._events.append(gp.Failed(text or close_text(code, reason), code, opened))
         if ending.then is Phase.BACKOFF:
             if ending.restart_attempts:
                 self.attempt = 0
@@ -395,11 +380,11 @@ class Gateway:
 
     def _begin_attempt(self, now: float) -> None:
         self.attempt += 1
-        self._events.append(Reconnecting(self.attempt, self.max_attempts))
+        self._events.append(gp.Reconnecting(self.attempt, self.max_attempts))
         if self._bug_on(Bug.ONLY_NINE_RETRIES) and self.attempt >= self.max_attempts:
             # Bug 1: the original escalated on announcing attempt 10, before its socket.
             self.phase = Phase.IDLE
-            self._events.append(Escalate(DROPPED, ""))
+            self._events.append(gp.Escalate(DROPPED, ""))
             return
         jitter = self._rng.random()
         self._draw(TimerKind.BACKOFF, f"backoff attempt {self.attempt}", jitter)
@@ -417,7 +402,7 @@ class Gateway:
         self._out.append(SendText(conn=self.conn, text=text))
 
     def _cancel_timers(self) -> None:
-        for kind in CONNECTION_TIMERS:
+        for kind in gp.CONNECTION_TIMERS:
             self._timers.cancel(self._key(kind))
 
     def _key(self, kind: TimerKind) -> TimerKey:
