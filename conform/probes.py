@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from client.core.gateway import INTENTS
+from client.core.frames import INTENTS
 from conform.wire import (
     Ended,
     Frame,

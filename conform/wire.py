@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from client.core.gateway import CLIENT_PROPERTIES, INTENTS
+from client.core.frames import CLIENT_PROPERTIES, INTENTS
 from client.core.redact import redact_text
 from client.driver.tls import client_ssl_context
 from client.driver.websocket import _abort_transport

@@ -19,19 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Connection signal -> the status shown in the status lane. `syncing` is the
-# sub-state of connected between connected/reconnected and synced (spec s.3).
-SIGNAL_STATUS: dict[str, str] = {
-    "server_connecting": "connecting",
-    "server_connected": "syncing",
-    "server_disconnected": "disconnected",
-    "server_reconnecting": "reconnecting",
-    "server_reauthenticating": "reconnecting",
-    "server_reconnected": "syncing",
-    "server_synced": "connected",
-    "server_connection_failed": "error",
-    "server_removed": "none",
-}
+from client.core.signals import SIGNAL_STATUS
 
 
 @dataclass(frozen=True)
@@ -171,7 +159,7 @@ def _status_lanes(rows: list[dict[str, Any]], lanes: Lanes) -> None:
         server = _server_of(record)
         if server is None:
             continue
-        status = SIGNAL_STATUS[record["name"]]
+        status = SIGNAL_STATUS[record["name"]].value  # `syncing` until server_synced
         label = status
         args = record["data"].get("args") or []
         if record["name"] == "server_reconnecting" and len(args) >= 3:

@@ -7,6 +7,7 @@ The one place that knows how to assemble the client, so the runner only calls
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,7 +33,11 @@ class ClientHarness:
         context = client_ssl_context(cas[0] if cas else None)
         for ca in cas[1:]:
             context.load_verify_locations(cafile=ca)  # each fake server has its own test CA
-        self.core = ClientCore(timings=timings, seed=seed, bugs=frozenset(bugs), instance=instance)
+        # ACCORD_RIG_BUGS=N runs a whole catalogue against a buggy client (mutation
+        # runs); the core never reads the environment, the rig passes it in.
+        self.core = ClientCore(
+            timings=timings, seed=seed, bugs=frozenset(bugs), instance=instance, environ=os.environ
+        )
         self.driver = AsyncClientDriver(
             self.core, ssl_context=context, timeline=timeline, timings=timings
         )

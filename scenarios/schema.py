@@ -27,6 +27,8 @@ from pydantic import (
 
 from chaos.toxics import TIME_UNITS, TOXIC_TYPES, toxic_attribute_units
 from client.core.bugs import Bug
+from client.core.protocol import KNOWN_CLOSE_CODES, STATUS_NAMES
+from client.core.protocol import Status as CoreStatus
 from fake_server.behaviours import BEHAVIOURS, UnknownBehaviour
 from scenarios.durations import Duration, parse_duration
 from scenarios.needs import Need
@@ -113,31 +115,10 @@ OpName = Literal[
 # A name given with `as:` to something a step created, used later as `{ref: NAME}`.
 RefName = Annotated[str, Field(pattern=NAME_RE, description="a name given earlier with `as:`")]
 
-Status = Literal[
-    "connecting", "connected", "syncing", "disconnected", "reconnecting", "error", "none"
-]
+# The client's statuses, exported as a plain string enum (as a Literal would be).
+Status = Annotated[CoreStatus, WithJsonSchema({"enum": list(STATUS_NAMES), "type": "string"})]
 Colour = Literal["yellow", "green", "red"]
 DotColour = Literal["yellow", "red", "none"]
-FATAL_CODES = (4003, 4004, 4012, 4013, 4014)
-# Close codes a server may send (protocol page s.3), plus 1006 for a drop.
-KNOWN_CLOSE_CODES = (
-    1000,
-    1001,
-    1006,
-    1009,
-    4000,
-    4001,
-    4002,
-    4003,
-    4004,
-    4005,
-    4007,
-    4008,
-    4009,
-    4012,
-    4013,
-    4014,
-)
 
 
 class Strict(BaseModel):
@@ -404,7 +385,6 @@ class EventRef(Strict):
     @property
     def kind(self) -> str:
         return next(k for k in EVENT_KINDS if getattr(self, k) is not None)
-
 
 
 class WaitFor(Condition):

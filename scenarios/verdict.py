@@ -13,24 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from client.core.signals import SIGNAL_STATUS
+from client.core.timers import Machine, TimerKind
 from scenarios.conditions import banner_matches, describe_banner
 from scenarios.observation import Observation
 from scenarios.records import EffectAt, RecordLike, SignalAt, effects, inputs, signals
 from scenarios.schema import BannerState, CloseSeen, Count, Reconnections, ServerTimeline
 
-# The status each connection signal leaves (client-behaviour.md s.3); in sequences
-# `syncing` is part of `connected`.
-SIGNAL_STATUS = {
-    "server_connecting": "connecting",
-    "server_connected": "connected",
-    "server_disconnected": "disconnected",
-    "server_reconnecting": "reconnecting",
-    "server_reauthenticating": "reconnecting",
-    "server_reconnected": "connected",
-    "server_synced": "connected",
-    "server_connection_failed": "error",
-    "server_removed": "none",
-}
 # Wall-clock slack allowed between a backoff timer's due time and the next socket
 # open: generous, the machine is shared. Never asserted the other way beyond 5 ms.
 BACKOFF_LATE_SLACK = 1.0
@@ -113,7 +102,8 @@ def sequence_check(
 
 def status_series(sigs: Sequence[SignalAt], server: str) -> list[Seen]:
     items = [
-        Seen(s.t, SIGNAL_STATUS[s.name], SIGNAL_STATUS[s.name])
+        # In sequences `syncing` is part of `connected`.
+        Seen(s.t, SIGNAL_STATUS[s.name].core.value, SIGNAL_STATUS[s.name].core.value)
         for s in sigs
         if s.name in SIGNAL_STATUS and s.args and s.args[0] == server
     ]
@@ -238,11 +228,22 @@ def backoff_failures(
     """Each scheduled reconnect delay against the spec formula and the RNG draw."""
     failures: list[Failure] = []
     owners = conn_server(records, wiring)
-    timer_name = f"{server}:gateway:backoff"
-    draws = [e for e in effects(records, "RngDraw") if e.data.get("stream") == f"{server}:gateway"]
-    timers = [e for e in effects(records, "SetTimer") if e.data.get("name") == timer_name]
+
+    def backoff_of_server(e: EffectAt) -> bool:
+        return e.data.get("server") == server and e.data.get("kind") == TimerKind.BACKOFF
+
+    draws = [e for e in effects(records, "RngDraw") if backoff_of_server(e)]
+    timers = [
+        e
+        for e in effects(records, "SetTimer")
+        if backoff_of_server(e) and e.data.get("machine") == Machine.GATEWAY
+    ]
     # A backoff the client cancelled (the user's Reconnect, a removal) bounds no open.
-    cancels = [e.t for e in effects(records, "CancelTimer") if e.data.get("name") == timer_name]
+    cancels = [
+        e.t
+        for e in effects(records, "CancelTimer")
+        if backoff_of_server(e) and e.data.get("machine") == Machine.GATEWAY
+    ]
     opens = [
         e.t for e in effects(records, "OpenSocket") if owners.get(int(e.data["conn"])) == server
     ]
@@ -252,11 +253,7 @@ def backoff_failures(
     for index, timer in enumerate(timers):
         delay = float(timer.data["delay"])
         draw = next(
-            (
-                d
-                for d in reversed(draws)
-                if d.t <= timer.t and str(d.data.get("purpose", "")).startswith("backoff attempt")
-            ),
+            (d for d in reversed(draws) if d.t <= timer.t),
             None,
         )
         if draw is None:
@@ -268,7 +265,7 @@ def backoff_failures(
                 )
             )
             continue
-        attempt = int(str(draw.data["purpose"]).rsplit(" ", 1)[-1])
+        attempt = int(draw.data["attempt"])
         jitter = float(draw.data["value"])
         formula = scale * (2 ** min(attempt - 1, 5) + jitter)
         real = delay / scale

@@ -151,7 +151,7 @@ class ServerCache:
         entry["count"] = (count if isinstance(count, int) else 0) + (1 if added else -1)
         if own_user_id is not None and str_id(data.get("user_id")) == own_user_id:
             entry["me"] = added
-        kept = [r for r in counts if isinstance(r["count"], int) and r["count"] > 0]
+        kept = [r for r in counts if isinstance(r.get("count"), int) and r["count"] > 0]
         msg["reactions"] = kept or None
         return cid, mid
 

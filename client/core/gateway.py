@@ -1,28 +1,24 @@
 """One gateway connection per server, as a sans-I/O state machine.
 
-Phases (the spec's states are derived in `state`):
-
-    IDLE --connect--> OPENING --opened--> AWAIT_HELLO --hello--> AWAIT_READY
-    AWAIT_READY --ready/resumed--> CONNECTED
-    BACKOFF --timer--> OPENING
-
-Any failure leaves the phase through `_connection_ended`, whose policy decides
-between BACKOFF (another attempt), or IDLE plus a report to the listener
-(escalate, or the one attempt of a first connect / re-auth failed). Retries
-exist only after this gateway has seen a READY.
+Two tables are the whole policy (the spec's states are derived in `state`):
+`TRANSITIONS`, the way in (phase, event) -> phase; and `ENDINGS`, the way out:
+when a connection ends (a close, a drop, a failed open, a timeout, or the
+client's own close), the first row that applies names the next phase and what
+the session is told: events it drains with `take_events()` after each call, so
+the gateway never calls up into the core. Retries exist only after a READY.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from collections.abc import Callable
-from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
+from client.core import frames
+from client.core import gateway_policy as gp
 from client.core.bugs import Bug
 from client.core.cache import str_id
+from client.core.gateway_policy import Phase
 from client.core.io import (
     AbortSocket,
     CloseSocket,
@@ -37,118 +33,14 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
+from client.core.protocol import CloseCode, Op, Reason4000, close_text, is_fatal
 from client.core.rest import NET_ERROR_TEXT
-from client.core.timers import Timers
+from client.core.timers import Machine, TimerKey, TimerKind, Timers
 from client.core.timings import Timings
 
-FATAL_CODES = frozenset({4003, 4004, 4012, 4013, 4014})
-DROPPED = 1006  # socket gone without a close frame
+DROPPED = CloseCode.DROPPED  # socket gone without a close frame
 
-# Every intent, by the reference server's names (client-behaviour.md s.2): the
-# server filters events by them and ignores names it does not know.
-INTENTS = (
-    "spaces",
-    "moderation",
-    "emojis",
-    "voice_states",
-    "messages",
-    "message_reactions",
-    "message_typing",
-    "direct_messages",
-    "dm_reactions",
-    "dm_typing",
-    "scheduled_events",
-    "plugins",
-    "relationships",
-    "soundboard",
-    "members",
-    "presences",
-    "message_content",
-)
-CLIENT_PROPERTIES = {"os": "python", "client": "accord-rig", "version": "0.1.0"}
-
-REASON_HEARTBEAT = "heartbeat timeout"
-REASON_RECONNECT = "server requested reconnect"
-REASON_INVALID_SESSION = "invalid session"
-REASON_HELLO_TIMEOUT = "hello timeout"
-REASON_READY_TIMEOUT = "ready timeout"
 OPEN_TIMED_OUT = "Connection timed out"
-
-_CLOSE_TEXT = {
-    1000: "Server closed connection",
-    1001: "Server going away",
-    1006: "Connection lost",
-    1009: "Connection lost",
-    4001: "Connection lost",
-    4002: "Connection lost",
-    4003: "Authentication failed",
-    4004: "Session expired",
-    4005: "Connection lost",
-    4007: "Connection lost",
-    4008: "Connection lost",
-    4009: "Connection lost",
-    4012: "Invalid gateway intent",
-    4013: "Disallowed gateway intent",
-    4014: "Unauthorized",
-}
-_REASON_TEXT_4000 = {
-    REASON_HEARTBEAT: "Heartbeat timeout",
-    REASON_RECONNECT: "Server requested reconnect",
-    REASON_INVALID_SESSION: "Session invalidated",
-}
-
-
-def close_text(code: int, reason: str) -> str:
-    """What the user reads for a close (protocol s.3 table, behaviour s.5)."""
-    if code == 4000:
-        return _REASON_TEXT_4000.get(reason, reason or "Connection lost")
-    if code in _CLOSE_TEXT:
-        return _CLOSE_TEXT[code]
-    return reason or "Connection lost"
-
-
-class Phase(Enum):
-    IDLE = "idle"
-    BACKOFF = "backoff"
-    OPENING = "opening"
-    AWAIT_HELLO = "await_hello"
-    AWAIT_READY = "await_ready"
-    CONNECTED = "connected"
-
-
-# The success path as one table: (phase, event) -> next phase. Failures are not
-# here; `_connection_ended` chooses BACKOFF or IDLE by policy.
-TRANSITIONS: dict[tuple[Phase, str], Phase] = {
-    (Phase.IDLE, "connect"): Phase.OPENING,
-    (Phase.BACKOFF, "backoff_elapsed"): Phase.OPENING,
-    (Phase.OPENING, "opened"): Phase.AWAIT_HELLO,
-    (Phase.AWAIT_HELLO, "hello"): Phase.AWAIT_READY,
-    (Phase.AWAIT_READY, "ready"): Phase.CONNECTED,
-    (Phase.AWAIT_READY, "resumed"): Phase.CONNECTED,
-}
-
-_SOCKET_PHASES = frozenset({Phase.AWAIT_HELLO, Phase.AWAIT_READY, Phase.CONNECTED})
-
-
-class GatewayListener(Protocol):
-    """What the gateway reports up to the client (which owns status and signals)."""
-
-    def gateway_opened(self, now: float) -> None: ...
-
-    def gateway_ready(self, now: float, data: Any, resumed: bool) -> None: ...
-
-    def gateway_event(self, now: float, event_type: str, data: Any) -> None: ...
-
-    def gateway_lost(self, now: float, code: int, reason: str) -> None:
-        """A CONNECTED gateway's socket ended (the outage begins)."""
-
-    def gateway_reconnecting(self, now: float, attempt: int, max_attempts: int) -> None: ...
-
-    def gateway_escalate(self, now: float, code: int, reason: str) -> None:
-        """Fatal close, or the last attempt failed: the client re-authenticates."""
-
-    def gateway_failed(self, now: float, text: str, code: int, opened: bool) -> None:
-        """The single attempt of a gateway that never saw READY failed."""
 
 
 class Gateway:
@@ -157,7 +49,6 @@ class Gateway:
         server: str,
         url: str,
         *,
-        listener: GatewayListener,
         token: Callable[[], str | None],
         out: list[Effect],
         timers: Timers,
@@ -168,7 +59,7 @@ class Gateway:
     ) -> None:
         self.server = server
         self.url = url
-        self._listener = listener
+        self._events: list[gp.GatewayEvent] = []
         self._token = token
         self._out = out
         self._timers = timers
@@ -202,6 +93,11 @@ class Gateway:
     def max_attempts(self) -> int:
         return self._t.max_attempts
 
+    def take_events(self) -> list[gp.GatewayEvent]:
+        """What happened since the last call, in order, for the session to act on."""
+        events, self._events = self._events, []
+        return events
+
     def owns(self, conn: int) -> bool:
         return self.conn == conn
 
@@ -211,20 +107,34 @@ class Gateway:
         self._go("connect")
         self._open(now)
 
-    def stop(self, now: float, code: int = 1000, reason: str = "") -> None:
+    def stop(self, now: float, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Tear down without reporting anything (removal, re-auth teardown)."""
         if self.conn is not None:
-            if self.phase in _SOCKET_PHASES:
+            if self.phase in gp.SOCKET_PHASES:
                 self._out.append(
-                    CloseSocket(self.conn, code, reason, self._t.scaled(self._t.close_handshake))
+                    CloseSocket(
+                        self.conn, int(code), reason, self._t.scaled(self._t.close_handshake)
+                    )
                 )
             else:
                 self._out.append(AbortSocket(self.conn))
         self.conn = None
         self._cancel_timers()
-        self._timers.cancel(self._name("backoff"))
-        self._timers.cancel(self._name("invalid-session-wait"))
+        self._timers.cancel(self._key(TimerKind.BACKOFF))
+        self._timers.cancel(self._key(TimerKind.INVALID_SESSION_WAIT))
         self.phase = Phase.IDLE
+
+    def on_timer(self, now: float, kind: TimerKind) -> None:
+        """A deadline this gateway set is due (dispatched by the core, by kind)."""
+        handler = {
+            TimerKind.OPEN_TIMEOUT: self._on_open_timeout,
+            TimerKind.HELLO_TIMEOUT: self._on_hello_timeout,
+            TimerKind.READY_TIMEOUT: self._on_ready_timeout,
+            TimerKind.HEARTBEAT: self._beat,
+            TimerKind.BACKOFF: self._on_backoff_elapsed,
+            TimerKind.INVALID_SESSION_WAIT: self._begin_attempt,
+        }[kind]
+        handler(now)
 
     # ------------------------------------------------------------------ transport input
 
@@ -247,7 +157,7 @@ class Gateway:
     # ------------------------------------------------------------------ phases
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.phase, event))
+        nxt = gp.TRANSITIONS.get((self.phase, event))
         if nxt is None:
             raise RuntimeError(f"gateway {self.server}: no transition for {event} in {self.phase}")
         self.phase = nxt
@@ -257,26 +167,16 @@ class Gateway:
         self._ack_pending = False
         self.heartbeat_interval = None
         self._out.append(OpenSocket(conn=self.conn, url=self.url))
-        self._timers.set(
-            self._name("open-timeout"),
-            now,
-            self._t.open_wait,
-            self._on_open_timeout,
-        )
+        self._timers.set(self._key(TimerKind.OPEN_TIMEOUT), now, self._t.open_wait)
 
     def _on_opened(self, now: float) -> None:
         if self.phase is not Phase.OPENING:
             self._log("debug", "ignored a second open report")
             return
         self._go("opened")
-        self._timers.cancel(self._name("open-timeout"))
-        self._timers.set(
-            self._name("hello-timeout"),
-            now,
-            self._t.hello_wait,
-            self._on_hello_timeout,
-        )
-        self._listener.gateway_opened(now)
+        self._timers.cancel(self._key(TimerKind.OPEN_TIMEOUT))
+        self._timers.set(self._key(TimerKind.HELLO_TIMEOUT), now, self._t.hello_wait)
+        self._events.append(gp.Opened())
 
     def _on_open_failed(self, now: float, error: NetError, detail: str) -> None:
         self._log("warning", f"socket open failed: {error.value} {detail}".rstrip())
@@ -300,42 +200,39 @@ class Gateway:
         self._connection_ended(now, DROPPED, "", text=OPEN_TIMED_OUT)
 
     def _on_hello_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_HELLO_TIMEOUT, frame=False)
+        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.HELLO_TIMEOUT, frame=False)
 
     def _on_ready_timeout(self, now: float) -> None:
-        self._close(now, 4000, REASON_READY_TIMEOUT, frame=False)
+        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.READY_TIMEOUT, frame=False)
 
     # ------------------------------------------------------------------ frames
 
     def _on_text(self, now: float, text: str) -> None:
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            self._log("warning", f"ignored a frame that is not JSON ({len(text)} chars)")
+        frame = frames.decode(text)
+        if isinstance(frame, str):
+            self._log("warning", frame)
             return
-        if not isinstance(frame, dict) or not isinstance(frame.get("op"), int):
-            self._log("warning", "ignored a frame without an integer op")
-            return
-        op: int = frame["op"]
-        data = frame.get("data")
-        seq = frame.get("seq")
-        if op == 0:
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                self.seq = seq
-            self._on_event(now, frame.get("type"), data)
-        elif op == 1:
+        op, data = frame.op, frame.data
+        if op == Op.DISPATCH:
+            if frame.seq is not None:
+                self.seq = frame.seq
+            self._on_event(now, frame.type, data)
+        elif op == Op.HEARTBEAT:
             if self.heartbeat_interval is not None:
                 self._beat(now)
-        elif op == 4:
+        elif op == Op.HEARTBEAT_ACK:
             self._ack_pending = False
-        elif op == 5:
+        elif op == Op.HELLO:
             self._on_hello(now, data)
-        elif op == 6:
+        elif op == Op.RECONNECT:
             self._log("info", "server requested reconnect")
             self._close(
-                now, 4000, REASON_RECONNECT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+                now,
+                CloseCode.UNKNOWN_ERROR,
+                Reason4000.RECONNECT,
+                frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME),
             )
-        elif op == 7:
+        elif op == Op.INVALID_SESSION:
             self._on_invalid_session(now, data)
         else:
             self._log("debug", f"ignored op {op}")
@@ -345,47 +242,20 @@ class Gateway:
             self._log("warning", f"ignored HELLO in {self.phase.value}")
             return
         self._go("hello")
-        self._timers.cancel(self._name("hello-timeout"))
-        interval_ms = data.get("heartbeat_interval") if isinstance(data, dict) else None
-        if (
-            isinstance(interval_ms, int | float)
-            and not isinstance(interval_ms, bool)
-            and math.isfinite(interval_ms)
-            and interval_ms > 0
-        ):
-            self.heartbeat_interval = interval_ms / 1000.0  # as received, never rescaled
-        else:
-            self.heartbeat_interval = self._t.scaled(self._t.heartbeat_default)
+        self._timers.cancel(self._key(TimerKind.HELLO_TIMEOUT))
+        interval = frames.hello_interval(data)  # as received, never rescaled
+        self.heartbeat_interval = (
+            interval if interval is not None else self._t.scaled(self._t.heartbeat_default)
+        )
         self._ack_pending = False
-        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+        self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
         token = f"Bearer {self._token() or ''}"
         if self.session_id is not None:
-            self._send(
-                now,
-                {
-                    "op": 3,
-                    "data": {"token": token, "session_id": self.session_id, "seq": self.seq or 0},
-                },
-            )
+            self._send(frames.resume(token, self.session_id, self.seq))
             self._resume_pending = True
         else:
-            self._send(
-                now,
-                {
-                    "op": 2,
-                    "data": {
-                        "token": token,
-                        "intents": list(INTENTS),
-                        "properties": CLIENT_PROPERTIES,
-                    },
-                },
-            )
-        self._timers.set(
-            self._name("ready-timeout"),
-            now,
-            self._t.ready_wait,
-            self._on_ready_timeout,
-        )
+            self._send(frames.identify(token))
+        self._timers.set(self._key(TimerKind.READY_TIMEOUT), now, self._t.ready_wait)
 
     def _on_event(self, now: float, event_type: Any, data: Any) -> None:
         if not isinstance(event_type, str):
@@ -399,24 +269,19 @@ class Gateway:
                 # A snowflake: a decimal string on the wire, an int tolerated.
                 self.session_id = str_id(data.get("session_id")) if isinstance(data, dict) else None
             self._go(event_type)
-            self._timers.cancel(self._name("ready-timeout"))
+            self._timers.cancel(self._key(TimerKind.READY_TIMEOUT))
             self._resume_pending = False
             self.attempt = 0
             self.retrying = True
-            self._listener.gateway_ready(now, data, event_type == "resumed")
+            self._events.append(gp.Ready(data, event_type == "resumed"))
             return
         if self.phase not in (Phase.AWAIT_READY, Phase.CONNECTED):
             self._log("warning", f"ignored event {event_type} before the handshake")
             return
-        self._listener.gateway_event(now, event_type, data)
+        self._events.append(gp.Dispatch(event_type, data))
 
     def _on_invalid_session(self, now: float, data: Any) -> None:
-        if isinstance(data, bool):
-            resumable = data
-        elif isinstance(data, dict) and isinstance(data.get("resumable"), bool):
-            resumable = bool(data["resumable"])
-        else:
-            resumable = False
+        resumable = frames.resumable(data)
         self._log("info", f"invalid session (resumable={resumable})")
         if not resumable:
             self.session_id = None
@@ -424,7 +289,13 @@ class Gateway:
         self._resume_pending = False  # INVALID_SESSION decides the session itself
         # Resumable: drop the transport so the session stays parked; not resumable:
         # the session is over, so end it properly with a frame.
-        self._close(now, 4000, REASON_INVALID_SESSION, invalid_session=True, frame=not resumable)
+        self._close(
+            now,
+            CloseCode.UNKNOWN_ERROR,
+            Reason4000.INVALID_SESSION,
+            invalid_session=True,
+            frame=not resumable,
+        )
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -434,13 +305,16 @@ class Gateway:
         if self._ack_pending:
             self._log("warning", "Heartbeat ACK not received, reconnecting")
             self._close(
-                now, 4000, REASON_HEARTBEAT, frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME)
+                now,
+                CloseCode.UNKNOWN_ERROR,
+                Reason4000.HEARTBEAT,
+                frame=self._bug_on(Bug.CLOSE_FRAME_BEFORE_RESUME),
             )
             return
-        self._send(now, {"op": 1, "data": self.seq or 0})
+        self._send(frames.heartbeat(self.seq))
         self._ack_pending = True
         assert self.heartbeat_interval is not None
-        self._timers.set(self._name("heartbeat"), now, self.heartbeat_interval, self._beat)
+        self._timers.set(self._key(TimerKind.HEARTBEAT), now, self.heartbeat_interval)
 
     # ------------------------------------------------------------------ endings
 
@@ -450,6 +324,7 @@ class Gateway:
         """A client-initiated close counts at once; the peer is never waited for.
         `frame=False` for a close meant to resume: no close frame (s.2), bug 11
         puts the frame back for heartbeat timeout and op 6."""
+        code, reason = int(code), str(reason)  # plain values in effects and signals
         if self.conn is not None:
             handshake = self._t.scaled(self._t.close_handshake)
             self._out.append(CloseSocket(self.conn, code, reason, handshake, frame=frame))
@@ -464,8 +339,13 @@ class Gateway:
         text: str | None = None,
         invalid_session: bool = False,
     ) -> None:
-        opened = self.phase in _SOCKET_PHASES
-        was_connected = self.phase is Phase.CONNECTED
+        opened = self.phase in gp.SOCKET_PHASES
+        facts = gp.EndFacts(
+            was_connected=self.phase is Phase.CONNECTED,
+            retrying=self.retrying,
+            fatal=is_fatal(code),
+            attempts_used=self.attempt >= self.max_attempts,
+        )
         self._cancel_timers()
         self.conn = None
         if self._resume_pending:
@@ -474,21 +354,18 @@ class Gateway:
             self.seq = None
             self._resume_pending = False
         self.phase = Phase.IDLE
-        if was_connected:
-            self._listener.gateway_lost(now, code, reason)
-            if code in FATAL_CODES:
-                self._listener.gateway_escalate(now, code, reason)
-                return
-            self.attempt = 0
+        ending = next(e for e in gp.ENDINGS if e.applies(facts))
+        for report in ending.reports:
+            if report is gp.Report.LOST:
+                self._events.append(gp.Lost(code, reason))
+            elif report is gp.Report.ESCALATE:
+                self._events.append(gp.Escalate(code, reason))
+            else:
+                self._events.append(gp.Failed(text or close_text(code, reason), code, opened))
+        if ending.then is Phase.BACKOFF:
+            if ending.restart_attempts:
+                self.attempt = 0
             self._next_attempt(now, invalid_session)
-            return
-        if not self.retrying:
-            self._listener.gateway_failed(now, text or close_text(code, reason), code, opened)
-            return
-        if code in FATAL_CODES or self.attempt >= self.max_attempts:
-            self._listener.gateway_escalate(now, code, reason)
-            return
-        self._next_attempt(now, invalid_session)
 
     def _next_attempt(self, now: float, invalid_session: bool) -> None:
         self.phase = Phase.BACKOFF
@@ -496,27 +373,23 @@ class Gateway:
             extra = self._rng.uniform(
                 self._t.invalid_session_wait_min, self._t.invalid_session_wait_max
             )
-            self._draw("invalid-session wait", extra)
-            self._timers.set(
-                self._name("invalid-session-wait"), now, self._t.scaled(extra), self._begin_attempt
-            )
+            self._draw(TimerKind.INVALID_SESSION_WAIT, "invalid-session wait", extra)
+            self._timers.set(self._key(TimerKind.INVALID_SESSION_WAIT), now, self._t.scaled(extra))
         else:
             self._begin_attempt(now)
 
     def _begin_attempt(self, now: float) -> None:
         self.attempt += 1
-        self._listener.gateway_reconnecting(now, self.attempt, self.max_attempts)
-        if self.phase is not Phase.BACKOFF:  # the listener tore us down
-            return
+        self._events.append(gp.Reconnecting(self.attempt, self.max_attempts))
         if self._bug_on(Bug.ONLY_NINE_RETRIES) and self.attempt >= self.max_attempts:
             # Bug 1: the original escalated on announcing attempt 10, before its socket.
             self.phase = Phase.IDLE
-            self._listener.gateway_escalate(now, DROPPED, "")
+            self._events.append(gp.Escalate(DROPPED, ""))
             return
         jitter = self._rng.random()
-        self._draw(f"backoff attempt {self.attempt}", jitter)
+        self._draw(TimerKind.BACKOFF, f"backoff attempt {self.attempt}", jitter)
         delay = self._t.backoff_delay(self.attempt, jitter)
-        self._timers.set(self._name("backoff"), now, delay, self._on_backoff_elapsed)
+        self._timers.set(self._key(TimerKind.BACKOFF), now, delay, attempt=self.attempt)
 
     def _on_backoff_elapsed(self, now: float) -> None:
         self._go("backoff_elapsed")
@@ -524,19 +397,28 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    def _send(self, now: float, frame: dict[str, Any]) -> None:
+    def _send(self, text: str) -> None:
         assert self.conn is not None
-        self._out.append(SendText(conn=self.conn, text=json.dumps(frame, separators=(",", ":"))))
+        self._out.append(SendText(conn=self.conn, text=text))
 
     def _cancel_timers(self) -> None:
-        for name in ("open-timeout", "hello-timeout", "ready-timeout", "heartbeat"):
-            self._timers.cancel(self._name(name))
+        for kind in gp.CONNECTION_TIMERS:
+            self._timers.cancel(self._key(kind))
 
-    def _name(self, timer: str) -> str:
-        return f"{self.server}:gateway:{timer}"
+    def _key(self, kind: TimerKind) -> TimerKey:
+        return TimerKey(self.server, Machine.GATEWAY, kind)
 
-    def _draw(self, purpose: str, value: float) -> None:
-        self._out.append(RngDraw(stream=f"{self.server}:gateway", purpose=purpose, value=value))
+    def _draw(self, kind: TimerKind, purpose: str, value: float) -> None:
+        self._out.append(
+            RngDraw(
+                stream=f"{self.server}:gateway",
+                purpose=purpose,
+                value=value,
+                server=self.server,
+                kind=kind.value,
+                attempt=self.attempt,
+            )
+        )
 
     def _log(self, level: str, message: str) -> None:
         self._out.append(Log(level=level, message=message, server=self.server))

@@ -155,25 +155,43 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class SetTimer:
-    """Visibility only: a timer named `name` will fire at `at` (core time)."""
+    """Visibility only: a timer will fire at `at` (core time).
+
+    The facts are `server`, `machine` ("gateway", "http", "http-retry"), `kind`
+    (client.core.timers.TimerKind) and `attempt` (the reconnect attempt a backoff
+    belongs to, else 0); `name` is their display form ('alpha:gateway:backoff'),
+    which scenario files match by glob. Read the fields, never parse the name."""
 
     name: str
     at: float
     delay: float
+    server: str = ""
+    machine: str = ""
+    kind: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
     name: str
+    server: str = ""
+    machine: str = ""
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RngDraw:
-    """Visibility only: a random draw the core made (which stream, why, value)."""
+    """Visibility only: a random draw the core made (which stream, why, value).
+
+    `kind` is what it was drawn for ("backoff", "invalid-session-wait"),
+    `attempt` the reconnect attempt; `purpose` only reads well in a timeline."""
 
     stream: str
     purpose: str
     value: float
+    server: str = ""
+    kind: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)

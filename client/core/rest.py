@@ -14,7 +14,7 @@ from typing import Any
 
 from client.core.bugs import Bug
 from client.core.io import CancelHttp, Effect, HttpFailed, HttpRequest, HttpResponse, Log, NetError
-from client.core.timers import Timers
+from client.core.timers import Machine, TimerKey, TimerKind, Timers
 from client.core.timings import Timings
 
 USER_AGENT = "accord-rig-client/0.1 (Python)"
@@ -122,7 +122,7 @@ class Rest:
         self._timings = timings
         self._bug_on = bug_on
         self._pending: dict[int, _Call] = {}
-        self._retry_timers: set[str] = set()
+        self._retries: dict[int, _Call] = {}  # 429 waits, by retry id
 
     # ------------------------------------------------------------------ public
 
@@ -144,13 +144,13 @@ class Rest:
 
     @property
     def busy(self) -> bool:
-        return bool(self._pending) or bool(self._retry_timers)
+        return bool(self._pending) or bool(self._retries)
 
     def handle(self, now: float, event: HttpResponse | HttpFailed) -> None:
         call = self._pending.pop(event.req, None)
         if call is None:
             return
-        self._timers.cancel(self._timeout_name(event.req))
+        self._timers.cancel(self._timeout_key(event.req))
         if isinstance(event, HttpFailed):
             text = NET_ERROR_TEXT[event.error]
             self._log("warning", f"{call.method} {call.path} failed: {text}")
@@ -164,12 +164,27 @@ class Rest:
     def cancel_all(self) -> None:
         """Abandon every request (server removed): no callback will run."""
         for req in list(self._pending):
-            self._timers.cancel(self._timeout_name(req))
+            self._timers.cancel(self._timeout_key(req))
             self._out.append(CancelHttp(req=req))
         self._pending.clear()
-        for name in list(self._retry_timers):
-            self._timers.cancel(name)
-        self._retry_timers.clear()
+        for retry_id in list(self._retries):
+            self._timers.cancel(self._retry_key(retry_id))
+        self._retries.clear()
+
+    def owns_timer(self, key: TimerKey) -> bool:
+        if key.machine is Machine.HTTP:
+            return key.ident in self._pending
+        return key.machine is Machine.HTTP_RETRY and key.ident in self._retries
+
+    def on_timer(self, now: float, key: TimerKey) -> None:
+        """A deadline this REST client set is due: a request timed out, or a 429
+        wait is over."""
+        if key.kind is TimerKind.REQUEST_TIMEOUT:
+            self._on_timeout(now, key.ident)
+            return
+        call = self._retries.pop(key.ident, None)
+        if call is not None:
+            self._send(now, call)
 
     # ------------------------------------------------------------------ internals
 
@@ -193,13 +208,13 @@ class Rest:
         )
         if not self._bug_on(Bug.REST_HAS_NO_TIMEOUT):
             delay = self._timings.rest_wait
-            self._timers.set(self._timeout_name(req), now, delay, self._timeout_callback(req))
+            self._timers.set(self._timeout_key(req), now, delay)
 
-    def _timeout_name(self, req: int) -> str:
-        return f"{self.server}:http:{req}:timeout"
+    def _timeout_key(self, req: int) -> TimerKey:
+        return TimerKey(self.server, Machine.HTTP, TimerKind.REQUEST_TIMEOUT, req)
 
-    def _timeout_callback(self, req: int) -> Callable[[float], None]:
-        return lambda now: self._on_timeout(now, req)
+    def _retry_key(self, retry_id: int) -> TimerKey:
+        return TimerKey(self.server, Machine.HTTP_RETRY, TimerKind.RATE_LIMIT_RETRY, retry_id)
 
     def _on_timeout(self, now: float, req: int) -> None:
         call = self._pending.pop(req, None)
@@ -258,15 +273,10 @@ class Rest:
             wait = self._timings.rate_limit_fallback_wait(call.retries_done)
         wait = min(wait, self._timings.scaled(self._timings.rate_limit_cap))
         call.retries_done += 1
-        name = f"{self.server}:http-retry:{self._next_id()}"
-        self._retry_timers.add(name)
-
-        def retry(t: float) -> None:
-            self._retry_timers.discard(name)
-            self._send(t, call)
-
+        retry_id = self._next_id()
+        self._retries[retry_id] = call
         self._log("info", f"{call.method} {call.path} rate limited, retry in {wait:.3f}s")
-        self._timers.set(name, now, wait, retry)
+        self._timers.set(self._retry_key(retry_id), now, wait)
 
     def _log(self, level: str, message: str) -> None:
         self._out.append(Log(level=level, message=message, server=self.server))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from client.core.protocol import Status
+
 # Connection lifecycle (spec section 3). args[0] is the configured server name.
 SERVER_CONNECTING: Final = "server_connecting"  # (server)
 SERVER_CONNECTED: Final = "server_connected"  # (server) first READY
@@ -56,19 +58,23 @@ MESSAGE_DELETED: Final = "message_deleted"  # (server, message_id)
 EDIT_STARTED: Final = "edit_started"  # (server, message_id) user entered edit mode
 BUG_ENABLED: Final = "bug_enabled"  # (server_or_"*", bug_number) a regression switch is on
 
-CONNECTION_SIGNALS: Final = frozenset(
-    {
-        SERVER_CONNECTING,
-        SERVER_CONNECTED,
-        SERVER_DISCONNECTED,
-        SERVER_RECONNECTING,
-        SERVER_REAUTHENTICATING,
-        SERVER_RECONNECTED,
-        SERVER_SYNCED,
-        SERVER_CONNECTION_FAILED,
-        SERVER_REMOVED,
-    }
-)
 
 # Added by the core engineer (additive only).
 REACTION_CHANGED: Final = "reaction_changed"  # (server, channel_id, message_id)
+
+# The status each connection signal leaves, as the user sees it (s.3): between
+# connected/reconnected and synced that is `syncing` (`Status.core` folds it into
+# connected). The verdict, the reports and the banner read this one map.
+SIGNAL_STATUS: Final[dict[str, Status]] = {
+    SERVER_CONNECTING: Status.CONNECTING,
+    SERVER_CONNECTED: Status.SYNCING,
+    SERVER_DISCONNECTED: Status.DISCONNECTED,
+    SERVER_RECONNECTING: Status.RECONNECTING,
+    SERVER_REAUTHENTICATING: Status.RECONNECTING,
+    SERVER_RECONNECTED: Status.SYNCING,
+    SERVER_SYNCED: Status.CONNECTED,
+    SERVER_CONNECTION_FAILED: Status.ERROR,
+    SERVER_REMOVED: Status.NONE,
+}
+
+CONNECTION_SIGNALS: Final = frozenset(SIGNAL_STATUS)

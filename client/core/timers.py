@@ -1,63 +1,113 @@
-"""Named one-shot timers inside the core (aioquic style: `now` is passed in).
+"""Named deadlines inside the core (aioquic's `get_timer()` style: `now` is passed in).
 
-Setting a timer that exists replaces it. Every set/cancel is reported as a
-`SetTimer`/`CancelTimer` effect so the timeline shows what the core waits for.
+A timer is a `TimerKey` (which server, which machine, which kind, which request or
+attempt) and a due time; no callback is stored. When one is due, `pop_due` hands
+the key back and the core dispatches it by `machine` and `kind` to the machine
+that set it (`ClientCore._on_timer`). Setting a key that exists replaces it.
+Every set/cancel is reported as a `SetTimer`/`CancelTimer` effect carrying the
+key's fields, so the timeline shows what the core waits for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from client.core.io import CancelTimer, Effect, SetTimer
 
-TimerCallback = Callable[[float], None]
+
+class Machine(StrEnum):
+    GATEWAY = "gateway"
+    HTTP = "http"  # one request's timeout, by request id
+    HTTP_RETRY = "http-retry"  # a 429 retry wait, by its own id
+
+
+class TimerKind(StrEnum):
+    """Every kind of deadline the core sets."""
+
+    OPEN_TIMEOUT = "open-timeout"
+    HELLO_TIMEOUT = "hello-timeout"
+    READY_TIMEOUT = "ready-timeout"
+    HEARTBEAT = "heartbeat"
+    BACKOFF = "backoff"
+    INVALID_SESSION_WAIT = "invalid-session-wait"
+    REQUEST_TIMEOUT = "timeout"
+    RATE_LIMIT_RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerKey:
+    server: str
+    machine: Machine
+    kind: TimerKind
+    ident: int = 0  # the request (HTTP) or retry id; 0 for a gateway timer
+
+    @property
+    def name(self) -> str:
+        """The display name scenario files match by glob, e.g. 'alpha:gateway:heartbeat'."""
+        if self.machine is Machine.GATEWAY:
+            return f"{self.server}:gateway:{self.kind}"
+        if self.machine is Machine.HTTP:
+            return f"{self.server}:http:{self.ident}:{self.kind}"
+        return f"{self.server}:http-retry:{self.ident}"
 
 
 @dataclass(slots=True)
 class _Timer:
     at: float
     order: int  # ties fire in the order they were set
-    callback: TimerCallback
 
 
 class Timers:
     def __init__(self, out: list[Effect]) -> None:
         self._out = out
-        self._timers: dict[str, _Timer] = {}
+        self._timers: dict[TimerKey, _Timer] = {}
         self._order = 0
 
-    def set(self, name: str, now: float, delay: float, callback: TimerCallback) -> None:
+    def set(self, key: TimerKey, now: float, delay: float, *, attempt: int = 0) -> None:
+        """`attempt`: the reconnect attempt a gateway timer belongs to (0: none),
+        carried on the effect for the verdict."""
         self._order += 1
         at = now + max(delay, 0.0)
-        self._timers[name] = _Timer(at, self._order, callback)
-        self._out.append(SetTimer(name=name, at=at, delay=delay))
+        self._timers[key] = _Timer(at, self._order)
+        self._out.append(
+            SetTimer(
+                name=key.name,
+                at=at,
+                delay=delay,
+                server=key.server,
+                machine=key.machine.value,
+                kind=key.kind.value,
+                attempt=attempt,
+            )
+        )
 
-    def cancel(self, name: str) -> None:
-        if self._timers.pop(name, None) is not None:
-            self._out.append(CancelTimer(name=name))
+    def cancel(self, key: TimerKey) -> None:
+        if self._timers.pop(key, None) is not None:
+            self._out.append(
+                CancelTimer(
+                    name=key.name,
+                    server=key.server,
+                    machine=key.machine.value,
+                    kind=key.kind.value,
+                )
+            )
 
-    def cancel_prefix(self, prefix: str) -> None:
-        for name in [n for n in self._timers if n.startswith(prefix)]:
-            self.cancel(name)
-
-    def is_set(self, name: str) -> bool:
-        return name in self._timers
+    def is_set(self, key: TimerKey) -> bool:
+        return key in self._timers
 
     def next_deadline(self) -> float | None:
         if not self._timers:
             return None
         return min(t.at for t in self._timers.values())
 
-    def fire_due(self, now: float) -> int:
-        """Fire every timer due at `now`, earliest first (including ones that
-        callbacks set for a time <= now). Returns how many fired."""
-        fired = 0
-        while True:
-            due = [(t.at, t.order, name) for name, t in self._timers.items() if t.at <= now]
-            if not due:
-                return fired
-            _, _, name = min(due)
-            timer = self._timers.pop(name)
-            timer.callback(now)
-            fired += 1
+    def pop_due(self, now: float) -> TimerKey | None:
+        """The earliest timer due at `now` (ties: first set first), removed; None
+        when none is due. Call again after dispatching: a handler may set a timer
+        that is due at once."""
+        due = [(t.at, t.order, key) for key, t in self._timers.items() if t.at <= now]
+        if not due:
+            return None
+        key = min(due, key=lambda d: (d[0], d[1]))[2]
+        del self._timers[key]
+        return key

@@ -6,17 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from client.core.protocol import Status
 from client.ui import texts
 
 # display status (ServerConnectionView.display_status) -> (enabled, placeholder);
 # `connected` is filled in with the channel name.
-_BY_STATUS: dict[str, tuple[bool, str]] = {
-    "syncing": (False, texts.COMPOSER_SYNCING),
-    "disconnected": (True, texts.COMPOSER_QUEUEING),
-    "reconnecting": (True, texts.COMPOSER_QUEUEING),
-    "error": (False, texts.COMPOSER_OFFLINE),
-    "connecting": (False, texts.COMPOSER_OFFLINE),
-    "none": (False, texts.COMPOSER_OFFLINE),
+_BY_STATUS: dict[Status, tuple[bool, str]] = {
+    Status.SYNCING: (False, texts.COMPOSER_SYNCING),
+    Status.DISCONNECTED: (True, texts.COMPOSER_QUEUEING),
+    Status.RECONNECTING: (True, texts.COMPOSER_QUEUEING),
+    Status.ERROR: (False, texts.COMPOSER_OFFLINE),
+    Status.CONNECTING: (False, texts.COMPOSER_OFFLINE),
+    Status.NONE: (False, texts.COMPOSER_OFFLINE),
 }
 
 
@@ -81,8 +82,8 @@ class ComposerView:
             return self.label.hide_at
         return None
 
-    def render(self, now: float, display_status: str, channel_name: str) -> dict[str, Any]:
-        if display_status == "connected":
+    def render(self, now: float, display_status: Status, channel_name: str) -> dict[str, Any]:
+        if display_status == Status.CONNECTED:
             enabled, placeholder = True, texts.composer_placeholder_connected(channel_name)
         else:
             enabled, placeholder = _BY_STATUS[display_status]

@@ -7,17 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.core import signals as sig
+from client.core.protocol import OUTAGE, Status
 from client.ui import texts
-
-# Statuses the spec names (s.3); `none` is a server the client does not know.
-CONNECTING = "connecting"
-CONNECTED = "connected"
-DISCONNECTED = "disconnected"
-RECONNECTING = "reconnecting"
-ERROR = "error"
-NONE = "none"
-
-_OUTAGE = frozenset({DISCONNECTED, RECONNECTING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +42,7 @@ class ServerConnectionView:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.status = NONE
+        self.status = Status.NONE
         self.syncing = False
         self.banner = HIDDEN
         self.last_failure = ""  # the reason of the latest connection_failed
@@ -59,64 +50,66 @@ class ServerConnectionView:
         self._awaiting_sync_after_outage = False
 
     @property
-    def display_status(self) -> str:
+    def display_status(self) -> Status:
         """The status with the `syncing` sub-state spelled out (what the composer uses)."""
-        return "syncing" if self.status == CONNECTED and self.syncing else self.status
+        return Status.SYNCING if self.status is Status.CONNECTED and self.syncing else self.status
 
     def apply(self, t: float, name: str, args: tuple[Any, ...], green_for: float) -> None:
         """Fold one connection signal. `green_for` is the scaled green-banner time."""
         if name == sig.SERVER_CONNECTING:
-            self._set(CONNECTING, syncing=False, banner=Banner("yellow", texts.CONNECTING))
+            self._set(Status.CONNECTING, syncing=False, banner=Banner("yellow", texts.CONNECTING))
         elif name == sig.SERVER_CONNECTED:
             self._awaiting_sync_after_outage = False
-            self._set(CONNECTED, syncing=True, banner=HIDDEN)
+            self._set(Status.CONNECTED, syncing=True, banner=HIDDEN)
         elif name == sig.SERVER_DISCONNECTED:
             code, reason = int(args[1]), str(args[2])
-            self._set(DISCONNECTED, False, Banner("yellow", texts.disconnected(code, reason)))
+            self._set(
+                Status.DISCONNECTED, False, Banner("yellow", texts.disconnected(code, reason))
+            )
         elif name == sig.SERVER_RECONNECTING:
             text = texts.reconnecting_attempt(int(args[1]), int(args[2]))
-            self._set(RECONNECTING, False, Banner("yellow", text))
+            self._set(Status.RECONNECTING, False, Banner("yellow", text))
         elif name == sig.SERVER_REAUTHENTICATING:
-            self._set(RECONNECTING, False, Banner("yellow", texts.RECONNECTING))
+            self._set(Status.RECONNECTING, False, Banner("yellow", texts.RECONNECTING))
         elif name == sig.SERVER_RECONNECTED:
             self._awaiting_sync_after_outage = True
-            self._set(CONNECTED, True, Banner("yellow", texts.SYNCING))
+            self._set(Status.CONNECTED, True, Banner("yellow", texts.SYNCING))
         elif name == sig.SERVER_SYNCED:
             banner = self.banner
             if self._awaiting_sync_after_outage:
                 banner = Banner("green", texts.RECONNECTED, hide_at=t + green_for)
             self._awaiting_sync_after_outage = False
-            self._set(CONNECTED, False, banner)
+            self._set(Status.CONNECTED, False, banner)
         elif name == sig.SERVER_CONNECTION_FAILED:
             self.last_failure = str(args[1])
             self._awaiting_sync_after_outage = False
             banner = Banner("red", texts.connection_failed(self.last_failure), button=True)
-            self._set(ERROR, False, banner)
+            self._set(Status.ERROR, False, banner)
         elif name == sig.SERVER_REMOVED:
             self._awaiting_sync_after_outage = False
-            self._set(NONE, False, HIDDEN)
+            self._set(Status.NONE, False, HIDDEN)
 
     def show_current_status(self) -> None:
         """On selecting this server or one of its channels (s.5): the banner is
         rebuilt from the status alone; attempt numbers and green banners go."""
-        if self.status in _OUTAGE:
+        if self.status in OUTAGE:
             self.banner = Banner("yellow", texts.RECONNECTING)
-        elif self.status == CONNECTING:
+        elif self.status == Status.CONNECTING:
             self.banner = Banner("yellow", texts.CONNECTING)
-        elif self.status == ERROR:
+        elif self.status == Status.ERROR:
             self.banner = Banner("red", texts.connection_failed(self.last_failure), button=True)
         else:
             self.banner = HIDDEN
 
     @property
     def dot(self) -> str | None:
-        if self.status in _OUTAGE:
+        if self.status in OUTAGE:
             return "yellow"
-        return "red" if self.status == ERROR else None
+        return "red" if self.status == Status.ERROR else None
 
     @property
     def menu(self) -> list[str]:
-        if self.status in _OUTAGE or self.status == ERROR:
+        if self.status in OUTAGE or self.status == Status.ERROR:
             return [texts.RECONNECT_BUTTON, texts.REMOVE_SERVER]
         return [texts.REMOVE_SERVER]
 
@@ -126,14 +119,14 @@ class ServerConnectionView:
 
     def render(self, now: float) -> dict[str, Any]:
         return {
-            "status": self.status,
-            "syncing": self.status == CONNECTED and self.syncing,
+            "status": self.status.value,
+            "syncing": self.status == Status.CONNECTED and self.syncing,
             "banner": self.banner.render(now),
             "dot": self.dot,
             "menu": self.menu,
         }
 
-    def _set(self, status: str, syncing: bool, banner: Banner) -> None:
+    def _set(self, status: Status, syncing: bool, banner: Banner) -> None:
         self.status = status
         self.syncing = syncing
         self.banner = banner

@@ -1,9 +1,14 @@
 """Every string the user reads in the view models (client-behaviour.md s.5,
-accord-protocol.md s.3), and the close-code -> banner text rule."""
+accord-protocol.md s.3). The close-code -> banner text rule is a protocol fact:
+`client.core.protocol.close_text`, re-exported here."""
 
 from __future__ import annotations
 
 from typing import Final
+
+from client.core.protocol import CONNECTION_LOST, close_text
+
+__all__ = ["CONNECTION_LOST", "close_text"]  # re-exported for the view models
 
 # Connection banner.
 CONNECTING: Final = "Connecting..."
@@ -28,44 +33,6 @@ LOADING_TIMED_OUT: Final = "Loading timed out. Click to retry"
 ADD: Final = "Add"
 CHECKING: Final = "Checking..."
 CONNECTING_BUTTON: Final = "Connecting..."
-
-CONNECTION_LOST: Final = "Connection lost"
-
-# accord-protocol.md s.3, the "client text (banner)" column. 4000 is decided by
-# the reason (below); codes absent here use the reason, else "Connection lost".
-_CLOSE_TEXT: Final[dict[int, str]] = {
-    1000: "Server closed connection",
-    1001: "Server going away",
-    1006: CONNECTION_LOST,
-    1009: CONNECTION_LOST,
-    4001: CONNECTION_LOST,
-    4002: CONNECTION_LOST,
-    4003: "Authentication failed",
-    4004: "Session expired",
-    4005: CONNECTION_LOST,
-    4007: CONNECTION_LOST,
-    4008: CONNECTION_LOST,
-    4009: CONNECTION_LOST,
-    4012: "Invalid gateway intent",
-    4013: "Disallowed gateway intent",
-    4014: "Unauthorized",
-}
-
-# The client's own 4000 reasons (client-behaviour.md s.5).
-_REASON_4000: Final[dict[str, str]] = {
-    "heartbeat timeout": "Heartbeat timeout",
-    "server requested reconnect": "Server requested reconnect",
-    "invalid session": "Session invalidated",
-}
-
-
-def close_text(code: int, reason: str) -> str:
-    """What the banner says about a closed gateway socket."""
-    if code == 4000:
-        return _REASON_4000.get(reason, reason or CONNECTION_LOST)
-    if code in _CLOSE_TEXT:
-        return _CLOSE_TEXT[code]
-    return reason or CONNECTION_LOST
 
 
 def disconnected(code: int, reason: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from client.core import signals as sig
 from client.core.io import Signal
+from client.core.protocol import Status
 from client.core.timings import Timings
 from client.ui.add_server import AddServerDialog
 from client.ui.composer import ComposerView
@@ -173,7 +174,7 @@ class ViewState:
 
     def status(self, server: str) -> str:
         view = self.servers.get(server)
-        return view.status if view is not None else "none"
+        return (view.status if view is not None else Status.NONE).value
 
     def banner(self, server: str, now: float) -> dict[str, Any]:
         view = self.servers.get(server)

@@ -172,7 +172,7 @@ def test_heartbeat_timeout_closes_at_the_first_beat_finding_one_unacked(
     timers = [
         r
         for r in run.client("timer", "SetTimer")
-        if r["data"]["name"].endswith(":gateway:heartbeat") and r["t"] <= t_close
+        if r["data"]["kind"] == "heartbeat" and r["t"] <= t_close
     ]
     assert timers, "no heartbeat timer was recorded"
     due = float(timers[-1]["data"]["at"])
@@ -199,7 +199,7 @@ def test_op1_closes_on_the_request_not_on_the_timer(runs: dict[str, Run]) -> Non
     timers = [
         r
         for r in run.client("timer", "SetTimer")
-        if r["data"]["name"].endswith(":gateway:heartbeat") and r["t"] <= t_close
+        if r["data"]["kind"] == "heartbeat" and r["t"] <= t_close
     ]
     assert t_close < float(timers[-1]["data"]["at"]), "the close waited for the timer"
 
@@ -265,15 +265,17 @@ def test_invalid_session_waits_one_to_five_seconds_before_the_backoff(
 ) -> None:
     run = runs[INVALID]
     scale = float(run.records[0]["data"]["timescale"])
-    draws = [r for r in run.records if r["kind"] == "rng" and r["name"] == "invalid-session wait"]
+    draws = [
+        r for r in run.records if r["kind"] == "rng" and r["data"]["kind"] == "invalid-session-wait"
+    ]
     assert len(draws) == 1, "no (or more than one) invalid-session wait was drawn"
     wait = float(draws[0]["data"]["value"])
     assert 1.0 <= wait <= 5.0
     timers = run.client("timer", "SetTimer")
-    extra = [r for r in timers if r["data"]["name"].endswith(":gateway:invalid-session-wait")]
+    extra = [r for r in timers if r["data"]["kind"] == "invalid-session-wait"]
     assert len(extra) == 1 and abs(float(extra[0]["data"]["delay"]) - wait * scale) < 1e-9
     due = float(extra[0]["data"]["at"])
-    backoff = [r for r in timers if r["data"]["name"].endswith(":gateway:backoff")]
+    backoff = [r for r in timers if r["data"]["kind"] == "backoff"]
     assert backoff and backoff[0]["t"] >= due - 0.005, "the backoff started before the extra wait"
     opened = [r["t"] for r in run.client("effect", "OpenSocket") if r["t"] > extra[0]["t"]]
     assert opened and opened[0] >= float(backoff[0]["data"]["at"]) - 0.005
@@ -294,6 +296,6 @@ def test_invalid_session_on_attempt_ten_escalates_without_an_eleventh_wait(
     backoffs_after = [
         r
         for r in run.client("timer", "SetTimer")
-        if r["data"]["name"].endswith(":gateway:backoff") and r["t"] > attempts[-1]["t"]
+        if r["data"]["kind"] == "backoff" and r["t"] > attempts[-1]["t"]
     ]
     assert backoffs_after == [], "a backoff was scheduled after attempt 10"

@@ -6,10 +6,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from client.core.io import RngDraw, SetTimer
 from client.timeline import Timeline
 
 GATEWAY = "wss://127.0.0.1:9001/ws?v=1&encoding=json"
 REST = "https://127.0.0.1:9000/api/v1"
+
+
+def backoff_draw(attempt: int, value: float) -> dict[str, Any]:
+    """alpha's backoff jitter draw, with the fields the core's RngDraw carries."""
+    draw = RngDraw(
+        "alpha:gateway", f"backoff attempt {attempt}", value, "alpha", "backoff", attempt
+    )
+    return {f: getattr(draw, f) for f in draw.__slots__}
+
+
+def backoff_timer(at: float, delay: float, attempt: int = 1) -> dict[str, Any]:
+    """alpha's backoff timer, with the fields the core's SetTimer carries."""
+    timer = SetTimer("alpha:gateway:backoff", at, delay, "alpha", "gateway", "backoff", attempt)
+    return {f: getattr(timer, f) for f in timer.__slots__}
 
 
 class Story:
@@ -90,8 +105,8 @@ def connected_story(resume_at: float = 1.09) -> Story:
     s.transport(1.0, "SocketClosed", conn=conn, code=1006, reason="")
     s.signal(1.0, "server_disconnected", "alpha", 1006, "")
     s.signal(1.0, "server_reconnecting", "alpha", 1, 10)
-    s.effect(1.0, "RngDraw", stream="alpha:gateway", purpose="backoff attempt 1", value=0.5)
-    s.effect(1.0, "SetTimer", name="alpha:gateway:backoff", at=1.075, delay=0.075)
+    s.effect(1.0, "RngDraw", **backoff_draw(1, 0.5))
+    s.effect(1.0, "SetTimer", **backoff_timer(1.075, 0.075))
     conn2 = s.open_socket(1.08)
     s.send_frame(resume_at, conn2, {"op": 3, "data": {}})
     s.signal(1.1, "server_reconnected", "alpha")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scn_synthetic import GATEWAY, REST, Story, connected_story
+from scn_synthetic import GATEWAY, REST, Story, backoff_draw, backoff_timer, connected_story
 
 from client.core.timings import Timings
 from scenarios.observe import observe
@@ -92,10 +92,8 @@ def test_identify_is_told_apart_from_resume() -> None:
 def test_backoff_off_the_formula_fails() -> None:
     story = connected_story()
     # attempt 1 with draw 0.5 at timescale 0.05 must be 0.05*(1+0.5) = 0.075 s
-    story.effect(2.1, "RngDraw", stream="alpha:gateway", purpose="backoff attempt 2", value=0.25)
-    story.effect(
-        2.1, "SetTimer", name="alpha:gateway:backoff", at=2.2, delay=0.1
-    )  # should be 0.1125
+    story.effect(2.1, "RngDraw", **backoff_draw(2, 0.25))
+    story.effect(2.1, "SetTimer", **backoff_timer(2.2, 0.1, 2))  # should be 0.1125
     failures = judge(story, {"backoff": True})
     assert [f.title for f in failures] == ["backoff of alpha (per spec)"]
     assert any("attempt 2: 0.112500s" in row for row in failures[0].expected)
@@ -110,8 +108,8 @@ def test_backoff_ranges_in_real_client_time() -> None:
 def test_backoff_that_fires_early_fails() -> None:
     story = Story()
     story.signal(0.0, "server_reconnecting", "alpha", 1, 10)
-    story.effect(0.0, "RngDraw", stream="alpha:gateway", purpose="backoff attempt 1", value=0.0)
-    story.effect(0.0, "SetTimer", name="alpha:gateway:backoff", at=0.05, delay=0.05)
+    story.effect(0.0, "RngDraw", **backoff_draw(1, 0.0))
+    story.effect(0.0, "SetTimer", **backoff_timer(0.05, 0.05))
     story.open_socket(0.01)  # 40 ms early
     failures = judge(story, {"backoff": True})
     assert failures and "opened early" in failures[0].observed[0]

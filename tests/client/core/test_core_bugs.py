@@ -17,6 +17,7 @@ from client.core.actions import ConnectServer, ReconnectServer, SendMessage, Set
 from client.core.bugs import ENV_VAR, Bug, bugs_from_env, parse_bugs
 from client.core.client import ClientCore
 from client.core.io import HttpRequest, Log, Signal
+from client.core.timings import Timings
 from client.virtual import HANG, HttpAnswer
 
 Check = Callable[[Iterable[int]], None]
@@ -283,18 +284,25 @@ def test_parse_bugs() -> None:
         parse_bugs("x")
 
 
-def test_bugs_from_env_and_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bugs_from_a_passed_environment_and_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert bugs_from_env({ENV_VAR: "2,3"}) == {Bug(2), Bug(3)}
+    assert ClientCore(environ={ENV_VAR: "5"}).bugs == {Bug(5)}
+    assert ClientCore(bugs=[1], environ={ENV_VAR: "5"}).bugs == {Bug(1), Bug(5)}  # both count
     monkeypatch.setenv(ENV_VAR, "5")
-    assert ClientCore().bugs == {Bug(5)}
-    assert ClientCore(bugs=[1]).bugs == {Bug(1), Bug(5)}  # both sources count
-    assert ClientCore(bugs=[1], environ={}).bugs == {Bug(1)}  # hermetic
-    monkeypatch.delenv(ENV_VAR)
-    assert ClientCore().bugs == set()
+    assert ClientCore(bugs=[1]).bugs == {Bug(1)}  # the process environment is never read
     with pytest.raises(ValueError, match=r"13.*1\.\.12"):
         ClientCore(bugs=[13])
     with pytest.raises(ValueError, match="ACCORD_RIG_BUGS"):
         ClientCore(environ={ENV_VAR: "seven"})
+
+
+def test_the_rig_passes_the_environment_switches_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from client.timeline import Timeline
+    from scenarios.harness import ClientHarness
+
+    monkeypatch.setenv(ENV_VAR, "4,8")
+    harness = ClientHarness(Timeline(origin=0.0), Timings(), seed=1, bugs=[2], ca_files=[])
+    assert harness.core.bugs == {Bug(2), Bug(4), Bug(8)}
 
 
 def test_enabled_bugs_are_announced_and_warned() -> None:

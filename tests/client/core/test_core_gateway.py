@@ -17,7 +17,6 @@ from core_helpers import (
 from client.core import signals as sig
 from client.core.actions import ConfigureServer, ConnectServer
 from client.core.client import ClientCore
-from client.core.gateway import close_text
 from client.core.io import (
     AbortSocket,
     CloseSocket,
@@ -28,6 +27,7 @@ from client.core.io import (
     SocketClosed,
     SocketText,
 )
+from client.core.protocol import close_text
 from client.core.timings import Timings
 from client.virtual import HANG, FakePeer, VirtualRunner
 

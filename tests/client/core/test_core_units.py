@@ -18,7 +18,7 @@ from client.core.io import (
     SocketOpened,
 )
 from client.core.redact import REDACTED, redact_effect, redact_frame
-from client.core.timers import Timers
+from client.core.timers import Machine, TimerKey, TimerKind, Timers
 from client.core.timings import Timings
 
 
@@ -50,17 +50,18 @@ def test_timescale_multiplies_every_duration() -> None:
 def test_timers_fire_in_time_order_and_report() -> None:
     out: list[Effect] = []
     timers = Timers(out)
-    fired: list[tuple[str, float]] = []
-    timers.set("b", 0.0, 2.0, lambda now: fired.append(("b", now)))
-    timers.set("a", 0.0, 1.0, lambda now: fired.append(("a", now)))
-    timers.set("c", 0.0, 5.0, lambda now: fired.append(("c", now)))
-    timers.cancel("c")
+    a, b, c = (TimerKey("alpha", Machine.HTTP, TimerKind.REQUEST_TIMEOUT, i) for i in (1, 2, 3))
+    timers.set(b, 0.0, 2.0)
+    timers.set(a, 0.0, 1.0)
+    timers.set(c, 0.0, 5.0)
+    timers.cancel(c)
     assert timers.next_deadline() == 1.0
-    assert timers.fire_due(3.0) == 2
-    assert [name for name, _ in fired] == ["a", "b"]
+    assert timers.pop_due(0.5) is None
+    assert [timers.pop_due(3.0), timers.pop_due(3.0), timers.pop_due(3.0)] == [a, b, None]
     assert timers.next_deadline() is None
-    assert out[:3] == [SetTimer("b", 2.0, 2.0), SetTimer("a", 1.0, 1.0), SetTimer("c", 5.0, 5.0)]
-    assert out[3] == CancelTimer("c")
+    assert out[0] == SetTimer("alpha:http:2:timeout", 2.0, 2.0, "alpha", "http", "timeout")
+    assert [type(e).__name__ for e in out] == ["SetTimer"] * 3 + ["CancelTimer"]
+    assert out[3] == CancelTimer("alpha:http:3:timeout", "alpha", "http", "timeout")
 
 
 def test_redaction_of_io_effects() -> None:
