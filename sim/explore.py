@@ -31,9 +31,10 @@ from hypothesis.errors import NoSuchExample
 
 from chaos import TOXIC_TYPES
 from client.core.bugs import BUG_NUMBERS
+from client.core.protocol import KNOWN_CLOSE_CODES
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
-from scenarios.schema import KNOWN_CLOSE_CODES, Step
+from scenarios.schema import Step
 from sim.properties import gateway_violations, removal_violations, view_violations
 from sim.scenario import SimScenarioRun, sim_options
 

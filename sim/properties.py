@@ -20,14 +20,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from client.core.gateway import FATAL_CODES, REASON_HEARTBEAT, REASON_RECONNECT
+from client.core.protocol import FATAL_CODES, Reason4000
 from client.timeline import Record
 from client.ui.texts import COMPOSER_OFFLINE, COMPOSER_QUEUEING, COMPOSER_SYNCING
 from scenarios.observation import Observation
 from scenarios.verdict import ServerWiring, conn_server
 
 MAX_ATTEMPTS = 10  # client-behaviour.md s.1: gateway attempts before escalation
-RESUME_REASONS = (REASON_HEARTBEAT, REASON_RECONNECT)
+RESUME_REASONS = (Reason4000.HEARTBEAT, Reason4000.RECONNECT)
 
 _DOT = {"disconnected": "yellow", "reconnecting": "yellow", "error": "red"}
 _BANNER: dict[str, set[str | None]] = {
