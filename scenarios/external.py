@@ -20,6 +20,7 @@ What a scenario needs beyond that (scenarios.needs) is offered or not: `offered(
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shlex
 import socket
 import time
@@ -373,8 +374,7 @@ class ExternalRest:
                 if account is not None:
                     self.users[name] = await self.wire.login(account, setup=True)
                 elif target.register:
-                    fresh = Account.fresh(self.run_id, len(self.users))
-                    fresh = Account(f"{name}{self.run_id}", fresh.password)
+                    fresh = Account(f"{name}{self.run_id}", secrets.token_hex(12))
                     self.users[name] = await self.wire.register(fresh)
                 else:
                     raise SetupError(
