@@ -36,6 +36,7 @@ import yaml
 from chaos.faults import NamedTargets
 from chaos.processes import FakeServerInfo, ManagedProcess, ProcessFailed
 from chaos.tls_front import TlsFront
+from chaos.toxiproxy_server import free_port
 from conform.wire import API, Account, ProbeError, Server, SetupError, Target, User
 from scenarios.errors import UsageError
 from scenarios.needs import ALL_NEEDS, Need, scenario_requirements, unmet
@@ -229,20 +230,18 @@ def needs_missing(
     assertions that cannot be judged there). A need that names no server (several
     servers) is the run target's to meet."""
     targets = server_targets(loaded, run_target)
+    sharing = [name for name, target in targets.items() if target is run_target]
 
     def offered(server: str | None) -> frozenset[Need]:
-        target = targets.get(server) if server is not None else run_target
+        if server is None:  # several servers: a problem only if they share the run's
+            target = run_target if len(sharing) > 1 else None
+        else:
+            target = targets.get(server)
         return ALL_NEEDS if target is None else target.offered()
 
     play, judged = scenario_requirements(loaded)
     missing = unmet(play, offered)
     return (missing[0].reason if missing else ""), [r.reason for r in unmet(judged, offered)]
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _accepting(host: str, port: int) -> bool:
