@@ -377,3 +377,27 @@ def test_a_scenario_external_server_is_checked_when_loaded(tmp_path: Path) -> No
     assert run.returncode == 4
     assert "bad.scenario.yaml:6: setup.servers.alpha.external" in run.stderr
     assert "accounts or register" in run.stderr
+
+
+def test_several_servers_need_one_server_each_only_when_they_share_the_runs(
+    tmp_path: Path,
+) -> None:
+    from scenarios.external import needs_missing
+    from scenarios.loader import load_scenario
+
+    run_target = ExternalTarget.create("http://127.0.0.1:9", register=True)
+    case = tmp_path / "two.scenario.yaml"
+    case.write_text(
+        "name: two\nsetup: {servers: [alpha, beta]}\nsteps: [{connect: alpha}]\n"
+    )
+    skip, _ = needs_missing(load_scenario(case), run_target)
+    assert skip.startswith("setup.servers (alpha, beta) needs one server per name")
+    case.write_text(
+        "name: two\nsetup:\n  servers:\n    alpha: {external: {url: 'http://127.0.0.1:8',"
+        " register: true}}\n    beta: {}\nsteps: [{connect: alpha}, {kill_server: alpha}]\n"
+    )
+    skip, _ = needs_missing(load_scenario(case), run_target)
+    assert skip == (
+        "step 2 (line 6) kill_server needs a server process the rig starts (--server-command)"
+    )
+    assert needs_missing(load_scenario(case), None)[0] == skip  # alpha's own target decides
