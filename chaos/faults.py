@@ -50,6 +50,9 @@ class NamedTargets(Generic[T]):
         self._targets[name] = target
         return target
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
     def target(self, name: str) -> T:
         try:
             return self._targets[name]

@@ -26,9 +26,8 @@ from client.core.bugs import BUG_NUMBERS, BUG_RANGE
 from conform.command import add_parser as add_conform_parser
 from conform.command import cmd_conform
 from scenarios.errors import UsageError
-from scenarios.external import ExternalTarget
+from scenarios.external import ExternalTarget, needs_missing
 from scenarios.loader import LoadedScenario, discover, load_all
-from scenarios.needs import scenario_requirements, unmet
 from scenarios.server_backends import ENV_SERVERS, SERVER_BACKENDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
@@ -238,16 +237,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _list_for(loaded: list[LoadedScenario], external: ExternalTarget) -> int:
     """Which scenarios can run on the external target, and why the others cannot."""
-    offered = external.offered()
     runnable = 0
     for item in loaded:
-        play, judged = scenario_requirements(item)
-        missing, not_judged = unmet(play, offered), unmet(judged, offered)
-        if missing:
-            verdict = f"skip\t{missing[0].reason}"
+        skip, not_judged = needs_missing(item, external)
+        if skip:
+            verdict = f"skip\t{skip}"
         else:
             runnable += 1
-            verdict = "run" + "".join(f"\tnot judged: {r.reason}" for r in not_judged)
+            verdict = "run" + "".join(f"\tnot judged: {reason}" for reason in not_judged)
         print(f"{item.scenario.name}\t{item.path}\t{verdict}")
     err.print(f"{runnable} of {len(loaded)} scenario(s) can run on {external.describe()}")
     return EXIT_OK

@@ -20,13 +20,14 @@ What a scenario needs beyond that (scenarios.needs) is offered or not: `offered(
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shlex
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,9 +36,13 @@ import yaml
 from chaos.faults import NamedTargets
 from chaos.processes import FakeServerInfo, ManagedProcess, ProcessFailed
 from chaos.tls_front import TlsFront
+from chaos.toxiproxy_server import free_port
 from conform.wire import API, Account, ProbeError, Server, SetupError, Target, User
 from scenarios.errors import UsageError
-from scenarios.needs import Need
+from scenarios.needs import ALL_NEEDS, Need, scenario_requirements, unmet
+
+if TYPE_CHECKING:
+    from scenarios.loader import LoadedScenario
 
 PLACEHOLDERS = ("port", "work", "timescale", "heartbeat_ms")
 READY_TIMEOUT = 20.0
@@ -91,10 +96,13 @@ class ExternalTarget:
         command: str | None = None,
         ca: str | None = None,
         accounts: str | None = None,
+        account_entries: Mapping[str, str] | None = None,
         register: bool = False,
         timescale: float | None = None,
+        check_ca: bool = True,
     ) -> ExternalTarget:
-        """From the command-line options; UsageError naming the option that is wrong."""
+        """From the command-line options (or a scenario's `external:`, whose accounts are
+        `account_entries`); UsageError naming the option that is wrong."""
         if not url:
             raise UsageError("--target external needs --server-url URL")
         if command is not None:
@@ -121,9 +129,11 @@ class ExternalTarget:
         if ca_path is not None:
             if not parsed.origin.startswith("https:"):
                 raise UsageError("--server-ca: only for an https:// --server-url")
-            if not ca_path.is_file():
+            if check_ca and not ca_path.is_file():
                 raise UsageError(f"--server-ca {ca_path}: no such file")
         given = load_accounts(Path(accounts)) if accounts else {}
+        for user, entry in (account_entries or {}).items():
+            given[user] = _account_entry(user, entry, "accounts")
         if not given and not register:
             raise UsageError("--target external needs --accounts FILE or --register")
         return cls(
@@ -164,10 +174,74 @@ class ExternalTarget:
         return f"external server {self.url}{started}"
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+class _ExternalSpec(Protocol):
+    """scenarios.schema.ExternalServerSpec, as this module reads it."""
+
+    url: str
+    command: str | None
+    ca: str | None
+    accounts: dict[str, str]
+    register_accounts: bool
+    timescale: float | None
+
+
+def external_target(spec: _ExternalSpec, base: Path | None) -> ExternalTarget:
+    """A scenario server's `external:` as a target; `base` is the scenario file's folder
+    (None: at validation, when the CA file is not looked for). ValueError if unusable."""
+    ca = spec.ca if spec.ca is None or base is None else str(base / spec.ca)
+    try:
+        return ExternalTarget.create(
+            spec.url, command=spec.command, ca=ca, account_entries=spec.accounts,
+            register=spec.register_accounts, timescale=spec.timescale,
+            check_ca=base is not None,
+        )
+    except UsageError as exc:
+        # The option names are the CLI's; in a scenario they are external's fields.
+        text = str(exc).replace("--server-", "").replace("--target external", "external")
+        text = text.replace("--accounts FILE or --register", "accounts or register")
+        raise ValueError(text) from None
+
+
+def server_targets(
+    loaded: LoadedScenario, run_target: ExternalTarget | None
+) -> dict[str, ExternalTarget | None]:
+    """Each scenario server's external target: its own `external:`, else the run's
+    (`--target external`), else None (a fake server)."""
+    base = loaded.path.parent
+    targets: dict[str, ExternalTarget | None] = {}
+    for name, setup in loaded.scenario.setup.servers.items():
+        if setup.external is None:
+            targets[name] = run_target
+            continue
+        try:
+            targets[name] = external_target(setup.external, base)
+        except ValueError as exc:  # the CA file is only looked for now
+            line = loaded.lines.line_of(("setup", "servers", name, "external"))
+            raise UsageError(
+                f"{loaded.path}:{line}: setup.servers.{name}.external: {exc}"
+            ) from None
+    return targets
+
+
+def needs_missing(
+    loaded: LoadedScenario, run_target: ExternalTarget | None
+) -> tuple[str, list[str]]:
+    """(why the scenario cannot be played on these targets, '' if it can; the timeline
+    assertions that cannot be judged there). A need that names no server (several
+    servers) is the run target's to meet."""
+    targets = server_targets(loaded, run_target)
+    sharing = [name for name, target in targets.items() if target is run_target]
+
+    def offered(server: str | None) -> frozenset[Need]:
+        if server is None:  # several servers: a problem only if they share the run's
+            target = run_target if len(sharing) > 1 else None
+        else:
+            target = targets.get(server)
+        return ALL_NEEDS if target is None else target.offered()
+
+    play, judged = scenario_requirements(loaded)
+    missing = unmet(play, offered)
+    return (missing[0].reason if missing else ""), [r.reason for r in unmet(judged, offered)]
 
 
 def _accepting(host: str, port: int) -> bool:
@@ -373,8 +447,7 @@ class ExternalRest:
                 if account is not None:
                     self.users[name] = await self.wire.login(account, setup=True)
                 elif target.register:
-                    fresh = Account.fresh(self.run_id, len(self.users))
-                    fresh = Account(f"{name}{self.run_id}", fresh.password)
+                    fresh = Account(f"{name}{self.run_id}", secrets.token_hex(12))
                     self.users[name] = await self.wire.register(fresh)
                 else:
                     raise SetupError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,16 +54,24 @@ class Requirement:
 
     need: Need
     where: str
+    server: str | None = None  # whose need (None: the run's, e.g. several servers)
 
     @property
     def reason(self) -> str:
         return f"{self.where} needs {self.need.what}"
 
 
-def unmet(requirements: list[Requirement], offered: frozenset[Need]) -> list[Requirement]:
+Offered = frozenset[Need] | Callable[[str | None], frozenset[Need]]
+"""What a target offers: one set for every server, or per server name."""
+
+
+def unmet(requirements: list[Requirement], offered: Offered) -> list[Requirement]:
     """The requirements `offered` does not cover: in Need order (what only the fake
     can offer first, then what a server the rig starts could), each in scenario order."""
-    return sorted((r for r in requirements if r.need not in offered), key=lambda r: _order(r.need))
+    def has(r: Requirement) -> bool:
+        return r.need in (offered(r.server) if callable(offered) else offered)
+
+    return sorted((r for r in requirements if not has(r)), key=lambda r: _order(r.need))
 
 
 def scenario_requirements(loaded: LoadedScenario) -> tuple[list[Requirement], list[Requirement]]:
@@ -79,22 +88,34 @@ def scenario_requirements(loaded: LoadedScenario) -> tuple[list[Requirement], li
     for name, setup in servers.items():
         for field_name, need in SETUP_NEEDS.items():
             if field_name in setup.model_fields_set and getattr(setup, field_name):
-                play.append(Requirement(need, f"setup.servers.{name}.{field_name}"))
+                play.append(Requirement(need, f"setup.servers.{name}.{field_name}", name))
     for index, step in enumerate(scenario.steps):
         kind = step_kind(step)
         detail = _step_detail(kind, step_value(step))
         where = f"step {index + 1} (line {loaded.step_line(index)}) {kind}{detail}"
-        play += [Requirement(need, where) for need in sorted(STEP_KINDS[kind].needs, key=_order)]
+        server = _step_server(step_value(step))
+        play += [
+            Requirement(need, where, server)
+            for need in sorted(STEP_KINDS[kind].needs, key=_order)
+        ]
     judged: list[Requirement] = []
     for name, expect in scenario.timeline.servers.items():
         for field_name, need in ASSERTION_NEEDS.items():
             if getattr(expect, field_name) is not None:
-                judged.append(Requirement(need, f"timeline.{name}.{field_name}"))
+                judged.append(Requirement(need, f"timeline.{name}.{field_name}", name))
     return play, judged
 
 
 def _order(need: Need) -> int:
     return list(Need).index(need)
+
+
+def _step_server(value: object) -> str | None:
+    """The server a step acts on: its value (kill_server: alpha) or its `server`."""
+    if isinstance(value, str):
+        return value.split("/", 1)[0].split(".", 1)[0]
+    server = getattr(value, "server", None)
+    return server if isinstance(server, str) else None
 
 
 def _step_detail(kind: str, value: object) -> str:

@@ -21,9 +21,8 @@ import pytest
 
 from client.core.bugs import BUG_RANGE
 from scenarios.errors import ScenarioError
-from scenarios.external import ExternalTarget
+from scenarios.external import ExternalTarget, needs_missing
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
-from scenarios.needs import ALL_NEEDS, scenario_requirements, unmet
 from scenarios.render import failure_report
 from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
 from scenarios.server_backends import SERVER_BACKENDS, default_backend
@@ -150,10 +149,9 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         external = external_target(self.config)
-        offered = ALL_NEEDS if external is None else external.offered()
-        missing = unmet(scenario_requirements(self.loaded)[0], offered)
-        if missing:  # never played, never passed: JUnit <skipped message=...>
-            pytest.skip(missing[0].reason)
+        skip, _ = needs_missing(self.loaded, external)
+        if skip:  # never played, never passed: JUnit <skipped message=...>
+            pytest.skip(skip)
         toxiproxy = _toxiproxy(self.config)  # raises (a failure) when Toxiproxy is missing
         options = RunOptions(
             toxiproxy=toxiproxy,

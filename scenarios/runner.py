@@ -40,7 +40,13 @@ from scenarios.conditions import (
 from scenarios.delivery import DeliveryReport, attribute_sends, check_delivery, compare_lists
 from scenarios.durations import Duration
 from scenarios.events import RunRecords, describe_event, event_times
-from scenarios.external import ExternalRest, ExternalServer, ExternalTarget
+from scenarios.external import (
+    ExternalRest,
+    ExternalServer,
+    ExternalTarget,
+    needs_missing,
+    server_targets,
+)
 from scenarios.fake_control import (
     FakeServerControl,
     read_history,
@@ -49,7 +55,6 @@ from scenarios.fake_control import (
 )
 from scenarios.harness import ClientHarness
 from scenarios.loader import LoadedScenario
-from scenarios.needs import ALL_NEEDS, Need, scenario_requirements, unmet
 from scenarios.observation import MessageSeen, Observation
 from scenarios.observe import Observer
 from scenarios.records import signals
@@ -108,12 +113,7 @@ class RunOptions:
     client_floor: float = CLIENT_TIMEOUT_FLOOR  # real seconds under the client's I/O timeouts
     bugs: tuple[int, ...] = ()  # regression switches on for every scenario (mutation runs)
     servers: str = field(default_factory=default_backend)  # "process" or "docker"
-    external: ExternalTarget | None = None  # set: every server is this external one
-
-    @property
-    def offered(self) -> frozenset[Need]:
-        """What the run's servers offer beyond the public API (scenarios.needs)."""
-        return ALL_NEEDS if self.external is None else self.external.offered()
+    external: ExternalTarget | None = None  # set: every server without its own `external:`
 
 
 @dataclass
@@ -222,8 +222,11 @@ class ScenarioRun:
         self.scenario = loaded.scenario
         setup = self.scenario.setup
         self.timescale = options.timescale or setup.timescale or DEFAULT_TIMESCALE
-        if options.external is not None:
-            self.timescale = options.external.run_timescale(self.timescale)
+        # Each server's external target (None: a fake server).
+        self.targets = server_targets(loaded, options.external)
+        for target in self.targets.values():
+            if target is not None:  # a server the rig cannot set sets the run's timescale
+                self.timescale = target.run_timescale(self.timescale)
         self.seed = (
             options.seed
             if options.seed is not None
@@ -250,16 +253,10 @@ class ScenarioRun:
 
     # ------------------------------------------------------------------ run
 
-    def needs_missing(self) -> tuple[str, list[str]]:
-        """(why the scenario cannot be played here, '' if it can; the assertions that
-        cannot be judged here)."""
-        play, judged = scenario_requirements(self.loaded)
-        offered = self.options.offered
-        missing = unmet(play, offered)
-        return (missing[0].reason if missing else ""), [r.reason for r in unmet(judged, offered)]
-
     async def run(self) -> ScenarioResult:
-        self.result.skipped, self.result.unjudged = self.needs_missing()
+        self.result.skipped, self.result.unjudged = needs_missing(
+            self.loaded, self.options.external
+        )
         if self.result.skipped:
             return self.result
         try:
@@ -313,12 +310,9 @@ class ScenarioRun:
             host=toxiproxy.host,
             listen_host=toxiproxy.proxy_listen_host,
         )
-        external = self.options.external
+        all_external = all(t is not None for t in self.targets.values())
         backend = await asyncio.to_thread(
-            ServerBackend,
-            self.options.servers if external is None else EXTERNAL,
-            toxiproxy,
-            external,
+            ServerBackend, EXTERNAL if all_external else self.options.servers, toxiproxy
         )
         self.server_backend = backend
         self.processes = ProcessChaos(backend.faults, faults=self.network.faults)
@@ -332,6 +326,7 @@ class ScenarioRun:
                 extra_args=extra,
                 log_path=work / f"{name}.log",
                 heartbeat_ms=round(self._heartbeat_of(server_setup) * 1000),
+                external=self.targets[name],
             )
             rig = ServerRig(name, server_setup, process, db)
             self.servers[name] = rig
@@ -741,7 +736,9 @@ class ScenarioRun:
         """Apply a fake-server fault, with a fault window on the timeline (for the
         picture): immediate faults open and close at once, standing ones last
         until healed or until the run ends."""
-        assert rig.control is not None and self.network is not None
+        assert self.network is not None
+        if rig.control is None:  # the registry's needs skip such scenarios first
+            raise StepFailed(f"{rig.name} has no fault-control API (not a fake server)")
         answer = await rig.control.apply(spec)
         faults = self.network.faults
         fault_id = faults.new_id(str(spec["kind"]))
@@ -948,9 +945,8 @@ class ScenarioRun:
         self._catch_up()
         series = self.observer.series
         wiring = self._wiring()
-        history = Need.SERVER_HISTORY in self.options.offered
         for name, expect in self.scenario.timeline.servers.items():
-            if not history:  # named in result.unjudged
+            if self.targets.get(name) is not None:  # no history: named in result.unjudged
                 expect = expect.model_copy(update={"server": None})
             self.result.failures += judge_server(
                 name, expect, records, series, wiring, self.timescale
@@ -963,8 +959,9 @@ class ScenarioRun:
         )
         stored = {name: self._stored(rig) for name, rig in self.servers.items()}
         users = {name: self._user_id(rig) or "" for name, rig in self.servers.items()}
-        if self.options.external is not None:  # no nonces kept: credit by id, then text
-            stored = attribute_sends(records, stored, users)
+        external = {name: stored[name] for name, rig in self.servers.items() if rig.rest}
+        if external:  # no nonces kept there: credit by answer id, then by text
+            stored |= attribute_sends(records, external, users)
         report = check_delivery(records, stored, users)
         expected = self.scenario.timeline.delivery
         if expected.messages_match_server:

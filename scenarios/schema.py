@@ -128,6 +128,41 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- setup
 
 
+class ExternalServerSpec(Strict):
+    """An external Accord server: what `--target external --server-url ...` gives a whole
+    run, for one scenario server (docs/external.md)."""
+
+    url: str = Field(
+        description="http://HOST:PORT (the rig's TLS front goes before it) or https://HOST:PORT; "
+        "{port}: a free port the rig picks for `command`"
+    )
+    command: str | None = Field(
+        None,
+        description="the rig starts the server with it (then kill/freeze/restart work); "
+        "placeholders {port} {work} {timescale} {heartbeat_ms}",
+    )
+    ca: str | None = Field(
+        None, description="the https server's CA file, relative to the scenario file"
+    )
+    accounts: dict[str, str] = Field(
+        default_factory=dict, description="scenario user -> NAME:PASSWORD on the server"
+    )
+    # `register` in the file; the attribute name would shadow BaseModel's (ABC) register.
+    register_accounts: bool = Field(
+        False, alias="register", description="register a fresh account per user and run"
+    )
+    timescale: float | None = Field(
+        None, gt=0, le=1, description="the server's timescale when `command` cannot set it"
+    )
+
+    @model_validator(mode="after")
+    def _a_usable_target(self) -> ExternalServerSpec:
+        from scenarios.external import external_target  # it imports no schema
+
+        external_target(self, base=None)  # ValueError naming what is wrong
+        return self
+
+
 class ServerSetup(Strict):
     user: str = Field(
         "alice", description="who the client logs in as (seed users: alice, bob, carol)"
@@ -144,6 +179,11 @@ class ServerSetup(Strict):
         default_factory=list,
         description="opt-in fake-server behaviours that differ from the real server "
         "(docs/fake-server.md), e.g. [dedupe_nonce]",
+    )
+    external: ExternalServerSpec | None = Field(
+        None,
+        description="an external Accord server instead of a fake one (docs/external.md); "
+        "`accord-rig run --target external` gives one to every server without its own",
     )
 
 

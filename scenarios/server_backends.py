@@ -51,36 +51,57 @@ def default_backend() -> str:
     return value
 
 
-class ServerBackend:
-    """The fault backend of a run and how it makes servers; `register` ties the two."""
+class _ByServer:
+    """Process faults go to the backend of the server they name: an external server's
+    (signals to the process the rig started from its command) or the fake servers'."""
 
-    def __init__(
-        self, kind: str, toxiproxy: ToxiproxyServer, external: ExternalTarget | None = None
-    ) -> None:
+    def __init__(self, fakes: FaultBackend | None, external: ExternalProcessBackend) -> None:
+        self._fakes = fakes
+        self._external = external
+
+    def _of(self, target: str) -> FaultBackend:
+        if target in self._external or self._fakes is None:
+            return self._external
+        return self._fakes
+
+    async def kill(self, target: str) -> None:
+        await self._of(target).kill(target)
+
+    async def freeze(self, target: str) -> None:
+        await self._of(target).freeze(target)
+
+    async def thaw(self, target: str) -> None:
+        await self._of(target).thaw(target)
+
+    async def restart(self, target: str) -> None:
+        await self._of(target).restart(target)
+
+
+class ServerBackend:
+    """The fault backend of a run and how it makes servers; `register` ties the two.
+    `kind` is where fake servers run (EXTERNAL: the run has none); an external server
+    (`new_server(..., external=target)`) can sit beside fake ones in any kind."""
+
+    def __init__(self, kind: str, toxiproxy: ToxiproxyServer) -> None:
         if kind not in (*SERVER_BACKENDS, EXTERNAL):
             raise ValueError(f"servers: {kind!r} is not one of {', '.join(SERVER_BACKENDS)}")
         self.kind = kind
         self._toxiproxy = toxiproxy
-        self.faults: FaultBackend
-        if kind == EXTERNAL:
-            if external is None:
-                raise ValueError("the external backend needs its target (URL, accounts)")
-            self._external_target = external
-            self._external = ExternalProcessBackend()
-            self.faults = self._external
-            return
+        self._external = ExternalProcessBackend()
+        fakes: FaultBackend | None = None
         if kind == "process":
             self._local = LocalProcessBackend()
-            self.faults = self._local
-            return
-        from chaos.containers import DockerBackend, DockerSettings, RunNetwork, docker_client
+            fakes = self._local
+        elif kind == "docker":
+            from chaos.containers import DockerBackend, DockerSettings, RunNetwork, docker_client
 
-        self._client = docker_client()
-        settings = DockerSettings.discover(self._client)
-        self._network = RunNetwork(self._client, settings)
-        self._settings = dataclasses.replace(settings, network=self._network.name)
-        self._docker = DockerBackend(self._client)
-        self.faults = self._docker
+            self._client = docker_client()
+            settings = DockerSettings.discover(self._client)
+            self._network = RunNetwork(self._client, settings)
+            self._settings = dataclasses.replace(settings, network=self._network.name)
+            self._docker = DockerBackend(self._client)
+            fakes = self._docker
+        self.faults: FaultBackend = _ByServer(fakes, self._external)
 
     def close(self) -> None:
         """After the servers stopped: remove what the backend made (the run's network)."""
@@ -96,10 +117,11 @@ class ServerBackend:
         extra_args: Sequence[str],
         log_path: Path,
         heartbeat_ms: int = 0,
+        external: ExternalTarget | None = None,
     ) -> FakeServerHandle:
-        if self.kind == EXTERNAL:
+        if external is not None:
             handle = ExternalServer(
-                self._external_target,
+                external,
                 server,
                 db.with_suffix(""),  # the run's folder for this server ({work})
                 timescale=timescale,
@@ -109,6 +131,8 @@ class ServerBackend:
             )
             self._external.register(server, handle)
             return handle
+        if self.kind == EXTERNAL:
+            raise ValueError(f"server {server!r}: a run without fake servers needs its target")
         if self.kind == "process":
             process = FakeServerProcess(
                 db, timescale=timescale, extra_args=extra_args, log_path=log_path

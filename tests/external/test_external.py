@@ -310,3 +310,94 @@ def test_the_docs_tables_follow_the_registry() -> None:
 
     text = DOC.read_text(encoding="utf-8")
     assert render(text) == text, "run: python -m scenarios.needs"
+
+
+MIXED = """\
+name: one scenario server is external, the other a fake
+setup:
+  timescale: 0.05
+  servers:
+    alpha:
+      external:
+        url: "http://127.0.0.1:{{port}}"
+        command: "{command}"
+        register: true
+    beta: {{}}
+steps:
+  - connect: alpha
+  - connect: beta
+  - select_channel: alpha/general
+  - wait_for: {{status: {{alpha: connected, beta: connected}}, eventually: 10s}}
+  - send: "hello over the front"
+  - user_post: {{channel: alpha/general, text: "bob says hi"}}
+  - wait_for:
+      messages: {{channel: alpha/general, includes: ["hello over the front", "bob says hi"]}}
+      eventually: 10s
+  - kill_server: alpha
+  - wait_for: {{status: {{alpha: reconnecting}}, eventually: 10s}}
+  - restart_server: alpha
+  # A process start does not scale: a liveness bound.
+  - wait_for: {{status: {{alpha: connected}}, eventually: 200s}}
+  - {last}
+timeline:
+  alpha:
+    server: {{received: {{heartbeat: {{seq: latest}}}}}}
+  beta:
+    server: {{received: {{heartbeat: {{seq: latest}}}}}}
+  delivery: {{delivered: 1}}
+"""
+
+
+def test_a_scenario_server_names_its_own_external_server(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    case = tmp_path / "mixed.scenario.yaml"
+    case.write_text(MIXED.format(command=PLAIN_COMMAND, last="kill_server: beta"))
+    out = tmp_path / "out"
+    run = rig("run", str(case), "--out", str(out), toxiproxy=toxiproxy)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # Only alpha's history assertion is left out; beta is a fake and is judged.
+    assert "not judged: timeline.alpha.server needs the fake server's history)" in run.stderr
+    (folder,) = [p.parent for p in out.rglob("timeline.jsonl")]
+    assert (folder / "alpha" / "front-tls").is_dir() and (folder / "beta.history.jsonl").exists()
+    # A fault step on the external server that the rig did not start is skipped, named.
+    case.write_text(
+        MIXED.format(command=PLAIN_COMMAND, last="server_close: {server: alpha, code: 4000}")
+    )
+    run = rig("run", str(case), toxiproxy=toxiproxy)
+    assert run.returncode == 0 and "server_close needs the fake server's control API" in run.stderr
+
+
+def test_a_scenario_external_server_is_checked_when_loaded(tmp_path: Path) -> None:
+    case = tmp_path / "bad.scenario.yaml"
+    case.write_text(
+        MIXED.format(command=PLAIN_COMMAND, last="pause: 1s").replace("register: true", "")
+    )
+    run = rig("validate", str(case))
+    assert run.returncode == 4
+    assert "bad.scenario.yaml:6: setup.servers.alpha.external" in run.stderr
+    assert "accounts or register" in run.stderr
+
+
+def test_several_servers_need_one_server_each_only_when_they_share_the_runs(
+    tmp_path: Path,
+) -> None:
+    from scenarios.external import needs_missing
+    from scenarios.loader import load_scenario
+
+    run_target = ExternalTarget.create("http://127.0.0.1:9", register=True)
+    case = tmp_path / "two.scenario.yaml"
+    case.write_text(
+        "name: two\nsetup: {servers: [alpha, beta]}\nsteps: [{connect: alpha}]\n"
+    )
+    skip, _ = needs_missing(load_scenario(case), run_target)
+    assert skip.startswith("setup.servers (alpha, beta) needs one server per name")
+    case.write_text(
+        "name: two\nsetup:\n  servers:\n    alpha: {external: {url: 'http://127.0.0.1:8',"
+        " register: true}}\n    beta: {}\nsteps: [{connect: alpha}, {kill_server: alpha}]\n"
+    )
+    skip, _ = needs_missing(load_scenario(case), run_target)
+    assert skip == (
+        "step 2 (line 6) kill_server needs a server process the rig starts (--server-command)"
+    )
+    assert needs_missing(load_scenario(case), None)[0] == skip  # alpha's own target decides
