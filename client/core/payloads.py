@@ -15,13 +15,23 @@ from typing import ClassVar, Final
 from client.core import signals as sig
 from client.core.io import Signal
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """Once per payload type: `dataclasses.fields` is slow for one call per signal."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
 
 @dataclass(frozen=True, slots=True)
 class Payload:
     NAME: ClassVar[str] = ""
 
     def to_signal(self) -> Signal:
-        return Signal(self.NAME, tuple(getattr(self, f.name) for f in fields(self)))
+        return Signal(self.NAME, tuple(getattr(self, name) for name in _field_names(type(self))))
 
 
 @dataclass(frozen=True, slots=True)
