@@ -122,6 +122,8 @@ def gateway_violations(
                 continue
             if r.name == "SocketOpened":
                 last[server] = "opened"
+            elif r.name == "SocketClosed" and int(data.get("code", 0)) in FATAL_CODES:
+                fatal[server] = True  # also on an attempt, where no server_disconnected comes
             elif r.name == "SocketText":
                 frame = _frame(str(data.get("text", "")))
                 kind = frame.get("type") if frame.get("op") == 0 else f"op{frame.get('op')}"
