@@ -6,7 +6,8 @@ cannot state:
 
 - s.5: at every instant the dot, the banner colour and the composer agree with the
   status;
-- s.2: CONNECTED only after READY / `resumed`; the attempt counter counts 1, 2, ...
+- s.2: CONNECTED only after READY / `resumed`; a beat and a RESUME carry the last
+  seq the client saw; the attempt counter counts 1, 2, ...
   within an outage, never past 10; a close meant to resume sends no close frame;
   after INVALID_SESSION the next handshake is RESUME if resumable, else IDENTIFY;
 - s.4: escalation only after attempt 10 failed, a fatal close, or the user's
@@ -104,6 +105,8 @@ def gateway_violations(
     user_asked: dict[str, bool] = {}
     escalated: dict[str, bool] = {}
     need_login: dict[str, bool] = {}
+    seen_seq: dict[str, int | None] = {}  # server -> the last op 0 seq the client got
+    resume_pending: dict[str, bool] = {}
     tried: dict[str, bool] = {}  # server -> the announced attempt opened its socket
     next_handshake: dict[str, int] = {}  # server -> op the next handshake must be (2 / 3)
 
@@ -128,8 +131,18 @@ def gateway_violations(
                 frame = _frame(str(data.get("text", "")))
                 kind = frame.get("type") if frame.get("op") == 0 else f"op{frame.get('op')}"
                 last[server] = str(kind)
+                seq = frame.get("seq")
+                if frame.get("op") == 0 and isinstance(seq, int) and not isinstance(seq, bool):
+                    seen_seq[server] = seq
+                if kind in ("resumed", "op9"):
+                    resume_pending[server] = False
                 if frame.get("op") == 9:
                     next_handshake[server] = 3 if _resumable(frame) else 2
+                    if not _resumable(frame):
+                        seen_seq[server] = None
+            elif r.name in ("SocketClosed", "SocketOpenFailed") and resume_pending.get(server):
+                seen_seq[server] = None  # s.2: a drop while RESUME is pending clears it
+                resume_pending[server] = False
         elif r.src == "ui" and r.kind == "input" and r.name == "ReconnectServer":
             server = str(data.get("server", ""))
             user_asked[server] = True
@@ -199,7 +212,18 @@ def gateway_violations(
                     )
             elif r.name == "SendText":
                 server = owners.get(int(data["conn"]))
-                op = _frame(str(data.get("text", ""))).get("op")
+                sent = _frame(str(data.get("text", "")))
+                op = sent.get("op")
+                if server and op in (1, 3):
+                    # s.2: a beat and a RESUME carry the last seq seen (0: none yet)
+                    carried = sent.get("data") if op == 1 else (sent.get("data") or {}).get("seq")
+                    if carried != (seen_seq.get(server) or 0):
+                        found.append(
+                            f"t={r.t:.3f} {server}: op {op} carries seq {carried}, the last "
+                            f"seen is {seen_seq.get(server) or 0} (s.2)"
+                        )
+                    if op == 3:
+                        resume_pending[server] = True
                 if server and op in (2, 3) and server in next_handshake:
                     wanted = next_handshake.pop(server)
                     if op != wanted:
