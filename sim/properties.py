@@ -28,6 +28,7 @@ from scenarios.observation import Observation
 from scenarios.verdict import ServerWiring, conn_server
 
 MAX_ATTEMPTS = 10  # client-behaviour.md s.1: gateway attempts before escalation
+OP_INVALID_SESSION = 7  # accord-protocol.md, the opcode table
 RESUME_REASONS = (REASON_HEARTBEAT, REASON_RECONNECT)
 
 _DOT = {"disconnected": "yellow", "reconnecting": "yellow", "error": "red"}
@@ -87,7 +88,7 @@ def _frame(text: str) -> dict[str, Any]:
 
 
 def _resumable(frame: dict[str, Any]) -> bool:
-    data = frame.get("d", frame.get("data"))
+    data = frame.get("data")
     if isinstance(data, dict):
         return bool(data.get("resumable"))
     return bool(data)
@@ -134,9 +135,9 @@ def gateway_violations(
                 seq = frame.get("seq")
                 if frame.get("op") == 0 and isinstance(seq, int) and not isinstance(seq, bool):
                     seen_seq[server] = seq
-                if kind in ("resumed", "op9"):
+                if kind in ("resumed", f"op{OP_INVALID_SESSION}"):
                     resume_pending[server] = False
-                if frame.get("op") == 9:
+                if frame.get("op") == OP_INVALID_SESSION:
                     next_handshake[server] = 3 if _resumable(frame) else 2
                     if not _resumable(frame):
                         seen_seq[server] = None
