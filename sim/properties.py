@@ -135,12 +135,16 @@ def gateway_violations(
                 seq = frame.get("seq")
                 if frame.get("op") == 0 and isinstance(seq, int) and not isinstance(seq, bool):
                     seen_seq[server] = seq
+                if frame.get("op") == OP_INVALID_SESSION:
+                    # resumable answers a RESUME: resume again; not resumable: identify
+                    # (resumable in answer to an IDENTIFY leaves no session to resume)
+                    if not _resumable(frame):
+                        next_handshake[server] = 2
+                        seen_seq[server] = None
+                    elif resume_pending.get(server):
+                        next_handshake[server] = 3
                 if kind in ("resumed", f"op{OP_INVALID_SESSION}"):
                     resume_pending[server] = False
-                if frame.get("op") == OP_INVALID_SESSION:
-                    next_handshake[server] = 3 if _resumable(frame) else 2
-                    if not _resumable(frame):
-                        seen_seq[server] = None
             elif r.name in ("SocketClosed", "SocketOpenFailed") and resume_pending.get(server):
                 seen_seq[server] = None  # s.2: a drop while RESUME is pending clears it
                 resume_pending[server] = False
@@ -187,6 +191,7 @@ def gateway_violations(
                 fatal[server] = False
                 attempts[server] = 0
                 need_login[server] = True
+                next_handshake.pop(server, None)  # a fresh login, a fresh session
         elif r.src == "client" and r.kind == "effect":
             if r.name == "HttpRequest":
                 server = server_of_url(str(data.get("url", "")))
