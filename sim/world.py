@@ -34,7 +34,7 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
-from client.timeline import CoreLike, Timeline
+from client.timeline import CoreLike, Record, Timeline
 from fake_server.config import ServerConfig
 from fake_server.core import Close, Drop, HttpReply, Out, ServerCore
 from fake_server.core import SendText as ServerSendText
@@ -73,6 +73,12 @@ class SimTimeline(Timeline):
 
     def now(self) -> float:
         return self.clock.now
+
+    @property
+    def records(self) -> list[Record]:
+        """The records themselves, not a copy: a simulated run is one thread, and the
+        runner reads the new tail after every step (a copy each time is quadratic)."""
+        return self._records
 
 
 # ====================================================================== servers
