@@ -113,9 +113,19 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
     kind = draw(
         st.sampled_from(
             [
-                "drop", "close", "reconnect", "withhold_acks", "invalid_session", "rest_fail",
-                "rest_hang", "rest_rate_limit", "request_heartbeat", "login_fail",
-                "forget_sessions", "revoke_tokens", "garbage",
+                "drop",
+                "close",
+                "reconnect",
+                "withhold_acks",
+                "invalid_session",
+                "rest_fail",
+                "rest_hang",
+                "rest_rate_limit",
+                "request_heartbeat",
+                "login_fail",
+                "forget_sessions",
+                "revoke_tokens",
+                "garbage",
             ]
         )
     )
@@ -157,9 +167,24 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     kind = draw(
         st.sampled_from(
             [
-                "send", "toxic", "proxy_down", "heal", "server_close", "server_fault",
-                "user_post", "kill", "restart", "freeze", "thaw", "send_burst", "resend",
-                "edit", "delete", "select", "reconnect", "remove",
+                "send",
+                "toxic",
+                "proxy_down",
+                "heal",
+                "server_close",
+                "server_fault",
+                "user_post",
+                "kill",
+                "restart",
+                "freeze",
+                "thaw",
+                "send_burst",
+                "resend",
+                "edit",
+                "delete",
+                "select",
+                "reconnect",
+                "remove",
             ]
         )
     )
@@ -304,10 +329,7 @@ def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> 
         "steps": [
             *({"connect": s} for s in servers),
             {"select_channel": f"{servers[0]}/general"},
-            *(
-                {"wait_for": {"status": {s: "connected"}, "eventually": "30s"}}
-                for s in servers
-            ),
+            *({"wait_for": {"status": {s: "connected"}, "eventually": "30s"}} for s in servers),
             *schedule.steps,
             *tail,
         ],
@@ -339,7 +361,9 @@ class ExploreRun(SimScenarioRun):
 
     async def _do(self, step: Step, kind: str, value: Any, outcome: StepOutcome) -> None:
         if kind == "reconnect" and self._status(value)[0] not in (
-            "disconnected", "reconnecting", "error"
+            "disconnected",
+            "reconnecting",
+            "error",
         ):
             self.skipped.add(outcome.index)
             return
@@ -460,16 +484,16 @@ def explore(
         )
     except NoSuchExample:
         return ExploreReport(
-            count, time.perf_counter() - started, None,
+            count,
+            time.perf_counter() - started,
+            None,
             cpu_seconds=time.process_time() - cpu_started,
         )
     outcome = run_schedule(minimal, bugs, work / "final")
     if not outcome.violations:  # flaky would be a simulator bug: keep the last failure seen
         outcome = last_failure[0]
     seconds = time.perf_counter() - started
-    report = ExploreReport(
-        count, seconds, outcome, cpu_seconds=time.process_time() - cpu_started
-    )
+    report = ExploreReport(count, seconds, outcome, cpu_seconds=time.process_time() - cpu_started)
     if out_dir is not None:
         report.written = write_scenario(outcome, out_dir, seed, bugs)
     return report
@@ -510,11 +534,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     err = Console(stderr=True, highlight=False)
-    report = explore(
-        args.budget, args.seed, tuple(args.bug), Path(args.out), max_ops=args.max_ops
-    )
+    report = explore(args.budget, args.seed, tuple(args.bug), Path(args.out), max_ops=args.max_ops)
     rate = report.examples / report.cpu_seconds if report.cpu_seconds else 0.0
-    timing = f"{report.seconds:.1f}s wall, {report.cpu_seconds:.1f}s CPU, {rate:.1f} schedules/CPU s"
+    timing = (
+        f"{report.seconds:.1f}s wall, {report.cpu_seconds:.1f}s CPU, {rate:.1f} schedules/CPU s"
+    )
     if report.found is None:
         err.print(f"[green]ok[/green] {report.examples} schedules, no property broken ({timing})")
         return 0

@@ -94,9 +94,7 @@ def _resumable(frame: dict[str, Any]) -> bool:
     return bool(data)
 
 
-def gateway_violations(
-    records: Sequence[Record], wiring: dict[str, ServerWiring]
-) -> list[str]:
+def gateway_violations(records: Sequence[Record], wiring: dict[str, ServerWiring]) -> list[str]:
     """s.2 and s.4, from the client's inputs, effects and signals in order."""
     owners = conn_server(records, wiring)
     found: list[str] = []
@@ -209,8 +207,10 @@ def gateway_violations(
                     need_login[server] = False
             elif r.name == "CloseSocket":
                 server = owners.get(int(data["conn"]))
-                if data.get("code") == 4000 and data.get("reason") in RESUME_REASONS and data.get(
-                    "frame"
+                if (
+                    data.get("code") == 4000
+                    and data.get("reason") in RESUME_REASONS
+                    and data.get("frame")
                 ):
                     found.append(
                         f"t={r.t:.3f} {server}: close 4000 {data.get('reason')!r} sent a close "
@@ -243,9 +243,7 @@ def gateway_violations(
     return found
 
 
-def removal_violations(
-    records: Sequence[Record], wiring: dict[str, ServerWiring]
-) -> list[str]:
+def removal_violations(records: Sequence[Record], wiring: dict[str, ServerWiring]) -> list[str]:
     """s.7: after `server_removed`, no socket, request or timer for that server."""
     found: list[str] = []
     removed: dict[str, float] = {}
