@@ -34,7 +34,12 @@ from client.core.bugs import BUG_NUMBERS
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
 from scenarios.schema import KNOWN_CLOSE_CODES, Step
-from sim.properties import gateway_violations, removal_violations, view_violations
+from sim.properties import (
+    gateway_violations,
+    removal_violations,
+    rest_violations,
+    view_violations,
+)
 from sim.scenario import SimScenarioRun, sim_options
 
 SERVERS = ("alpha", "beta")
@@ -162,12 +167,35 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
     return {"server_fault": spec}
 
 
+def _rest_fault(draw: Draw, server: str) -> dict[str, Any]:
+    """A REST fault, mostly on sending (the path the delivery guarantees are about)."""
+    kind = draw(st.sampled_from(["rest_fail", "rest_hang", "rest_rate_limit"]))
+    spec: dict[str, Any] = {
+        "server": server,
+        "kind": kind,
+        "method": draw(st.sampled_from(["POST", "POST", "*"])),
+        "path": draw(st.sampled_from([MESSAGES, MESSAGES, "*"])),
+        "count": draw(st.sampled_from([1, 2, 3, 4, None])),
+    }
+    if kind == "rest_fail":
+        spec["status"] = draw(st.sampled_from([500, 503, 400, 403]))
+    elif kind == "rest_hang":
+        spec |= {
+            "stage": draw(st.sampled_from(["after", "before"])),
+            "seconds": draw(st.sampled_from([45, None, 5])),
+        }
+    else:
+        spec["retry_after"] = draw(st.sampled_from([0.5, 6, None]))
+    return {"server_fault": spec}
+
+
 def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     """One generated step, or None when nothing applies (all servers down/removed)."""
     kind = draw(
         st.sampled_from(
             [
                 "send",
+                "rest_fault",
                 "toxic",
                 "proxy_down",
                 "heal",
@@ -197,9 +225,10 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
         text = f"m{number}"
         state.texts.append(text)
         return {"send": {"channel": channel, "text": text}}
-    if kind == "send_burst":
+    if kind == "send_burst":  # 21 and 24 go past the queue's capacity (20)
         text = f"b{number}-{{n}}"
-        return {"send": {"channel": channel, "text": text, "repeat": draw(st.integers(2, 24))}}
+        repeat = draw(st.sampled_from([2, 5, 21, 24]))
+        return {"send": {"channel": channel, "text": text, "repeat": repeat}}
     if kind == "resend" and state.texts:
         return {"send": {"channel": channel, "text": draw(st.sampled_from(state.texts))}}
     if kind in ("edit", "delete") and state.texts:
@@ -219,8 +248,9 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     if kind == "proxy_down":
         target = draw(st.sampled_from([server, f"{server}.gateway", f"{server}.rest"]))
         return {"proxy_down": target}
-    if kind == "heal":  # the network and the server faults; a frozen server stays frozen
-        return {"heal": draw(st.sampled_from(["all", server]))}
+    if kind == "heal":  # all / SERVER: also its server faults; SERVER.proxy: that proxy only
+        target = draw(st.sampled_from(["all", server, f"{server}.gateway", f"{server}.rest"]))
+        return {"heal": target}
     if kind == "kill" and server in up:
         state.killed.add(server)
         return {"kill_server": server}
@@ -239,6 +269,8 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
         return {"server_close": {"server": server, "code": draw(st.sampled_from(CLOSE_CODES))}}
     if kind == "server_fault":
         return _server_fault(draw, server)
+    if kind == "rest_fault":
+        return _rest_fault(draw, server)
     if kind == "user_post":
         return {"user_post": {"channel": channel, "text": f"bob {number}"}}
     return None
@@ -432,6 +464,7 @@ def run_schedule(schedule: Schedule, bugs: tuple[int, ...], work: Path) -> Outco
     violations += view_violations(run.observer.series)
     violations += gateway_violations(records, wiring)
     violations += removal_violations(records, wiring)
+    violations += rest_violations(records, run.timings.rest_wait, result.timeline.now())
     data["steps"] = run.played_steps(data["steps"])
     return Outcome(schedule, violations, data, result)
 

@@ -268,3 +268,62 @@ def removal_violations(records: Sequence[Record], wiring: dict[str, ServerWiring
                 ):
                     found.append(f"t={r.t:.3f} {name}: {r.name} {url} after removal (s.7)")
     return found[:5]
+
+
+def _nonce(body: Any) -> str | None:
+    try:
+        value = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return None
+    return str(value.get("nonce")) if isinstance(value, dict) and value.get("nonce") else None
+
+
+def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> list[str]:
+    """s.1: every HTTP request ends (answer, failure or the client's cancel) within the
+    REST timeout, 429 waits apart (each retry is its own request); s.1 REST 429: a
+    send reported "Rate limited after 3 retries" made 4 requests answered 429."""
+    found: list[str] = []
+    started: dict[int, tuple[float, str]] = {}
+    nonce_of: dict[int, str] = {}
+    throttled: dict[str, int] = {}  # nonce -> 429 answers
+    sending: dict[tuple[str, str], str] = {}  # (server, content) -> nonce
+    slack = 0.01 + rest_wait * 0.01
+    for r in records:
+        data = r.data
+        if r.src == "client" and r.kind == "effect" and r.name == "HttpRequest":
+            req = int(data["req"])
+            started[req] = (r.t, f"{data.get('method')} {data.get('url')}")
+            nonce = _nonce(data.get("body"))
+            if nonce is not None:
+                nonce_of[req] = nonce
+        elif (
+            r.src == "client" and r.kind == "input" and r.name in ("HttpResponse", "HttpFailed")
+        ) or (r.src == "client" and r.kind == "effect" and r.name == "CancelHttp"):
+            req = int(data["req"])
+            began = started.pop(req, None)
+            if began is not None and r.t - began[0] > rest_wait + slack:
+                found.append(
+                    f"t={began[0]:.3f} {began[1]} ended only after {r.t - began[0]:.3f}s "
+                    f"(REST timeout {rest_wait:g}s, s.1)"
+                )
+            if r.name == "HttpResponse" and data.get("status") == 429 and req in nonce_of:
+                throttled[nonce_of[req]] = throttled.get(nonce_of[req], 0) + 1
+        elif r.src == "client" and r.kind == "signal":
+            args = data.get("args") or []
+            if r.name in ("message_sending", "message_queued") and len(args) >= 4:
+                sending[(str(args[0]), str(args[2]))] = str(args[3])
+            elif (
+                r.name == "message_send_failed"
+                and len(args) >= 4
+                and "Rate limited" in str(args[3])
+            ):
+                nonce = sending.get((str(args[0]), str(args[2])))
+                if nonce is not None and throttled.get(nonce, 0) < 4:
+                    found.append(
+                        f"t={r.t:.3f} {args[0]}: {args[2]!r} failed rate-limited after "
+                        f"{throttled.get(nonce, 0)} answers 429 (s.1: 3 retries, 4 requests)"
+                    )
+    for t0, what in started.values():
+        if end - t0 > rest_wait + slack:
+            found.append(f"t={t0:.3f} {what} never ended (REST timeout {rest_wait:g}s, s.1)")
+    return found[:5]
