@@ -62,8 +62,13 @@ def run_catalogue(
             cpu = time.process_time() - started
             verdicts.append(
                 SimVerdict(
-                    item.scenario.name, item.path, result.passed, result.error, cpu,
-                    result.timeline.now(), result,
+                    item.scenario.name,
+                    item.path,
+                    result.passed,
+                    result.error,
+                    cpu,
+                    result.timeline.now(),
+                    result,
                 )
             )
     finally:

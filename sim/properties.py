@@ -6,7 +6,8 @@ cannot state:
 
 - s.5: at every instant the dot, the banner colour and the composer agree with the
   status;
-- s.2: CONNECTED only after READY / `resumed`; the attempt counter counts 1, 2, ...
+- s.2: CONNECTED only after READY / `resumed`; a beat and a RESUME carry the last
+  seq the client saw; the attempt counter counts 1, 2, ...
   within an outage, never past 10; a close meant to resume sends no close frame;
   after INVALID_SESSION the next handshake is RESUME if resumable, else IDENTIFY;
 - s.4: escalation only after attempt 10 failed, a fatal close, or the user's
@@ -20,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from client.core.protocol import FATAL_CODES, Reason4000
+from client.core.protocol import FATAL_CODES, Op, Reason4000
 from client.timeline import Record
 from client.ui.texts import COMPOSER_OFFLINE, COMPOSER_QUEUEING, COMPOSER_SYNCING
 from scenarios.observation import Observation
@@ -86,15 +87,13 @@ def _frame(text: str) -> dict[str, Any]:
 
 
 def _resumable(frame: dict[str, Any]) -> bool:
-    data = frame.get("d", frame.get("data"))
+    data = frame.get("data")
     if isinstance(data, dict):
         return bool(data.get("resumable"))
     return bool(data)
 
 
-def gateway_violations(
-    records: Sequence[Record], wiring: dict[str, ServerWiring]
-) -> list[str]:
+def gateway_violations(records: Sequence[Record], wiring: dict[str, ServerWiring]) -> list[str]:
     """s.2 and s.4, from the client's inputs, effects and signals in order."""
     owners = conn_server(records, wiring)
     found: list[str] = []
@@ -104,6 +103,8 @@ def gateway_violations(
     user_asked: dict[str, bool] = {}
     escalated: dict[str, bool] = {}
     need_login: dict[str, bool] = {}
+    seen_seq: dict[str, int | None] = {}  # server -> the last op 0 seq the client got
+    resume_pending: dict[str, bool] = {}
     tried: dict[str, bool] = {}  # server -> the announced attempt opened its socket
     next_handshake: dict[str, int] = {}  # server -> op the next handshake must be (2 / 3)
 
@@ -122,12 +123,28 @@ def gateway_violations(
                 continue
             if r.name == "SocketOpened":
                 last[server] = "opened"
+            elif r.name == "SocketClosed" and int(data.get("code", 0)) in FATAL_CODES:
+                fatal[server] = True  # also on an attempt, where no server_disconnected comes
             elif r.name == "SocketText":
                 frame = _frame(str(data.get("text", "")))
                 kind = frame.get("type") if frame.get("op") == 0 else f"op{frame.get('op')}"
                 last[server] = str(kind)
-                if frame.get("op") == 9:
-                    next_handshake[server] = 3 if _resumable(frame) else 2
+                seq = frame.get("seq")
+                if frame.get("op") == 0 and isinstance(seq, int) and not isinstance(seq, bool):
+                    seen_seq[server] = seq
+                if frame.get("op") == Op.INVALID_SESSION:
+                    # resumable answers a RESUME: resume again; not resumable: identify
+                    # (resumable in answer to an IDENTIFY leaves no session to resume)
+                    if not _resumable(frame):
+                        next_handshake[server] = 2
+                        seen_seq[server] = None
+                    elif resume_pending.get(server):
+                        next_handshake[server] = 3
+                if kind in ("resumed", f"op{Op.INVALID_SESSION}"):
+                    resume_pending[server] = False
+            elif r.name in ("SocketClosed", "SocketOpenFailed") and resume_pending.get(server):
+                seen_seq[server] = None  # s.2: a drop while RESUME is pending clears it
+                resume_pending[server] = False
         elif r.src == "ui" and r.kind == "input" and r.name == "ReconnectServer":
             server = str(data.get("server", ""))
             user_asked[server] = True
@@ -171,6 +188,7 @@ def gateway_violations(
                 fatal[server] = False
                 attempts[server] = 0
                 need_login[server] = True
+                next_handshake.pop(server, None)  # a fresh login, a fresh session
         elif r.src == "client" and r.kind == "effect":
             if r.name == "HttpRequest":
                 server = server_of_url(str(data.get("url", "")))
@@ -188,8 +206,10 @@ def gateway_violations(
                     need_login[server] = False
             elif r.name == "CloseSocket":
                 server = owners.get(int(data["conn"]))
-                if data.get("code") == 4000 and data.get("reason") in RESUME_REASONS and data.get(
-                    "frame"
+                if (
+                    data.get("code") == 4000
+                    and data.get("reason") in RESUME_REASONS
+                    and data.get("frame")
                 ):
                     found.append(
                         f"t={r.t:.3f} {server}: close 4000 {data.get('reason')!r} sent a close "
@@ -197,7 +217,18 @@ def gateway_violations(
                     )
             elif r.name == "SendText":
                 server = owners.get(int(data["conn"]))
-                op = _frame(str(data.get("text", ""))).get("op")
+                sent = _frame(str(data.get("text", "")))
+                op = sent.get("op")
+                if server and op in (1, 3):
+                    # s.2: a beat and a RESUME carry the last seq seen (0: none yet)
+                    carried = sent.get("data") if op == 1 else (sent.get("data") or {}).get("seq")
+                    if carried != (seen_seq.get(server) or 0):
+                        found.append(
+                            f"t={r.t:.3f} {server}: op {op} carries seq {carried}, the last "
+                            f"seen is {seen_seq.get(server) or 0} (s.2)"
+                        )
+                    if op == 3:
+                        resume_pending[server] = True
                 if server and op in (2, 3) and server in next_handshake:
                     wanted = next_handshake.pop(server)
                     if op != wanted:
@@ -211,9 +242,7 @@ def gateway_violations(
     return found
 
 
-def removal_violations(
-    records: Sequence[Record], wiring: dict[str, ServerWiring]
-) -> list[str]:
+def removal_violations(records: Sequence[Record], wiring: dict[str, ServerWiring]) -> list[str]:
     """s.7: after `server_removed`, no socket, request or timer for that server."""
     found: list[str] = []
     removed: dict[str, float] = {}
@@ -237,4 +266,63 @@ def removal_violations(
                     url.startswith(rest) and "/auth/logout" not in url
                 ):
                     found.append(f"t={r.t:.3f} {name}: {r.name} {url} after removal (s.7)")
+    return found[:5]
+
+
+def _nonce(body: Any) -> str | None:
+    try:
+        value = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return None
+    return str(value.get("nonce")) if isinstance(value, dict) and value.get("nonce") else None
+
+
+def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> list[str]:
+    """s.1: every HTTP request ends (answer, failure or the client's cancel) within the
+    REST timeout, 429 waits apart (each retry is its own request); s.1 REST 429: a
+    send reported "Rate limited after 3 retries" made 4 requests answered 429."""
+    found: list[str] = []
+    started: dict[int, tuple[float, str]] = {}
+    nonce_of: dict[int, str] = {}
+    throttled: dict[str, int] = {}  # nonce -> 429 answers
+    sending: dict[tuple[str, str], str] = {}  # (server, content) -> nonce
+    slack = 0.01 + rest_wait * 0.01
+    for r in records:
+        data = r.data
+        if r.src == "client" and r.kind == "effect" and r.name == "HttpRequest":
+            req = int(data["req"])
+            started[req] = (r.t, f"{data.get('method')} {data.get('url')}")
+            nonce = _nonce(data.get("body"))
+            if nonce is not None:
+                nonce_of[req] = nonce
+        elif (
+            r.src == "client" and r.kind == "input" and r.name in ("HttpResponse", "HttpFailed")
+        ) or (r.src == "client" and r.kind == "effect" and r.name == "CancelHttp"):
+            req = int(data["req"])
+            began = started.pop(req, None)
+            if began is not None and r.t - began[0] > rest_wait + slack:
+                found.append(
+                    f"t={began[0]:.3f} {began[1]} ended only after {r.t - began[0]:.3f}s "
+                    f"(REST timeout {rest_wait:g}s, s.1)"
+                )
+            if r.name == "HttpResponse" and data.get("status") == 429 and req in nonce_of:
+                throttled[nonce_of[req]] = throttled.get(nonce_of[req], 0) + 1
+        elif r.src == "client" and r.kind == "signal":
+            args = data.get("args") or []
+            if r.name in ("message_sending", "message_queued") and len(args) >= 4:
+                sending[(str(args[0]), str(args[2]))] = str(args[3])
+            elif (
+                r.name == "message_send_failed"
+                and len(args) >= 4
+                and "Rate limited" in str(args[3])
+            ):
+                nonce = sending.get((str(args[0]), str(args[2])))
+                if nonce is not None and throttled.get(nonce, 0) < 4:
+                    found.append(
+                        f"t={r.t:.3f} {args[0]}: {args[2]!r} failed rate-limited after "
+                        f"{throttled.get(nonce, 0)} answers 429 (s.1: 3 retries, 4 requests)"
+                    )
+    for t0, what in started.values():
+        if end - t0 > rest_wait + slack:
+            found.append(f"t={t0:.3f} {what} never ended (REST timeout {rest_wait:g}s, s.1)")
     return found[:5]

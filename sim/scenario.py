@@ -47,11 +47,34 @@ T = TypeVar("T")
 UNSUPPORTED_STEPS: dict[str, str] = {}
 KNOWN_STEPS = frozenset(
     {
-        "connect", "add_server", "connect_saved", "select_channel", "send", "edit", "delete",
-        "fetch", "click_retry", "reconnect", "remove_server", "enable_bug", "user_post",
-        "user_edit", "user_delete", "server_fault", "server_close", "invalid_session", "toxic",
-        "proxy_down", "kill_server", "freeze_server", "thaw_server", "heal", "restart_server",
-        "wait_for", "expect", "pause",
+        "connect",
+        "add_server",
+        "connect_saved",
+        "select_channel",
+        "send",
+        "edit",
+        "delete",
+        "fetch",
+        "click_retry",
+        "reconnect",
+        "remove_server",
+        "enable_bug",
+        "user_post",
+        "user_edit",
+        "user_delete",
+        "server_fault",
+        "server_close",
+        "invalid_session",
+        "toxic",
+        "proxy_down",
+        "kill_server",
+        "freeze_server",
+        "thaw_server",
+        "heal",
+        "restart_server",
+        "wait_for",
+        "expect",
+        "pause",
     }
 )
 
@@ -189,8 +212,14 @@ class SimClient:
     """The client under test on virtual time (what `ClientHarness` is on real sockets)."""
 
     def __init__(
-        self, world: SimWorld, timeline: Timeline, timings: Timings, *, seed: int,
-        bugs: Any, instance: str = "",
+        self,
+        world: SimWorld,
+        timeline: Timeline,
+        timings: Timings,
+        *,
+        seed: int,
+        bugs: Any,
+        instance: str = "",
     ) -> None:
         self.world = world
         self.core = ClientCore(timings=timings, seed=seed, bugs=frozenset(bugs), instance=instance)
@@ -257,7 +286,10 @@ class SimScenarioRun(ScenarioRun):
         for index, step in enumerate(self.scenario.steps):
             self._check_supported(index, step)
         self.timeline.add(
-            0.0, "rig", "log", "run",
+            0.0,
+            "rig",
+            "log",
+            "run",
             {
                 "scenario": self.scenario.name,
                 "file": str(self.loaded.path),
@@ -382,5 +414,3 @@ def play(
         result.timeline.now(), "rig", "log", "sim", {"cpu_s": time.perf_counter() - started}
     )
     return result
-
-

@@ -34,7 +34,7 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
-from client.timeline import CoreLike, Timeline
+from client.timeline import CoreLike, Record, Timeline
 from fake_server.config import ServerConfig
 from fake_server.core import Close, Drop, HttpReply, Out, ServerCore
 from fake_server.core import SendText as ServerSendText
@@ -73,6 +73,12 @@ class SimTimeline(Timeline):
 
     def now(self) -> float:
         return self.clock.now
+
+    @property
+    def records(self) -> list[Record]:
+        """The records themselves, not a copy: a simulated run is one thread, and the
+        runner reads the new tail after every step (a copy each time is quadratic)."""
+        return self._records
 
 
 # ====================================================================== servers
@@ -190,7 +196,11 @@ class SimServer:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         self.run(
             lambda core: core.http(
-                self.world.clock.now, effect.req, effect.method, target, effect.headers,
+                self.world.clock.now,
+                effect.req,
+                effect.method,
+                target,
+                effect.headers,
                 effect.body if effect.body is not None else b"",
             )
         )
@@ -444,7 +454,6 @@ class BareCore:
         return self.core.next_deadline()
 
 
-
 class SimWorld:
     """The clock, the network, the servers and the client, stepped together."""
 
@@ -465,9 +474,7 @@ class SimWorld:
 
     # ------------------------------------------------------------------ setup
 
-    def add_server(
-        self, name: str, config: ServerConfig, *, trusted: bool = True
-    ) -> SimServer:
+    def add_server(self, name: str, config: ServerConfig, *, trusted: bool = True) -> SimServer:
         server = SimServer(self, name, config, trusted=trusted)
         self.servers[name] = server
         return server
@@ -552,9 +559,16 @@ class SimWorld:
         self._conns[effect.conn] = end
         self.urls[effect.conn] = effect.url
         if urlsplit(effect.url).scheme != "wss":
-            self.clock.call_later(0.0, lambda: end._feed(SocketOpenFailed(
-                effect.conn, NetError.OTHER, "refused: only https:// and wss:// URLs are used"
-            )))
+            self.clock.call_later(
+                0.0,
+                lambda: end._feed(
+                    SocketOpenFailed(
+                        effect.conn,
+                        NetError.OTHER,
+                        "refused: only https:// and wss:// URLs are used",
+                    )
+                ),
+            )
             return
         self._dial(effect.url, end, lambda e, d: SocketOpenFailed(effect.conn, e, d))
 
@@ -562,9 +576,16 @@ class SimWorld:
         end = _ClientConn(self, None, req=effect.req, effect=effect)
         self._reqs[effect.req] = end
         if urlsplit(effect.url).scheme != "https":
-            self.clock.call_later(0.0, lambda: end._feed(HttpFailed(
-                effect.req, NetError.OTHER, "refused: only https:// and wss:// URLs are used"
-            )))
+            self.clock.call_later(
+                0.0,
+                lambda: end._feed(
+                    HttpFailed(
+                        effect.req,
+                        NetError.OTHER,
+                        "refused: only https:// and wss:// URLs are used",
+                    )
+                ),
+            )
             return
         self._dial(effect.url, end, lambda e, d: HttpFailed(effect.req, e, d))
 
