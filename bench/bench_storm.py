@@ -45,7 +45,7 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
             "crowd": {
                 "clients": clients,
                 "spawn_rate": spawn_rate,
-                "servers": {"alpha": {"rate_limit": "off"}},
+                "servers": {"alpha": {"rate_limit": "off", "history": "light"}},
                 "send_every": "60s",
                 "senders": 10,
                 "space_size": 100,

@@ -97,7 +97,7 @@ class FakeServer:
         self.config = config
         self.control_token = config.control_token or secrets.token_hex(24)
         self.store = Store(config.db)
-        self.history = History(config.history_path)
+        self.history = History(config.history_path, config.history)
         self.sessions = SessionRegistry(
             config.replay_buffer, config.scaled(config.resume_window_s), self.history
         )

@@ -44,6 +44,8 @@ class ServerConfig:
     """Opt-in behaviours by name (fake_server.behaviours.BEHAVIOURS)."""
     tls_names: tuple[str, ...] = ()
     """Extra DNS names in the generated certificate (besides 127.0.0.1 and localhost)."""
+    history: str = "full"
+    """`light`: frame and HTTP records are counted, not written (fake_server.history)."""
 
     def __post_init__(self) -> None:
         parse_behaviours(self.behaviours)  # raises naming the unknown one

@@ -1,4 +1,11 @@
-"""The server's history: JSON lines, flushed per record, redacted, spanning restarts."""
+"""The server's history: JSON lines, flushed per record, redacted, spanning restarts.
+
+`detail="light"` (a crowd of thousands: `--history light`) keeps every record except
+the per-frame and per-request ones (kinds in `HEAVY_KINDS`), which it only counts:
+at 1,000 clients writing them was a fifth of the server's CPU (json + redaction +
+a write per frame, profiled in docs/load.md) and 1.3 GB of file at 2,000. The
+counts are written as one `history skipped` record when the history closes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import os
 import re
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,8 @@ _SECRET_VALUE_RE = re.compile(
 )
 _MAX_TEXT = 4096
 _CHECKPOINT = 512
+DETAILS = ("full", "light")
+HEAVY_KINDS = frozenset({"frame", "http"})  # what a light history counts instead of writing
 
 
 def redact_json_text(text: str) -> str:
@@ -39,8 +49,12 @@ def clip(text: str) -> str:
 class History:
     """Append-only record of everything the server saw and did."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, detail: str = "full") -> None:
+        if detail not in DETAILS:
+            raise ValueError(f"history detail must be one of {DETAILS}, got {detail!r}")
         self.path = path
+        self.detail = detail
+        self.skipped: Counter[str] = Counter()  # "kind.name" -> records not written
         self.boot = secrets.token_hex(4)
         self._start = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +72,9 @@ class History:
         self._offset += len(data)
 
     def record(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        if self.detail == "light" and kind in HEAVY_KINDS:
+            self.skipped[f"{kind}.{name}"] += 1
+            return
         rec = {
             "i": self._next_index,
             "t": time.time(),
@@ -96,6 +113,9 @@ class History:
         return out
 
     def close(self) -> None:
+        if self.skipped and not self._file.closed:
+            self.record("history", "skipped", {"detail": self.detail, **self.skipped})
+            self.skipped.clear()
         if not self._file.closed:
             self._file.flush()
             os.fsync(self._file.fileno())

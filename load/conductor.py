@@ -195,6 +195,8 @@ class LoadConductor:
             limit = self.options.rate_limit or setup.rate_limit
             extra, running = rate_limit_args(limit)
             self.run.rate_limits[name] = running
+            if setup.history != "full":
+                extra += ["--history", setup.history]
             if setup.heartbeat is not None:
                 extra += [
                     "--heartbeat-interval",
