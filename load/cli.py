@@ -26,6 +26,7 @@ from scenarios.errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
 DEFAULT_PATHS = ["load/files"]
+DRIVERS = ("gevent", "asyncio")  # load.locustfile.DRIVERS (that module needs Locust's patching)
 err = Console(stderr=True, highlight=False, width=160)
 
 
@@ -67,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
         help="override every fake server's limiter: faithful, off or N per 60 s",
     )
     p.add_argument("--clients", type=int, help="override crowd.clients")
-    p.add_argument("--bridge", choices=("notify", "poll"), default="notify")
+    p.add_argument("--driver", choices=DRIVERS, default=DRIVERS[0],
+                   help="each client's driver (default gevent: the faster)")  # fmt: skip
+    p.add_argument("--bridge", choices=("notify", "poll"), default="notify",
+                   help="with --driver asyncio: how greenlets wait for its loop")  # fmt: skip
     p.add_argument("--junitxml", help="write JUnit XML here")
     p.add_argument("--out", help="keep each run's folder (Locust CSV/HTML, PNG, logs) here")
     return p
@@ -128,6 +132,7 @@ async def _run_all(loaded: list[Any], args: argparse.Namespace, workers: int) ->
                 master_bind=args.master_bind,
                 rate_limit=args.rate_limit,
                 clients=args.clients,
+                driver=args.driver,
                 bridge=args.bridge,
                 on_progress=lambda line: err.print(f"  [dim]{escape(line)}[/dim]", soft_wrap=True),
             )

@@ -61,7 +61,8 @@ class LoadOptions:
     rate_limit: RateLimit | None = None  # overrides every server's limiter
     clients: int | None = None  # overrides crowd.clients (benchmarks)
     spawn_rate: float | None = None
-    bridge: str = "notify"  # how greenlets wait for the asyncio loop (load/bridge.py)
+    driver: str = "gevent"  # each client's driver: gevent (native to Locust) or asyncio
+    bridge: str = "notify"  # asyncio driver only: how greenlets wait for its loop (load/bridge.py)
     op_timeout: float = OP_TIMEOUT  # per client operation; longer for a crowd at capacity
     on_progress: Callable[[str], None] = lambda line: None
 
@@ -260,6 +261,7 @@ class LoadConductor:
             "seed": self.load.seed,
             "same_seed": self.load.regression.same_seed,
             "bugs": self.load.regression.bugs,
+            "driver": self.options.driver,
             "timeout": self.options.op_timeout,
             "settle": self.options.op_timeout * 0.8,
             "report": str(self.report_path),

@@ -44,9 +44,11 @@ import gevent
 import gevent.event
 
 from load.bridge import _LoopThread, make_bridge
-from load.session import ChatSession, SessionSpec, Timed, space_slug, user_name
+from load.session import ChatSession, GreenChatSession, SessionSpec, Timed, space_slug, user_name
 
 CONFIG_ENV = "ACCORD_LOAD_CONFIG"
+DRIVER_ENV = "ACCORD_LOAD_DRIVER"  # gevent (default) or asyncio, when the config says nothing
+DRIVERS = ("gevent", "asyncio")
 CLIENT_MESSAGE = "accord_client"
 WIND_DOWN_MESSAGE = "accord_wind_down"
 WIND_DOWN = gevent.event.Event()
@@ -181,7 +183,11 @@ class ChatUser(User):
         username = user_name(cfg["run"], self.index)
         seed = int(cfg["seed"]) if cfg.get("same_seed") else zlib.crc32(username.encode())
         self.timeout = float(cfg.get("timeout", 30))
-        self.session = ChatSession(
+        self.driver = str(cfg.get("driver") or os.environ.get(DRIVER_ENV, DRIVERS[0]))
+        if self.driver not in DRIVERS:
+            raise ValueError(f"driver {self.driver!r}: expected one of {DRIVERS}")
+        kind = GreenChatSession if self.driver == "gevent" else ChatSession
+        self.session: ChatSession | GreenChatSession = kind(
             SessionSpec(
                 base_url=server["base_url"],
                 gateway_url=server["gateway_url"],
@@ -204,7 +210,7 @@ class ChatUser(User):
         self.interval = float(every) if every and (senders is None or self.index < senders) else 0
         self.sent = 0
         self.reported = False
-        report("connect", self._call(self.session.connect(self.timeout)))
+        report("connect", self._call(lambda s: s.connect(self.timeout)))
 
     @task
     def chat(self) -> None:
@@ -214,7 +220,7 @@ class ChatUser(User):
             if self.interval:
                 self.sent += 1
                 text = f"{self.session.username} message {self.sent} at {time.time():.3f}"
-                report("send_message", self._call(self.session.send(text, self.timeout)))
+                report("send_message", self._call(lambda s, text=text: s.send(text, self.timeout)))
                 WIND_DOWN.wait(self.interval)
             else:
                 WIND_DOWN.wait(1.0)
@@ -226,7 +232,7 @@ class ChatUser(User):
             return
         self.reported = True
         settle = float(config().get("settle", self.timeout))
-        summary = self._call(self._summary(settle))
+        summary = self._call(lambda s: self._summary(s, settle))
         if isinstance(summary, Timed):  # the loop did not answer: say so, do not vanish
             summary = {"user": self.session.username, "error": summary.error, "episodes": []}
         summary["server"] = self.server_name
@@ -238,22 +244,36 @@ class ChatUser(User):
         if os.environ.get(CONFIG_ENV):  # a conductor's run collects them (standalone: no)
             self.environment.runner.send_message(CLIENT_MESSAGE, summary)
 
-    async def _summary(self, settle: float) -> dict[str, Any]:
-        try:
-            await self.session.settle(settle)
-        except Exception as exc:  # unanswered sends are counted from the summary
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            error = ""
-        return {**self.session.summary(), "settle_error": error}
+    def _summary(self, session: Any, settle: float) -> Any:
+        """The summary after settling (a coroutine for the asyncio session)."""
+        if isinstance(session, GreenChatSession):
+            try:
+                session.settle(settle)
+            except Exception as exc:  # unanswered sends are counted from the summary
+                return {**session.summary(), "settle_error": f"{type(exc).__name__}: {exc}"}
+            return {**session.summary(), "settle_error": ""}
+
+        async def settled() -> dict[str, Any]:
+            try:
+                await session.settle(settle)
+            except Exception as exc:
+                return {**session.summary(), "settle_error": f"{type(exc).__name__}: {exc}"}
+            return {**session.summary(), "settle_error": ""}
+
+        return settled()
 
     def on_stop(self) -> None:
         if not self.reported:  # stopped by Locust's cap, not by the conductor
             self._finish()
-        self._call(self.session.close())
+        self._call(lambda s: s.close())
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, step: Any) -> Any:
+        """`step(session)`: blocking on the gevent driver, a coroutine run through the
+        bridge on the asyncio one. A failure becomes a failed `Timed`."""
         try:
-            return bridge().run(coro, self.timeout + 5)
+            if isinstance(self.session, GreenChatSession):
+                with gevent.Timeout(self.timeout + 5, TimeoutError("no answer in time")):
+                    return step(self.session)
+            return bridge().run(step(self.session), self.timeout + 5)
         except Exception as exc:  # a load run reports failures, it does not stop
             return Timed(self.timeout, f"{type(exc).__name__}: {exc}")
