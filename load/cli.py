@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--remote-workers", type=int, default=0,
                    help="also wait for N workers started on other machines")  # fmt: skip
     p.add_argument("--master-bind", default="127.0.0.1", help="where the master listens")
+    p.add_argument("--proxy-host", default="127.0.0.1",
+                   help="where the run's proxies listen (workers elsewhere dial it)")  # fmt: skip
+    p.add_argument("--tls-name",
+                   help="the host name (or address) clients dial, carried by the servers' "
+                   "test certificates (default: --proxy-host)")  # fmt: skip
     p.add_argument(
         "--rate-limit",
         type=_rate_limit,
@@ -130,6 +135,8 @@ async def _run_all(loaded: list[Any], args: argparse.Namespace, workers: int) ->
                 workers=workers,
                 remote_workers=args.remote_workers,
                 master_bind=args.master_bind,
+                proxy_host=args.proxy_host,
+                tls_name=args.tls_name,
                 rate_limit=args.rate_limit,
                 clients=args.clients,
                 driver=args.driver,

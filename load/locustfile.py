@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import random
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -98,6 +99,22 @@ def standalone_config(host: str) -> dict[str, Any]:
     }
 
 
+def ca_file(server: dict[str, Any]) -> str | None:
+    """The server's CA file: the conductor's path, or (a worker on another machine,
+    where that path does not exist) the config's copy of it written here once."""
+    path = server.get("ca")
+    pem = server.get("ca_pem")
+    if path is None or Path(path).exists() or not pem:
+        return path
+    local = (
+        Path(tempfile.gettempdir())
+        / f"accord-load-{server['name']}-{zlib.crc32(pem.encode()):08x}.pem"
+    )
+    if not local.exists():
+        local.write_text(pem, encoding="ascii")
+    return str(local)
+
+
 def bridge() -> _LoopThread:
     global _bridge
     if _bridge is None:  # lazily: after Locust's --processes fork, one per process
@@ -124,17 +141,24 @@ class _Collector:
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
-        self.count = 0
+        self.users: set[str] = set()
         cfg = config()
         self.expected = int(cfg["clients"])
         self.report = Path(cfg["report"])
         self.control = Path(cfg["control"])
 
     def on_client(self, environment: Any, msg: Any, **_: Any) -> None:
+        """One client's summary. Written whatever it holds (`default=str`: a value JSON
+        cannot carry must not drop the report, as a handler's exception would on the
+        master); counted once per user, so a repeated report cannot end the run
+        before every client is in."""
+        user = str(msg.data.get("user", ""))
+        if user in self.users:
+            return
+        self.users.add(user)
         with self.report.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(msg.data) + "\n")
-        self.count += 1
-        if self.count >= self.expected:
+            f.write(json.dumps(msg.data, default=str) + "\n")
+        if len(self.users) >= self.expected:
             gevent.spawn_later(0.5, self.environment.runner.quit)
 
     def watch_wind_down(self) -> None:
@@ -191,7 +215,7 @@ class ChatUser(User):
             SessionSpec(
                 base_url=server["base_url"],
                 gateway_url=server["gateway_url"],
-                ca_file=server["ca"],
+                ca_file=ca_file(server),
                 username=username,
                 seed=seed,
                 channels=tuple(cfg.get("channels") or ("general",)),
@@ -230,9 +254,21 @@ class ChatUser(User):
     def _finish(self) -> None:
         if self.reported:
             return
-        self.reported = True
         settle = float(config().get("settle", self.timeout))
-        summary = self._call(lambda s: self._summary(s, settle))
+        try:
+            summary = self._call(lambda s: self._summary(s, settle))
+        except gevent.GreenletExit:
+            # Stopped while settling (Locust's stop or its -t cap): report what there is
+            # now. Marking the user reported before its summary went out lost the
+            # report of a user interrupted here, its stored messages then "unexpected".
+            self._send({**self.session.summary(), "settle_error": "stopped while settling"})
+            raise
+        self._send(summary)
+
+    def _send(self, summary: dict[str, Any] | Timed) -> None:
+        """Send this client's summary to the master, once; `reported` only after it went."""
+        if self.reported:
+            return
         if isinstance(summary, Timed):  # the loop did not answer: say so, do not vanish
             summary = {"user": self.session.username, "error": summary.error, "episodes": []}
         summary["server"] = self.server_name
@@ -243,6 +279,7 @@ class ChatUser(User):
                 report("recovery", Timed(0.0, "not recovered"))
         if os.environ.get(CONFIG_ENV):  # a conductor's run collects them (standalone: no)
             self.environment.runner.send_message(CLIENT_MESSAGE, summary)
+        self.reported = True
 
     def _summary(self, session: Any, settle: float) -> Any:
         """The summary after settling (a coroutine for the asyncio session)."""

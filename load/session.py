@@ -87,7 +87,7 @@ async def register(base_url: str, username: str, ssl_context: ssl.SSLContext) ->
 class SessionSpec:
     base_url: str  # through the REST proxy
     gateway_url: str | None  # through the gateway proxy (None: derived from base_url)
-    ca_file: str
+    ca_file: str | None  # None: the system trust store
     username: str
     seed: int
     channels: tuple[str, ...] = ("general",)
