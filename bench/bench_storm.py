@@ -12,7 +12,7 @@ proxy, as many processes as the crowd, no client logic), with the ratio of the
 storm's recovery rate (clients / time to 100%) to it.
 
     .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
-        [--driver gevent|asyncio] [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
+        [--driver asyncio|gevent] [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000, 5000])
     parser.add_argument("--workers", type=int, default=2, help="Locust worker processes")
-    parser.add_argument("--driver", choices=("gevent", "asyncio"), default="gevent")
+    parser.add_argument("--driver", choices=("asyncio", "gevent"), default="asyncio")
     parser.add_argument("--bridge", choices=("notify", "poll"), default="notify")
     parser.add_argument("--spawn-rate", type=float, default=10.0)
     parser.add_argument("--out", help="keep the runs here")

@@ -26,7 +26,7 @@ from scenarios.errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
 DEFAULT_PATHS = ["load/files"]
-DRIVERS = ("gevent", "asyncio")  # load.locustfile.DRIVERS (that module needs Locust's patching)
+DRIVERS = ("asyncio", "gevent")  # load.locustfile.DRIVERS (that module needs Locust's patching)
 err = Console(stderr=True, highlight=False, width=160)
 
 
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clients", type=int, help="override crowd.clients")
     p.add_argument("--driver", choices=DRIVERS, default=DRIVERS[0],
-                   help="each client's driver (default gevent: the faster)")  # fmt: skip
+                   help="each client's driver (default asyncio: the faster)")  # fmt: skip
     p.add_argument("--bridge", choices=("notify", "poll"), default="notify",
                    help="with --driver asyncio: how greenlets wait for its loop")  # fmt: skip
     p.add_argument("--junitxml", help="write JUnit XML here")

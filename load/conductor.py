@@ -64,7 +64,7 @@ class LoadOptions:
     rate_limit: RateLimit | None = None  # overrides every server's limiter
     clients: int | None = None  # overrides crowd.clients (benchmarks)
     spawn_rate: float | None = None
-    driver: str = "gevent"  # each client's driver: gevent (native to Locust) or asyncio
+    driver: str = "asyncio"  # each client's driver: asyncio (the faster, bench_drivers) or gevent
     bridge: str = "notify"  # asyncio driver only: how greenlets wait for its loop (load/bridge.py)
     op_timeout: float = OP_TIMEOUT  # per client operation; longer for a crowd at capacity
     on_progress: Callable[[str], None] = lambda line: None

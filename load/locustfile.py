@@ -48,8 +48,8 @@ from load.bridge import _LoopThread, make_bridge
 from load.session import ChatSession, GreenChatSession, SessionSpec, Timed, space_slug, user_name
 
 CONFIG_ENV = "ACCORD_LOAD_CONFIG"
-DRIVER_ENV = "ACCORD_LOAD_DRIVER"  # gevent (default) or asyncio, when the config says nothing
-DRIVERS = ("gevent", "asyncio")
+DRIVER_ENV = "ACCORD_LOAD_DRIVER"  # asyncio (default) or gevent, when the config says nothing
+DRIVERS = ("asyncio", "gevent")
 CLIENT_MESSAGE = "accord_client"
 WIND_DOWN_MESSAGE = "accord_wind_down"
 WIND_DOWN = gevent.event.Event()
