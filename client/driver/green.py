@@ -25,29 +25,22 @@ import gevent.event
 from gevent import Greenlet
 
 from client.core.io import (
-    AbortSocket,
-    CancelHttp,
-    CloseSocket,
-    Effect,
     HttpFailed,
     HttpRequest,
     NetError,
     OpenSocket,
-    SendText,
     SocketOpenFailed,
 )
 from client.core.timings import Timings
-from client.driver.driver import DROPPED_WITHOUT_CLOSE_FRAME, INSECURE, DriverError
-from client.driver.errors import describe
+from client.driver.base import INSECURE, DriverBase
 from client.driver.green_transport import GreenGatewaySocket, HttpClient
 from client.driver.tls import client_ssl_context
-from client.timeline import CoreLike, Record, Recorder, Timeline
-from client.ui.view_state import ViewState
+from client.timeline import CoreLike, Record, Timeline
 
 log = logging.getLogger(__name__)
 
 
-class GeventClientDriver:
+class GeventClientDriver(DriverBase):
     """`with GeventClientDriver(core, ca_file=ca) as driver: driver.act(...)`."""
 
     def __init__(
@@ -60,35 +53,19 @@ class GeventClientDriver:
         timings: Timings | None = None,
         keepalive: bool = False,
     ) -> None:
-        self.timeline = timeline if timeline is not None else Timeline()
-        self.recorder = Recorder(core, self.timeline, timings)
+        super().__init__(core, timeline, timings)
         self._ssl = ssl_context if ssl_context is not None else client_ssl_context(ca_file)
         self._http = HttpClient(self._ssl, keepalive)
-        self._sockets: dict[int, GreenGatewaySocket] = {}
-        self._closing: set[GreenGatewaySocket] = set()  # let go by the core, still closing
         self._requests: dict[int, Greenlet[Any, Any]] = {}
         self._timer: Any = None  # the hub's timer watcher on the next deadline
         self._changed = gevent.event.Event()  # set (and replaced) after every step
-        self._failure: BaseException | None = None
         self._started = False
-        self._stopped = False
 
     # ----------------------------------------------------------------- public
-
-    @property
-    def core(self) -> CoreLike:
-        return self.recorder.core
-
-    @property
-    def view(self) -> ViewState:
-        return self.recorder.view
 
     def now(self) -> float:
         """Run time (the timeline's clock) in seconds."""
         return self.timeline.now()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.view.snapshot(self.now())
 
     def start(self) -> None:
         self._started = True
@@ -104,7 +81,8 @@ class GeventClientDriver:
         requests = list(self._requests.values())
         gevent.killall(requests, block=True)
         for sock in sockets:
-            sock.wait_closed()
+            if isinstance(sock, GreenGatewaySocket):
+                sock.wait_closed()
         self._http.close()
         self._sockets.clear()
         self._closing.clear()
@@ -165,32 +143,9 @@ class GeventClientDriver:
 
     # ----------------------------------------------------------------- stepping
 
-    def _feed(self, event: Any) -> None:
-        if self._stopped:
-            return
-        try:
-            effects = self.recorder.handle(self.now(), event)
-        except Exception as exc:
-            self._fail(exc, f"core failed on {type(event).__name__}")
-            return
-        self._after_step(effects)
-
     def _on_timer(self) -> None:
         self._cancel_timer()
-        if self._stopped:
-            return
-        try:
-            effects = self.recorder.advance(self.now())
-        except Exception as exc:
-            self._fail(exc, "core failed in advance()")
-            return
-        self._after_step(effects)
-
-    def _after_step(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            self._perform(effect)
-        self._reschedule()
-        self._wake_waiters()
+        self._advance()
 
     def _wake_waiters(self) -> None:
         changed, self._changed = self._changed, gevent.event.Event()
@@ -211,52 +166,6 @@ class GeventClientDriver:
             timer.start(lambda: gevent.spawn(self._on_timer))
             self._timer = timer
 
-    def _fail(self, exc: BaseException, what: str) -> None:
-        log.error("%s: %s", what, describe(exc))
-        if self._failure is None:
-            self._failure = DriverError(f"{what}: {describe(exc)}")
-            self._failure.__cause__ = exc
-        self._wake_waiters()
-
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-
-    # ----------------------------------------------------------------- effects
-
-    def _perform(self, effect: Effect) -> None:
-        if isinstance(effect, OpenSocket):
-            self._open_socket(effect)
-        elif isinstance(effect, SendText):
-            sock = self._sockets.get(effect.conn)
-            if sock is not None:
-                sock.send(effect.text)
-        elif isinstance(effect, CloseSocket):
-            sock = self._sockets.pop(effect.conn, None)
-            if sock is not None:
-                if effect.frame:
-                    sock.close(effect.code, effect.reason, effect.handshake_timeout)
-                else:
-                    # A close meant to resume: no close frame on the wire, so the
-                    # server parks the session (the core's code/reason are for the record).
-                    sock.abort()
-                    self._note_conn(
-                        DROPPED_WITHOUT_CLOSE_FRAME,
-                        {"conn": effect.conn, "code": effect.code, "reason": effect.reason},
-                    )
-                self._keep_until_done(sock)
-        elif isinstance(effect, AbortSocket):
-            sock = self._sockets.pop(effect.conn, None)
-            if sock is not None:
-                sock.abort()
-                self._keep_until_done(sock)
-        elif isinstance(effect, HttpRequest):
-            self._start_request(effect)
-        elif isinstance(effect, CancelHttp):
-            greenlet = self._requests.pop(effect.req, None)
-            if greenlet is not None:
-                greenlet.kill(block=False)
-
     def _later(self, event: Any) -> None:
         """Feed `event` after this step (never inside it)."""
         gevent.spawn(self._feed, event)
@@ -267,21 +176,13 @@ class GeventClientDriver:
             self._later(SocketOpenFailed(effect.conn, NetError.OTHER, INSECURE))
             return
         self._sockets[effect.conn] = GreenGatewaySocket(
-            effect.conn, effect.url, self._ssl, self._from_socket, self._note_conn
+            effect.conn, effect.url, self._ssl, self._feed, self._note_conn
         )
 
-    def _from_socket(self, event: Any) -> None:
-        self._feed(event)
-
-    def _note_conn(self, name: str, data: dict[str, Any]) -> None:
-        if not self._stopped:
-            self.timeline.add(self.now(), "client", "conn", name, data)
-
-    def _keep_until_done(self, sock: GreenGatewaySocket) -> None:
-        """A socket the core let go still finishes its close; stop() waits for it."""
-        self._closing = {s for s in self._closing if not s.done}
-        if not sock.done:
-            self._closing.add(sock)
+    def _cancel_request(self, req: int) -> None:
+        greenlet = self._requests.pop(req, None)
+        if greenlet is not None:
+            greenlet.kill(block=False)
 
     def _start_request(self, effect: HttpRequest) -> None:
         if urlsplit(effect.url).scheme != "https":
