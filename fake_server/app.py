@@ -223,7 +223,13 @@ class FakeServer:
         channels = [c for s in spaces for c in store.channels(s["id"])]
         members = [m for s in spaces for m in store.members(s["id"], 1000, None)]
         roles = [r for s in spaces for r in store.roles(s["id"])]
-        online = {s.user_id for s in self.sessions.open()}
+        # The users (and presences) this user can see: those sharing a space with it.
+        # Every user of the server made each READY grow with the whole crowd, a
+        # quadratic wall for a load run (docs/load.md); in the seed data everyone
+        # shares the one space, so scenarios see the same READY as before.
+        users = store.users_sharing_spaces(user["id"])
+        visible = {u["id"] for u in users}
+        online = {s.user_id for s in self.sessions.open()} & visible
         presences = [
             self.presences.get(uid)
             or {"user_id": uid, "status": "online", "client_status": {"desktop": "online"},
@@ -238,7 +244,7 @@ class FakeServer:
             "channels": channels,
             "members": members,
             "roles": roles,
-            "users": store.users(),
+            "users": users,
             "dm_channels": [],
             "presences": presences,
             "unread": [],
