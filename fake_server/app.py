@@ -384,6 +384,14 @@ class FakeServer:
     def session_list(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.sessions.live()]
 
+    def session_counts(self) -> dict[str, int]:
+        """How many sessions are open and parked: what a load conductor polls (the
+        whole list, JSON-encoded four times a second, was a quarter of the server's
+        CPU at 2,500 sessions, profiled)."""
+        live = len(list(self.sessions.live()))
+        open_ = len(self.sessions.open())
+        return {"open": open_, "parked": live - open_}
+
     def messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
         return self.store.all_messages(channel_id)
 

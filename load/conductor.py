@@ -393,8 +393,7 @@ class LoadConductor:
             if server.control is None or not server.process.alive:
                 continue
             with contextlib.suppress(Exception):
-                sessions = await server.control.sessions()
-                total += sum(1 for s in sessions if s.get("state") == "open")
+                total += int((await server.control.session_counts()).get("open", 0))
         return 100.0 * total / self.clients
 
     # ------------------------------------------------------------------ schedule
