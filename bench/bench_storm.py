@@ -12,17 +12,20 @@ proxy, as many processes as the crowd, no client logic), with the ratio of the
 storm's recovery rate (clients / time to 100%) to it.
 
     .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
-        [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
+        [--driver asyncio|gevent] [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import os
 import ssl
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,70 @@ from scenarios.yaml_lines import LineMap
 
 RAW_CONNECTS = 600  # per measurement, split across the processes
 RAW_CONCURRENCY = 50  # per process
+SAMPLE_EVERY = 0.5  # seconds between CPU samples of the run's processes
+
+
+class CpuSampler:
+    """Where the CPU goes during the run: every SAMPLE_EVERY s, the cumulative CPU
+    time of this bench's child processes by role (fake servers, the Locust crowd,
+    Toxiproxy) and the load average; `cores(start, end)` is the cores each role
+    used in a window (the storm's recovery), so a row says what the wall was."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[str, float], float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._seen: dict[int, tuple[str, float]] = {}  # pid -> (role, last cpu seconds)
+
+    @staticmethod
+    def role(cmdline: list[str]) -> str | None:
+        text = " ".join(cmdline)
+        if "fake_server" in text:
+            return "server"
+        if "locust" in text:
+            return "crowd"
+        if "toxiproxy" in text:
+            return "toxiproxy"
+        return None
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(SAMPLE_EVERY):
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    known = self._seen.get(child.pid)
+                    role = known[0] if known else self.role(child.cmdline())
+                    if role is not None:
+                        times = child.cpu_times()
+                        self._seen[child.pid] = (role, times.user + times.system)
+            totals: dict[str, float] = {}
+            for role, cpu in self._seen.values():  # exited processes keep their last figure
+                totals[role] = totals.get(role, 0.0) + cpu
+            self.samples.append((time.time(), totals, os.getloadavg()[0]))
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def cores(self, start: float, end: float) -> dict[str, float]:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        before = [s for s in self.samples if s[0] < start]
+        if not inside or not before:
+            return {}
+        first, last = before[-1], inside[-1]
+        span = max(last[0] - first[0], 1e-6)
+        cores = {
+            role: round((last[1].get(role, 0.0) - first[1].get(role, 0.0)) / span, 2)
+            for role in last[1]
+        }
+        cores["load_avg_max"] = round(max(s[2] for s in inside), 2)
+        return cores
 
 
 def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
@@ -45,7 +112,7 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
             "crowd": {
                 "clients": clients,
                 "spawn_rate": spawn_rate,
-                "servers": {"alpha": {"rate_limit": "off"}},
+                "servers": {"alpha": {"rate_limit": "off", "history": "light"}},
                 "send_every": "60s",
                 "senders": 10,
                 "space_size": 100,
@@ -124,7 +191,13 @@ def raw_connect_rate(processes: int, work: Path) -> float:
 
 
 def row(
-    clients: int, figures: Figures, run_rss: int, raw: float, elapsed: float
+    clients: int,
+    figures: Figures,
+    run_rss: int,
+    raw: float,
+    elapsed: float,
+    sampler: CpuSampler,
+    fault_wall: float | None,
 ) -> dict[str, object]:
     storm = figures.storms[0] if figures.storms else None
     to = storm.to_recovered if storm else {}
@@ -146,6 +219,7 @@ def row(
         "ratio": round(rate / raw, 2) if rate else None,
         "herd": round(storm.herd, 2) if storm and storm.herd else None,
         "elapsed_s": round(elapsed),
+        "storm_cores": sampler.cores(fault_wall, fault_wall + (full or 60.0)) if fault_wall else {},
     }  # fmt: skip
 
 
@@ -161,6 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000, 5000])
     parser.add_argument("--workers", type=int, default=2, help="Locust worker processes")
+    parser.add_argument("--driver", choices=("asyncio", "gevent"), default="asyncio")
     parser.add_argument("--bridge", choices=("notify", "poll"), default="notify")
     parser.add_argument("--spawn-rate", type=float, default=10.0)
     parser.add_argument("--out", help="keep the runs here")
@@ -170,18 +245,24 @@ def main() -> None:
     for clients in args.clients:
         work = base / f"storm-{clients}"
         started = time.monotonic()
-        run = asyncio.run(
-            play_load(
-                storm_file(clients, args.spawn_rate),
-                LoadOptions(
-                    work_dir=work, workers=args.workers, bridge=args.bridge, op_timeout=120.0,
-                    on_progress=lambda line: print("  ", line, flush=True),
-                ),
-            )
-        )  # fmt: skip
+        with CpuSampler() as sampler:
+            run = asyncio.run(
+                play_load(
+                    storm_file(clients, args.spawn_rate),
+                    LoadOptions(
+                        work_dir=work, workers=args.workers, driver=args.driver, bridge=args.bridge,
+                        op_timeout=120.0,
+                        on_progress=lambda line: print("  ", line, flush=True),
+                    ),
+                )
+            )  # fmt: skip
         figures = compute(run)
         raw = raw_connect_rate(max(1, args.workers), work)
-        result = row(clients, figures, run.crowd_rss_at_storm, raw, time.monotonic() - started)
+        fault_wall = run.fired[0].wall if run.fired else None
+        result = row(
+            clients, figures, run.crowd_rss_at_storm, raw, time.monotonic() - started, sampler,
+            fault_wall,
+        )  # fmt: skip
         result["error"] = run.error or "; ".join(run.problems)[:300]
         rows.append(result)
         (work / "bench.json").write_text(json.dumps(result, indent=1))
@@ -189,10 +270,14 @@ def main() -> None:
     columns = ["clients", "connected", "recovered", "t50", "t95", "t99", "t100", "attempts_mean",
                "resume_share", "mem_per_client_kb", "lost", "duplicated", "recovery_rate",
                "raw_rate", "ratio", "herd"]  # fmt: skip
-    print(f"bridge {args.bridge}, {args.workers} worker process(es), spawn {args.spawn_rate:g}/s")
+    print(
+        f"driver {args.driver}, bridge {args.bridge}, {args.workers} worker process(es), "
+        f"spawn {args.spawn_rate:g}/s"
+    )
     print(" | ".join(columns))
     for r in rows:
         print(" | ".join(_fmt(r[c]) for c in columns))
+        print("   cores during the recovery:", r["storm_cores"])
         if r["error"]:
             print("   problem:", r["error"])
 

@@ -19,7 +19,9 @@ from fake_server.config import (
     RESUME_WINDOW_S,
     ServerConfig,
 )
+from fake_server.history import DETAILS
 from fake_server.ratelimit import RATE_LIMIT, RATE_WINDOW_S
+from fake_server.tls import small_tls_read_buffers
 
 
 def _rate_limit(text: str) -> int | None:
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--no-control", action="store_true",
                    help="no control API listener (the server is then driven only as any "
                    "client drives it)")
+    p.add_argument("--history", choices=DETAILS, default="full",
+                   help="light: count frame and HTTP records instead of writing them "
+                   "(crowds of thousands)")
     a = p.parse_args(argv)
     try:
         behaviours = parse_behaviours(a.behaviour)
@@ -80,11 +85,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         heartbeat_interval_ms=a.heartbeat_interval, timescale=a.timescale,
         replay_buffer=a.replay_buffer, resume_window_s=a.resume_window,
         control_token=a.control_token, rate_limit=a.rate_limit, behaviours=behaviours,
-        tls_names=tuple(a.tls_name), plain_http=a.plain_http,
+        tls_names=tuple(a.tls_name), plain_http=a.plain_http, history=a.history,
     )
 
 
 async def serve(config: ServerConfig) -> None:
+    small_tls_read_buffers()
     try:
         server = FakeServer(config)
         info = await server.start()

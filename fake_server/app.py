@@ -236,7 +236,7 @@ class FakeServer:
         self.control_token = config.control_token or secrets.token_hex(24)
         now = _now()
         self.core = ServerCore(
-            config, Store(config.db), History(config.history_path),
+            config, Store(config.db), History(config.history_path, config.history),
             wall_origin=time.time() - now, now=now,
         )
         self.host = CoreApp(self.core)
@@ -364,6 +364,9 @@ class FakeServer:
 
     def session_list(self) -> list[dict[str, Any]]:
         return self.core.session_list(_now())
+
+    def session_counts(self) -> dict[str, int]:
+        return self.core.session_counts(_now())
 
     def messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
         return self.core.messages(channel_id)

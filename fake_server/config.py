@@ -47,6 +47,8 @@ class ServerConfig:
     plain_http: bool = False
     """Serve REST and the gateway in plain HTTP (http://, ws://), as the real server does
     behind its operators' TLS proxy; no TLS material is made or read."""
+    history: str = "full"
+    """`light`: frame and HTTP records are counted, not written (fake_server.history)."""
 
     def __post_init__(self) -> None:
         parse_behaviours(self.behaviours)  # raises naming the unknown one

@@ -107,7 +107,10 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def sessions(request: web.Request) -> web.Response:
-    return web.json_response({"data": _server(request).session_list()})
+    server = _server(request)
+    if request.query.get("count"):  # `?count=1`: {open, parked} only, for frequent polls
+        return web.json_response({"data": server.session_counts()})
+    return web.json_response({"data": server.session_list()})
 
 
 async def messages(request: web.Request) -> web.Response:

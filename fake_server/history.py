@@ -2,7 +2,14 @@
 
 `History(None)` keeps the records in memory instead (simulation): no encoding per
 record, redacted when read. Whoever records may pass the time (`t`, `mono`); the
-server core does, so it never reads a clock itself."""
+server core does, so it never reads a clock itself.
+
+`detail="light"` (a crowd of thousands: `--history light`) keeps every record except
+the per-frame and per-request ones (kinds in `HEAVY_KINDS`), which it only counts:
+at 1,000 clients writing them was a fifth of the server's CPU (json + redaction +
+a write per frame, profiled in docs/load.md) and 1.3 GB of file at 2,000. The
+counts are written as one `history skipped` record when the history closes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import os
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +34,8 @@ _SECRET_VALUE_RE = re.compile(
 )
 _MAX_TEXT = 4096
 _CHECKPOINT = 512
+DETAILS = ("full", "light")
+HEAVY_KINDS = frozenset({"frame", "http"})  # what a light history counts instead of writing
 
 
 class Deferred:
@@ -61,8 +71,12 @@ def clip(text: str) -> str:
 class History:
     """Append-only record of everything the server saw and did."""
 
-    def __init__(self, path: Path | None, boot: str | None = None) -> None:
+    def __init__(self, path: Path | None, detail: str = "full", *, boot: str | None = None) -> None:
+        if detail not in DETAILS:
+            raise ValueError(f"history detail must be one of {DETAILS}, got {detail!r}")
         self.path = path
+        self.detail = detail
+        self.skipped: Counter[str] = Counter()  # "kind.name" -> records not written
         self.boot = boot or secrets.token_hex(4)
         self._start = time.monotonic()
         self._memory: list[dict[str, Any]] | None = None
@@ -96,6 +110,9 @@ class History:
     ) -> None:
         """`t`: epoch seconds, `mono`: seconds since this server started (both read
         from the clocks when not given)."""
+        if self.detail == "light" and kind in HEAVY_KINDS:
+            self.skipped[f"{kind}.{name}"] += 1
+            return
         rec: dict[str, Any] = {
             "i": self._next_index,
             "t": time.time() if t is None else t,
@@ -151,6 +168,9 @@ class History:
         if self._memory is not None:
             self._closed = True
             return
+        if self.skipped and not self._file.closed:
+            self.record("history", "skipped", {"detail": self.detail, **self.skipped})
+            self.skipped.clear()
         if not self._file.closed:
             self._file.flush()
             os.fsync(self._file.fileno())

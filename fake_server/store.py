@@ -150,6 +150,15 @@ class Store:
     def users(self) -> list[dict[str, Any]]:
         return [_user_json(r) for r in self._db.execute("SELECT * FROM users ORDER BY id")]
 
+    def users_sharing_spaces(self, user_id: str) -> list[dict[str, Any]]:
+        """`user_id` and every user who is a member of one of its spaces."""
+        rows = self._db.execute(
+            "SELECT * FROM users WHERE id=? OR id IN (SELECT m.user_id FROM members m WHERE"
+            " m.space_id IN (SELECT space_id FROM members WHERE user_id=?)) ORDER BY id",
+            (user_id, user_id),
+        )
+        return [_user_json(r) for r in rows]
+
     def check_password(self, username: str, password: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
         if row is None or row["password_hash"] != _hash_password(password):

@@ -70,3 +70,20 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
 def client_context(ca: Path) -> ssl.SSLContext:
     """A verifying client context that trusts `ca` (for tests and the bench)."""
     return ssl.create_default_context(cafile=str(ca))
+
+
+TLS_READ_BUFFER = 32 * 1024
+
+
+def small_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
+    """Make asyncio's per-connection TLS read buffer `size` bytes, process-wide.
+
+    Python 3.11's `asyncio.sslproto.SSLProtocol` allocates a zero-filled 256 KiB
+    read buffer for every TLS connection (its `max_size` class attribute), so a
+    thousand gateway sockets plus their REST keep-alive connections held about
+    half a gigabyte of buffers in the fake server (and as much again in the
+    crowd). A TLS record is at most 16 KiB, so 32 KiB still reads a whole record
+    per call; larger frames simply take more calls."""
+    import asyncio.sslproto
+
+    asyncio.sslproto.SSLProtocol.max_size = size

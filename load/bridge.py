@@ -26,6 +26,8 @@ import gevent
 import gevent.event
 import gevent.monkey
 
+from fake_server.tls import small_tls_read_buffers
+
 T = TypeVar("T")
 ENV_VAR = "ACCORD_LOAD_BRIDGE"  # "notify" (default) or "poll"
 
@@ -34,6 +36,7 @@ class _LoopThread:
     """One asyncio loop on one real thread, shared by every user of a Locust process."""
 
     def __init__(self) -> None:
+        small_tls_read_buffers()  # thousands of client sockets in one process
         selector = gevent.monkey.get_original("selectors", "EpollSelector")()
         self.loop = asyncio.SelectorEventLoop(selector)
         # Name lookups (a hostname such as `fake-server` in the compose stack) would go

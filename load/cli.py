@@ -26,6 +26,7 @@ from scenarios.errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 4, 130
 DEFAULT_PATHS = ["load/files"]
+DRIVERS = ("asyncio", "gevent")  # load.locustfile.DRIVERS (that module needs Locust's patching)
 err = Console(stderr=True, highlight=False, width=160)
 
 
@@ -61,13 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--remote-workers", type=int, default=0,
                    help="also wait for N workers started on other machines")  # fmt: skip
     p.add_argument("--master-bind", default="127.0.0.1", help="where the master listens")
+    p.add_argument("--proxy-host", default="127.0.0.1",
+                   help="where the run's proxies listen (workers elsewhere dial it)")  # fmt: skip
+    p.add_argument("--tls-name",
+                   help="the host name (or address) clients dial, carried by the servers' "
+                   "test certificates (default: --proxy-host)")  # fmt: skip
     p.add_argument(
         "--rate-limit",
         type=_rate_limit,
         help="override every fake server's limiter: faithful, off or N per 60 s",
     )
     p.add_argument("--clients", type=int, help="override crowd.clients")
-    p.add_argument("--bridge", choices=("notify", "poll"), default="notify")
+    p.add_argument("--driver", choices=DRIVERS, default=DRIVERS[0],
+                   help="each client's driver (default asyncio: the faster)")  # fmt: skip
+    p.add_argument("--bridge", choices=("notify", "poll"), default="notify",
+                   help="with --driver asyncio: how greenlets wait for its loop")  # fmt: skip
     p.add_argument("--junitxml", help="write JUnit XML here")
     p.add_argument("--out", help="keep each run's folder (Locust CSV/HTML, PNG, logs) here")
     return p
@@ -126,8 +135,11 @@ async def _run_all(loaded: list[Any], args: argparse.Namespace, workers: int) ->
                 workers=workers,
                 remote_workers=args.remote_workers,
                 master_bind=args.master_bind,
+                proxy_host=args.proxy_host,
+                tls_name=args.tls_name,
                 rate_limit=args.rate_limit,
                 clients=args.clients,
+                driver=args.driver,
                 bridge=args.bridge,
                 on_progress=lambda line: err.print(f"  [dim]{escape(line)}[/dim]", soft_wrap=True),
             )

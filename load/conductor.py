@@ -32,6 +32,7 @@ from chaos import (
     ToxiproxyServer,
     free_port,
 )
+from fake_server.tls import DEFAULT_NAMES
 from load.loader import LoadedLoad
 from load.schema import LoadFile, LoadServer, RateLimit, ScheduledFault
 from load.session import PASSWORD, space_slug, user_name
@@ -58,10 +59,13 @@ class LoadOptions:
     workers: int = 0  # 0: one Locust process; N: master + N local workers (--processes N)
     remote_workers: int = 0  # more workers the master waits for (other machines)
     master_bind: str = "127.0.0.1"  # where the master listens for workers
+    proxy_host: str = "127.0.0.1"  # where the run's proxies listen (workers elsewhere: reachable)
+    tls_name: str | None = None  # the host clients dial; the servers' certificates carry it
     rate_limit: RateLimit | None = None  # overrides every server's limiter
     clients: int | None = None  # overrides crowd.clients (benchmarks)
     spawn_rate: float | None = None
-    bridge: str = "notify"  # how greenlets wait for the asyncio loop (load/bridge.py)
+    driver: str = "asyncio"  # each client's driver: asyncio (the faster, bench_drivers) or gevent
+    bridge: str = "notify"  # asyncio driver only: how greenlets wait for its loop (load/bridge.py)
     op_timeout: float = OP_TIMEOUT  # per client operation; longer for a crowd at capacity
     on_progress: Callable[[str], None] = lambda line: None
 
@@ -147,6 +151,12 @@ class LoadConductor:
         self.control_dir = options.work_dir / "control"
         self.report_path = options.work_dir / "clients.jsonl"
 
+    @property
+    def dial_host(self) -> str:
+        """The host in the clients' URLs (through the proxies): `tls_name`, else the
+        proxies' address; the fake servers' test certificates are made for it."""
+        return self.options.tls_name or self.options.proxy_host
+
     def seconds(self, duration: Duration) -> float:
         """Real seconds for a duration written in real-client time."""
         return duration.resolve(HEARTBEAT) * self.timescale
@@ -182,6 +192,8 @@ class LoadConductor:
         sink = _WallSink(self.run.fault_records)
         self.network = NetworkChaos(
             toxiproxy.api(timeout=10.0, retries=5),
+            host=self.dial_host,
+            listen_host=self.options.proxy_host,
             timescale=self.timescale,
             sink=sink,
             run_id=f"load{secrets.token_hex(4)}",
@@ -195,6 +207,10 @@ class LoadConductor:
             limit = self.options.rate_limit or setup.rate_limit
             extra, running = rate_limit_args(limit)
             self.run.rate_limits[name] = running
+            if self.dial_host not in DEFAULT_NAMES:
+                extra += ["--tls-name", self.dial_host]
+            if setup.history != "full":
+                extra += ["--history", setup.history]
             if setup.heartbeat is not None:
                 extra += [
                     "--heartbeat-interval",
@@ -242,6 +258,8 @@ class LoadConductor:
                     "base_url": s.proxies.base_url,
                     "gateway_url": s.proxies.gateway_url,
                     "ca": s.ca,
+                    # The CA itself too: a worker on another machine has no such path.
+                    "ca_pem": Path(s.ca).read_text(encoding="ascii") if s.ca else None,
                 }
                 for s in self.servers.values()
                 if s.proxies is not None
@@ -258,6 +276,7 @@ class LoadConductor:
             "seed": self.load.seed,
             "same_seed": self.load.regression.same_seed,
             "bugs": self.load.regression.bugs,
+            "driver": self.options.driver,
             "timeout": self.options.op_timeout,
             "settle": self.options.op_timeout * 0.8,
             "report": str(self.report_path),
@@ -374,8 +393,7 @@ class LoadConductor:
             if server.control is None or not server.process.alive:
                 continue
             with contextlib.suppress(Exception):
-                sessions = await server.control.sessions()
-                total += sum(1 for s in sessions if s.get("state") == "open")
+                total += int((await server.control.session_counts()).get("open", 0))
         return 100.0 * total / self.clients
 
     # ------------------------------------------------------------------ schedule
@@ -504,8 +522,14 @@ class LoadConductor:
         self.run.locust_stats = stats if stats.exists() else None
         if not self.run.error and len(self.run.summaries) < self.clients:
             tail = self._locust_tail()
+            run_id = self.network.run_id if self.network else ""
+            seen = {str(s.get("user")) for s in self.run.summaries}
+            missing = [
+                name for i in range(self.clients) if (name := user_name(run_id, i)) not in seen
+            ]
             self.run.problems.append(
                 f"only {len(self.run.summaries)} of {self.clients} clients reported"
+                + (f" (missing: {', '.join(missing[:10])})" if missing else "")
                 + (f" (locust: {tail[-600:]})" if tail else "")
             )
 

@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import random
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -44,9 +45,11 @@ import gevent
 import gevent.event
 
 from load.bridge import _LoopThread, make_bridge
-from load.session import ChatSession, SessionSpec, Timed, space_slug, user_name
+from load.session import ChatSession, GreenChatSession, SessionSpec, Timed, space_slug, user_name
 
 CONFIG_ENV = "ACCORD_LOAD_CONFIG"
+DRIVER_ENV = "ACCORD_LOAD_DRIVER"  # asyncio (default) or gevent, when the config says nothing
+DRIVERS = ("asyncio", "gevent")
 CLIENT_MESSAGE = "accord_client"
 WIND_DOWN_MESSAGE = "accord_wind_down"
 WIND_DOWN = gevent.event.Event()
@@ -96,6 +99,22 @@ def standalone_config(host: str) -> dict[str, Any]:
     }
 
 
+def ca_file(server: dict[str, Any]) -> str | None:
+    """The server's CA file: the conductor's path, or (a worker on another machine,
+    where that path does not exist) the config's copy of it written here once."""
+    path = server.get("ca")
+    pem = server.get("ca_pem")
+    if path is None or Path(path).exists() or not pem:
+        return path
+    local = (
+        Path(tempfile.gettempdir())
+        / f"accord-load-{server['name']}-{zlib.crc32(pem.encode()):08x}.pem"
+    )
+    if not local.exists():
+        local.write_text(pem, encoding="ascii")
+    return str(local)
+
+
 def bridge() -> _LoopThread:
     global _bridge
     if _bridge is None:  # lazily: after Locust's --processes fork, one per process
@@ -122,17 +141,24 @@ class _Collector:
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
-        self.count = 0
+        self.users: set[str] = set()
         cfg = config()
         self.expected = int(cfg["clients"])
         self.report = Path(cfg["report"])
         self.control = Path(cfg["control"])
 
     def on_client(self, environment: Any, msg: Any, **_: Any) -> None:
+        """One client's summary. Written whatever it holds (`default=str`: a value JSON
+        cannot carry must not drop the report, as a handler's exception would on the
+        master); counted once per user, so a repeated report cannot end the run
+        before every client is in."""
+        user = str(msg.data.get("user", ""))
+        if user in self.users:
+            return
+        self.users.add(user)
         with self.report.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(msg.data) + "\n")
-        self.count += 1
-        if self.count >= self.expected:
+            f.write(json.dumps(msg.data, default=str) + "\n")
+        if len(self.users) >= self.expected:
             gevent.spawn_later(0.5, self.environment.runner.quit)
 
     def watch_wind_down(self) -> None:
@@ -181,11 +207,15 @@ class ChatUser(User):
         username = user_name(cfg["run"], self.index)
         seed = int(cfg["seed"]) if cfg.get("same_seed") else zlib.crc32(username.encode())
         self.timeout = float(cfg.get("timeout", 30))
-        self.session = ChatSession(
+        self.driver = str(cfg.get("driver") or os.environ.get(DRIVER_ENV, DRIVERS[0]))
+        if self.driver not in DRIVERS:
+            raise ValueError(f"driver {self.driver!r}: expected one of {DRIVERS}")
+        kind = GreenChatSession if self.driver == "gevent" else ChatSession
+        self.session: ChatSession | GreenChatSession = kind(
             SessionSpec(
                 base_url=server["base_url"],
                 gateway_url=server["gateway_url"],
-                ca_file=server["ca"],
+                ca_file=ca_file(server),
                 username=username,
                 seed=seed,
                 channels=tuple(cfg.get("channels") or ("general",)),
@@ -204,7 +234,7 @@ class ChatUser(User):
         self.interval = float(every) if every and (senders is None or self.index < senders) else 0
         self.sent = 0
         self.reported = False
-        report("connect", self._call(self.session.connect(self.timeout)))
+        report("connect", self._call(lambda s: s.connect(self.timeout)))
 
     @task
     def chat(self) -> None:
@@ -214,7 +244,7 @@ class ChatUser(User):
             if self.interval:
                 self.sent += 1
                 text = f"{self.session.username} message {self.sent} at {time.time():.3f}"
-                report("send_message", self._call(self.session.send(text, self.timeout)))
+                report("send_message", self._call(lambda s, text=text: s.send(text, self.timeout)))
                 WIND_DOWN.wait(self.interval)
             else:
                 WIND_DOWN.wait(1.0)
@@ -224,9 +254,21 @@ class ChatUser(User):
     def _finish(self) -> None:
         if self.reported:
             return
-        self.reported = True
         settle = float(config().get("settle", self.timeout))
-        summary = self._call(self._summary(settle))
+        try:
+            summary = self._call(lambda s: self._summary(s, settle))
+        except gevent.GreenletExit:
+            # Stopped while settling (Locust's stop or its -t cap): report what there is
+            # now. Marking the user reported before its summary went out lost the
+            # report of a user interrupted here, its stored messages then "unexpected".
+            self._send({**self.session.summary(), "settle_error": "stopped while settling"})
+            raise
+        self._send(summary)
+
+    def _send(self, summary: dict[str, Any] | Timed) -> None:
+        """Send this client's summary to the master, once; `reported` only after it went."""
+        if self.reported:
+            return
         if isinstance(summary, Timed):  # the loop did not answer: say so, do not vanish
             summary = {"user": self.session.username, "error": summary.error, "episodes": []}
         summary["server"] = self.server_name
@@ -237,23 +279,38 @@ class ChatUser(User):
                 report("recovery", Timed(0.0, "not recovered"))
         if os.environ.get(CONFIG_ENV):  # a conductor's run collects them (standalone: no)
             self.environment.runner.send_message(CLIENT_MESSAGE, summary)
+        self.reported = True
 
-    async def _summary(self, settle: float) -> dict[str, Any]:
-        try:
-            await self.session.settle(settle)
-        except Exception as exc:  # unanswered sends are counted from the summary
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            error = ""
-        return {**self.session.summary(), "settle_error": error}
+    def _summary(self, session: Any, settle: float) -> Any:
+        """The summary after settling (a coroutine for the asyncio session)."""
+        if isinstance(session, GreenChatSession):
+            try:
+                session.settle(settle)
+            except Exception as exc:  # unanswered sends are counted from the summary
+                return {**session.summary(), "settle_error": f"{type(exc).__name__}: {exc}"}
+            return {**session.summary(), "settle_error": ""}
+
+        async def settled() -> dict[str, Any]:
+            try:
+                await session.settle(settle)
+            except Exception as exc:
+                return {**session.summary(), "settle_error": f"{type(exc).__name__}: {exc}"}
+            return {**session.summary(), "settle_error": ""}
+
+        return settled()
 
     def on_stop(self) -> None:
         if not self.reported:  # stopped by Locust's cap, not by the conductor
             self._finish()
-        self._call(self.session.close())
+        self._call(lambda s: s.close())
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, step: Any) -> Any:
+        """`step(session)`: blocking on the gevent driver, a coroutine run through the
+        bridge on the asyncio one. A failure becomes a failed `Timed`."""
         try:
-            return bridge().run(coro, self.timeout + 5)
+            if isinstance(self.session, GreenChatSession):
+                with gevent.Timeout(self.timeout + 5, TimeoutError("no answer in time")):
+                    return step(self.session)
+            return bridge().run(step(self.session), self.timeout + 5)
         except Exception as exc:  # a load run reports failures, it does not stop
             return Timed(self.timeout, f"{type(exc).__name__}: {exc}")

@@ -84,11 +84,17 @@ def crowd_file(users: int, seconds: float, spawn_rate: float, send_every: float)
 
 
 def run_load(
-    users: int, seconds: int, work: Path, spawn_rate: float | None = None, workers: int = 0
+    users: int,
+    seconds: int,
+    work: Path,
+    spawn_rate: float | None = None,
+    workers: int = 0,
+    driver: str = LoadOptions.driver,
 ) -> LoadResult:
     """`users` clients for `seconds` against a fresh fake server in `work`."""
     loaded = crowd_file(users, seconds, spawn_rate or users, send_every=1.0)
-    run = asyncio.run(play_load(loaded, LoadOptions(work_dir=work, workers=workers)))
+    options = LoadOptions(work_dir=work, workers=workers, driver=driver)
+    run = asyncio.run(play_load(loaded, options))
     return LoadResult(
         exit_code=run.locust_exit,
         stats=_stats(run.locust_stats),

@@ -120,6 +120,11 @@ class LoadServer(Strict):
         description="the fake server's REST limiter: faithful (70 requests / 60 s per token, "
         "one shared bucket for unauthenticated requests), off, or N requests per 60 s",
     )
+    history: Literal["full", "light"] = Field(
+        "full",
+        description="the fake server's history: full (every frame and request, for "
+        "debugging a run) or light (frames and requests only counted: crowds of thousands)",
+    )
 
 
 def _servers(value: Any) -> Any:

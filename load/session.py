@@ -1,4 +1,8 @@
-"""One chat user: the real client (sans-I/O core + asyncio driver) on one account.
+"""One chat user: the real client (sans-I/O core + a driver) on one account.
+
+Two session kinds, one per driver: `ChatSession` (asyncio driver, coroutines run
+through `load.bridge`) and `GreenChatSession` (the gevent driver, blocking calls
+from the user's greenlet).
 
 Each load user registers its own account on the fake server (through the REST
 proxy), connects through the full first-connect sequence (login, REST chain,
@@ -28,8 +32,10 @@ from client.core.actions import (
     ServerConfig,
 )
 from client.core.client import ClientCore
+from client.core.io import HttpFailed
 from client.core.timings import Timings
 from client.driver import AsyncClientDriver
+from client.driver.green import GeventClientDriver
 from client.driver.tls import client_ssl_context
 from client.timeline import Recorder
 
@@ -81,7 +87,7 @@ async def register(base_url: str, username: str, ssl_context: ssl.SSLContext) ->
 class SessionSpec:
     base_url: str  # through the REST proxy
     gateway_url: str | None  # through the gateway proxy (None: derived from base_url)
-    ca_file: str
+    ca_file: str | None  # None: the system trust store
     username: str
     seed: int
     channels: tuple[str, ...] = ("general",)
@@ -101,8 +107,11 @@ class CrowdRecorder(Recorder):
         return None
 
 
-class ChatSession:
-    """A connected client for one user; `send` returns how long the server took."""
+class _Session:
+    """What both session kinds share: the core, the spec, counting from the timeline,
+    the summary. The driver (and so the blocking style) is the subclass's."""
+
+    driver: AsyncClientDriver | GeventClientDriver
 
     def __init__(self, spec: SessionSpec) -> None:
         self.spec = spec
@@ -115,15 +124,17 @@ class ChatSession:
             environ={},
             instance=spec.username,
         )
-        self.driver = AsyncClientDriver(self.core, ssl_context=self._ssl, keepalive=spec.keepalive)
-        self.driver.recorder = CrowdRecorder(self.core, self.driver.timeline, self.core.timings)
-        # Timeline times are monotonic; summaries carry wall time so figures from
-        # workers on other machines can be merged.
-        origin = self.driver.timeline.origin
-        self._wall_offset = time.time() - (time.monotonic() - origin)
         self.attempted = 0
         self.connect_seconds: float | None = None
         self.connect_error = ""
+
+    def _attach(self, driver: AsyncClientDriver | GeventClientDriver) -> None:
+        self.driver = driver
+        driver.recorder = CrowdRecorder(self.core, driver.timeline, self.core.timings)
+        # Timeline times are monotonic; summaries carry wall time so figures from
+        # workers on other machines can be merged.
+        origin = driver.timeline.origin
+        self._wall_offset = time.time() - (time.monotonic() - origin)
 
     def _count(self, *names: str) -> int:
         return sum(len(self.driver.timeline.select(kind="signal", name=n)) for n in names)
@@ -131,12 +142,7 @@ class ChatSession:
     def _failures(self) -> int:
         return self._count(sig.MESSAGE_SEND_FAILED, sig.MESSAGE_SEND_REFUSED)
 
-    async def connect(self, timeout: float) -> Timed:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        if not self.spec.registered:
-            await register(self.spec.base_url, self.username, self._ssl)
-        await self.driver.start()
+    def _connect_actions(self) -> list[Any]:
         config = ServerConfig(
             name=SERVER,
             base_url=self.spec.base_url,
@@ -145,43 +151,28 @@ class ChatSession:
             space=self.spec.space,
             gateway_url=self.spec.gateway_url,
         )
-        await self.driver.act(ConfigureServer(config))
-        await self.driver.act(ConnectServer(SERVER))
-        await self.driver.act(SelectChannel(SERVER, self.spec.channels[0]))
-        await self.driver.wait_for(
-            lambda: (
-                self.core.status(SERVER) in ("connected", "error") and not self.core.syncing(SERVER)
-            ),
-            timeout,
-            "connected and synced",
-        )
+        return [
+            ConfigureServer(config),
+            ConnectServer(SERVER),
+            SelectChannel(SERVER, self.spec.channels[0]),
+        ]
+
+    def _synced(self) -> bool:
+        return self.core.status(SERVER) in ("connected", "error") and not self.core.syncing(SERVER)
+
+    def _connected(self, seconds: float) -> Timed:
         error = self.core.last_failure(SERVER) if self.core.status(SERVER) == "error" else ""
-        self.connect_seconds = loop.time() - start
+        self.connect_seconds = seconds
         self.connect_error = error
-        return Timed(self.connect_seconds, error)
+        return Timed(seconds, error)
 
-    async def send(self, text: str, timeout: float) -> Timed:
-        loop = asyncio.get_running_loop()
+    def _next_channel(self) -> str:
         channel = self.spec.channels[self.attempted % len(self.spec.channels)]
-        sent, failed = self._count(sig.MESSAGE_SENT), self._failures()
-        start = loop.time()
         self.attempted += 1
-        await self.driver.act(SendMessage(SERVER, channel, text))
-        await self.driver.wait_for(
-            lambda: self._count(sig.MESSAGE_SENT) > sent or self._failures() > failed,
-            timeout,
-            "send answered",
-        )
-        error = "send failed" if self._failures() > failed else ""
-        return Timed(loop.time() - start, error)
+        return channel
 
-    async def settle(self, timeout: float) -> None:
-        """Wait (bounded) until every send has its answer."""
-        await self.driver.wait_for(
-            lambda: self._count(sig.MESSAGE_SENT) + self._failures() >= self.attempted,
-            timeout,
-            "every send answered",
-        )
+    def _all_answered(self) -> bool:
+        return self._count(sig.MESSAGE_SENT) + self._failures() >= self.attempted
 
     def summary(self) -> dict[str, Any]:
         """What this client lived through, from its own timeline (JSON-able)."""
@@ -195,8 +186,106 @@ class ChatSession:
             attempted=self.attempted,
         )
 
+
+class ChatSession(_Session):
+    """A connected client for one user on the asyncio driver (run through a bridge);
+    `send` returns how long the server took."""
+
+    def __init__(self, spec: SessionSpec) -> None:
+        super().__init__(spec)
+        self._attach(AsyncClientDriver(self.core, ssl_context=self._ssl, keepalive=spec.keepalive))
+        self.driver: AsyncClientDriver
+
+    async def connect(self, timeout: float) -> Timed:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if not self.spec.registered:
+            await register(self.spec.base_url, self.username, self._ssl)
+        await self.driver.start()
+        for action in self._connect_actions():
+            await self.driver.act(action)
+        await self.driver.wait_for(self._synced, timeout, "connected and synced")
+        return self._connected(loop.time() - start)
+
+    async def send(self, text: str, timeout: float) -> Timed:
+        loop = asyncio.get_running_loop()
+        sent, failed = self._count(sig.MESSAGE_SENT), self._failures()
+        start = loop.time()
+        await self.driver.act(SendMessage(SERVER, self._next_channel(), text))
+        await self.driver.wait_for(
+            lambda: self._count(sig.MESSAGE_SENT) > sent or self._failures() > failed,
+            timeout,
+            "send answered",
+        )
+        error = "send failed" if self._failures() > failed else ""
+        return Timed(loop.time() - start, error)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (bounded) until every send has its answer."""
+        await self.driver.wait_for(self._all_answered, timeout, "every send answered")
+
     async def close(self) -> None:
         await self.driver.stop()
+
+
+class GreenChatSession(_Session):
+    """The same client on the gevent driver: every call blocks only its greenlet."""
+
+    def __init__(self, spec: SessionSpec) -> None:
+        super().__init__(spec)
+        self._attach(GeventClientDriver(self.core, ssl_context=self._ssl, keepalive=spec.keepalive))
+        self.driver: GeventClientDriver
+
+    def connect(self, timeout: float) -> Timed:
+        start = time.monotonic()
+        if not self.spec.registered:
+            register_green(self.spec.base_url, self.username, self._ssl)
+        self.driver.start()
+        for action in self._connect_actions():
+            self.driver.act(action)
+        self.driver.wait_for(self._synced, timeout, "connected and synced")
+        return self._connected(time.monotonic() - start)
+
+    def send(self, text: str, timeout: float) -> Timed:
+        sent, failed = self._count(sig.MESSAGE_SENT), self._failures()
+        start = time.monotonic()
+        self.driver.act(SendMessage(SERVER, self._next_channel(), text))
+        self.driver.wait_for(
+            lambda: self._count(sig.MESSAGE_SENT) > sent or self._failures() > failed,
+            timeout,
+            "send answered",
+        )
+        error = "send failed" if self._failures() > failed else ""
+        return Timed(time.monotonic() - start, error)
+
+    def settle(self, timeout: float) -> None:
+        self.driver.wait_for(self._all_answered, timeout, "every send answered")
+
+    def close(self) -> None:
+        self.driver.stop()
+
+
+def register_green(base_url: str, username: str, ssl_context: ssl.SSLContext) -> None:
+    """`register` for a greenlet (the gevent driver's HTTPS client, no asyncio)."""
+    import gevent
+
+    from client.driver.green_transport import HttpClient
+
+    body = json.dumps({"username": username, "password": PASSWORD}).encode()
+    http = HttpClient(ssl_context, keepalive=False)
+    headers = (("Content-Type", "application/json"),)
+    for _ in range(REGISTER_ATTEMPTS):
+        with gevent.Timeout(30, TimeoutError(f"register {username}: no answer within 30 s")):
+            answer = http.request(0, "POST", f"{base_url}/api/v1/auth/register", headers, body)
+        if isinstance(answer, HttpFailed):
+            raise RuntimeError(f"register {username}: {answer.detail}")
+        if answer.status in (200, 201, 409):
+            return
+        if answer.status != 429:
+            raise RuntimeError(f"register {username}: HTTP {answer.status}")
+        retry = dict((k.lower(), v) for k, v in answer.headers).get("retry-after", "1")
+        gevent.sleep(min(float(retry or 1), 60.0))
+    raise RuntimeError(f"register {username}: still rate limited after {REGISTER_ATTEMPTS} tries")
 
 
 def _op(text: str) -> int | None:

@@ -60,6 +60,10 @@ class FakeServerControl:
         """The gateway sessions: `[{session_id, user, seq, state: open|parked, buffered}]`."""
         return list(await self._request("GET", "/sessions") or [])
 
+    async def session_counts(self) -> dict[str, int]:
+        """`{open, parked}`: the session counts without the list (cheap to poll)."""
+        return dict(await self._request("GET", "/sessions?count=1") or {})
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

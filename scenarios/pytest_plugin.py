@@ -1,5 +1,9 @@
 """pytest plugin (entry point `pytest11: accord_rig`): every `*.scenario.yaml` is a
 test file holding one scenario; its tags are markers (`flow:x-y` -> `flow_x_y`).
+Every `*.load.yaml` is a test file holding one load run (docs/load.md): it passes
+when `accord-rig load` would exit 0 (every threshold held), fails on a threshold
+(the thresholds table is the failure report) and is broken when the rig could not
+run it; a bad load file is a collection error with its file:line: field messages.
 
 A malformed file is a collection error carrying the loader's message (file, line,
 field), never a traceback. Scenarios need the real Toxiproxy: one server per pytest
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import re
 import shutil
@@ -20,6 +25,7 @@ from typing import Any
 import pytest
 
 from client.core.bugs import BUG_RANGE
+from load.loader import SUFFIX as LOAD_SUFFIX
 from scenarios.errors import ScenarioError
 from scenarios.external import ExternalTarget, needs_missing
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
@@ -177,16 +183,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(self.result)
 
     def _work_dir(self) -> Path:
-        out = self.config.getoption("--rig-out")
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.name).strip("-")[:80]
-        if out:
-            path = Path(out) / safe
-            if path.exists():  # a previous run's database must not leak into this one
-                shutil.rmtree(path)
-            path.mkdir(parents=True)
-            return path
-        factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
-        return Path(factory.mktemp(safe[:30] or "scenario", numbered=True))
+        return _work_dir(self.config, self.name, "scenario")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed | RigBroken):
@@ -220,7 +217,87 @@ def external_target(config: pytest.Config) -> ExternalTarget | None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name.endswith(SUFFIX):
         return ScenarioFile.from_parent(parent, path=file_path)
+    if file_path.name.endswith(LOAD_SUFFIX):
+        return LoadFileCollector.from_parent(parent, path=file_path)
     return None
+
+
+class LoadFailed(AssertionError):
+    """A threshold of the load file did not hold (the report is the thresholds table)."""
+
+
+class LoadBroken(RuntimeError):
+    """The rig could not carry out the load run."""
+
+
+class LoadFileCollector(pytest.File):
+    def collect(self) -> list[pytest.Item]:
+        from load.loader import load_load_file
+
+        try:
+            loaded = load_load_file(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        return [LoadItem.from_parent(self, name=loaded.load.name, loaded=loaded)]
+
+
+class LoadItem(pytest.Item):
+    """One load run, graded as `accord-rig load` grades it (load.report.passed)."""
+
+    def __init__(self, *, loaded: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.report_text = ""
+
+    def runtest(self) -> None:
+        from rich.console import Console
+
+        from load.conductor import LoadOptions, play_load
+        from load.figures import compute, judge
+        from load.report import passed, print_run, write_figures, write_png
+
+        toxiproxy = _toxiproxy(self.config)
+        work = _work_dir(self.config, self.name, "load")
+        run = asyncio.run(play_load(self.loaded, LoadOptions(work_dir=work, toxiproxy=toxiproxy)))
+        figures = compute(run)
+        verdicts = judge(run, figures)
+        write_figures(run, figures, verdicts)
+        if self.config.getoption("--rig-out"):
+            write_png(run, figures)
+        console = Console(record=True, width=140, file=io.StringIO(), color_system=None)
+        print_run(run, figures, verdicts, console)
+        self.report_text = console.export_text()
+        for verdict in verdicts:
+            self.user_properties.append(
+                (f"threshold {verdict.name}", f"{verdict.measured} ({verdict.limit})")
+            )
+        if run.error:
+            raise LoadBroken(run.error)
+        if not passed(run, verdicts):
+            raise LoadFailed(self.name)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, LoadFailed | LoadBroken):
+            return self.report_text or str(excinfo.value)
+        if isinstance(excinfo.value, RigUnavailable):
+            return f"load file {self.name!r} could not run: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.loaded.lines.line_of(("name",)) - 1, f"load: {self.name}"
+
+
+def _work_dir(config: pytest.Config, name: str, fallback: str) -> Path:
+    out = config.getoption("--rig-out")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80]
+    if out:
+        path = Path(out) / safe
+        if path.exists():  # a previous run's database must not leak into this one
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+    factory = config._tmp_path_factory  # type: ignore[attr-defined]
+    return Path(factory.mktemp(safe[:30] or fallback, numbered=True))
 
 
 class RigUnavailable(RuntimeError):

@@ -1,6 +1,7 @@
 """The asyncio driver: runs the pure client core against real TLS sockets."""
 
-from client.driver.driver import AsyncClientDriver, DriverError
+from client.driver.base import DriverError
+from client.driver.driver import AsyncClientDriver
 from client.driver.errors import classify
 from client.driver.tls import client_ssl_context
 

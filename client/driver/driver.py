@@ -21,37 +21,23 @@ import aiohttp
 from multidict import CIMultiDict
 
 from client.core.io import (
-    AbortSocket,
-    CancelHttp,
-    CloseSocket,
-    Effect,
     HttpFailed,
     HttpRequest,
     HttpResponse,
     NetError,
     OpenSocket,
-    SendText,
     SocketOpenFailed,
 )
 from client.core.timings import Timings
+from client.driver.base import INSECURE, DriverBase
 from client.driver.errors import classify, describe
 from client.driver.tls import client_ssl_context
 from client.driver.websocket import GatewaySocket
-from client.timeline import CoreLike, Record, Recorder, Timeline
-from client.ui.view_state import ViewState
+from client.timeline import CoreLike, Record, Timeline
 
 log = logging.getLogger(__name__)
 
-INSECURE = "refused: only https:// and wss:// URLs are used"
-# Timeline record (src client, kind conn) of a CloseSocket(frame=False) carried out.
-DROPPED_WITHOUT_CLOSE_FRAME = "dropped_without_close_frame"
-
-
-class DriverError(RuntimeError):
-    """The core raised while handling an input: the run cannot be trusted."""
-
-
-class AsyncClientDriver:
+class AsyncClientDriver(DriverBase):
     """`async with AsyncClientDriver(core, ca_file=ca) as driver: await driver.act(...)`."""
 
     def __init__(
@@ -64,8 +50,7 @@ class AsyncClientDriver:
         timings: Timings | None = None,
         keepalive: bool = False,
     ) -> None:
-        self.timeline = timeline if timeline is not None else Timeline()
-        self.recorder = Recorder(core, self.timeline, timings)
+        super().__init__(core, timeline, timings)
         self._ssl = ssl_context if ssl_context is not None else client_ssl_context(ca_file)
         # Off by default: a fresh connection per request makes every REST failure
         # the same kind of failure however earlier requests went (deterministic runs).
@@ -73,30 +58,15 @@ class AsyncClientDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock_offset = 0.0  # loop.time() - timeline time
         self._session: aiohttp.ClientSession | None = None
-        self._sockets: dict[int, GatewaySocket] = {}
-        self._closing: set[GatewaySocket] = set()  # let go by the core, still closing
         self._requests: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: set[asyncio.Future[None]] = set()
-        self._failure: BaseException | None = None
-        self._stopped = False
 
     # ----------------------------------------------------------------- public
-
-    @property
-    def core(self) -> CoreLike:
-        return self.recorder.core
-
-    @property
-    def view(self) -> ViewState:
-        return self.recorder.view
 
     def now(self) -> float:
         """Run time (the timeline's clock) in seconds."""
         return self._running_loop().time() - self._clock_offset
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.view.snapshot(self.now())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -120,7 +90,7 @@ class AsyncClientDriver:
         for task in list(self._requests.values()):
             task.cancel()
         await asyncio.gather(
-            *(s.wait_closed() for s in sockets),
+            *(s.wait_closed() for s in sockets if isinstance(s, GatewaySocket)),
             *self._requests.values(),
             return_exceptions=True,
         )
@@ -186,32 +156,9 @@ class AsyncClientDriver:
 
     # ----------------------------------------------------------------- stepping
 
-    def _feed(self, event: Any) -> None:
-        if self._stopped:
-            return
-        try:
-            effects = self.recorder.handle(self.now(), event)
-        except Exception as exc:
-            self._fail(exc, f"core failed on {type(event).__name__}")
-            return
-        self._after_step(effects)
-
     def _on_timer(self) -> None:
         self._timer = None
-        if self._stopped:
-            return
-        try:
-            effects = self.recorder.advance(self.now())
-        except Exception as exc:
-            self._fail(exc, "core failed in advance()")
-            return
-        self._after_step(effects)
-
-    def _after_step(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            self._perform(effect)
-        self._reschedule()
-        self._wake_waiters()
+        self._advance()
 
     def _wake_waiters(self) -> None:
         for waiter in self._waiters:
@@ -227,52 +174,6 @@ class AsyncClientDriver:
             loop = self._running_loop()
             self._timer = loop.call_at(deadline + self._clock_offset, self._on_timer)
 
-    def _fail(self, exc: BaseException, what: str) -> None:
-        log.error("%s: %s", what, describe(exc))
-        if self._failure is None:
-            self._failure = DriverError(f"{what}: {describe(exc)}")
-            self._failure.__cause__ = exc
-        self._wake_waiters()
-
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-
-    # ----------------------------------------------------------------- effects
-
-    def _perform(self, effect: Effect) -> None:
-        if isinstance(effect, OpenSocket):
-            self._open_socket(effect)
-        elif isinstance(effect, SendText):
-            sock = self._sockets.get(effect.conn)
-            if sock is not None:
-                sock.send(effect.text)
-        elif isinstance(effect, CloseSocket):
-            sock = self._sockets.pop(effect.conn, None)
-            if sock is not None:
-                if effect.frame:
-                    sock.close(effect.code, effect.reason, effect.handshake_timeout)
-                else:
-                    # A close meant to resume: no close frame on the wire, so the
-                    # server parks the session (the core's code/reason are for the record).
-                    sock.abort()
-                    self._note_conn(
-                        DROPPED_WITHOUT_CLOSE_FRAME,
-                        {"conn": effect.conn, "code": effect.code, "reason": effect.reason},
-                    )
-                self._keep_until_done(sock)
-        elif isinstance(effect, AbortSocket):
-            sock = self._sockets.pop(effect.conn, None)
-            if sock is not None:
-                sock.abort()
-                self._keep_until_done(sock)
-        elif isinstance(effect, HttpRequest):
-            self._start_request(effect)
-        elif isinstance(effect, CancelHttp):
-            task = self._requests.pop(effect.req, None)
-            if task is not None:
-                task.cancel()
-
     def _open_socket(self, effect: OpenSocket) -> None:
         if urlsplit(effect.url).scheme != "wss":
             # Defence in depth: the core refuses such servers before any effect.
@@ -285,15 +186,10 @@ class AsyncClientDriver:
         )
         self._sockets[effect.conn] = sock
 
-    def _note_conn(self, name: str, data: dict[str, Any]) -> None:
-        if not self._stopped:
-            self.timeline.add(self.now(), "client", "conn", name, data)
-
-    def _keep_until_done(self, sock: GatewaySocket) -> None:
-        """A socket the core let go still finishes its close; stop() waits for it."""
-        self._closing = {s for s in self._closing if not s.done}
-        if not sock.done:
-            self._closing.add(sock)
+    def _cancel_request(self, req: int) -> None:
+        task = self._requests.pop(req, None)
+        if task is not None:
+            task.cancel()
 
     def _start_request(self, effect: HttpRequest) -> None:
         if urlsplit(effect.url).scheme != "https":

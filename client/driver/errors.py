@@ -47,6 +47,11 @@ def classify(exc: BaseException) -> NetError:
     return NetError.OTHER
 
 
+def classify_connect(exc: BaseException) -> NetError:
+    """A failure of a plain socket connect or TLS handshake (drivers without aiohttp)."""
+    return _classify_connect(exc) if isinstance(exc, OSError) else classify(exc)
+
+
 def _classify_connect(os_error: OSError) -> NetError:
     """Failures before the connection is usable: TCP connect and TLS handshake."""
     if isinstance(os_error, ConnectionRefusedError):

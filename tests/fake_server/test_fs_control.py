@@ -105,6 +105,8 @@ async def test_info_sessions_messages_history(server: FakeServer, client: Client
     assert not gw.ws.closed
     _, sessions = await _control(server, "GET", "/sessions")
     assert [(s["user"], s["state"]) for s in sessions["data"]] == [("alice", "open")]
+    _, counts = await _control(server, "GET", "/sessions?count=1")
+    assert counts["data"] == {"open": 1, "parked": 0}
     _, messages = await _control(server, "GET", "/messages")
     assert [m["content"] for m in messages["data"]] == ["hello"]
     assert messages["data"][0]["nonce"] is None  # the rig's view keeps the nonce field

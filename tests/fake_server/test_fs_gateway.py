@@ -24,6 +24,23 @@ async def test_hello_identify_ready(client: Client) -> None:
     assert [c["name"] for c in data["channels"]] == ["general", "random"]
 
 
+async def test_ready_users_and_presences_are_those_sharing_a_space(
+    client: Client, server: FakeServer
+) -> None:
+    """A user in no space of alice's is neither in her READY's users nor its presences
+    (everyone on the server made each READY grow with a load run's whole crowd)."""
+    stranger = server.store.register("stranger", "password", None)
+    with server.store._db:
+        server.store._db.execute("DELETE FROM members WHERE user_id=?", (stranger["id"],))
+    await client.ready("stranger")  # online, but shares no space with alice
+    _, bob_ready = await client.ready("bob")
+    _, ready = await client.ready("alice")
+    names = {u["username"] for u in ready["data"]["users"]}
+    assert names == {"alice", "bob", "carol"}
+    online = {p["user_id"] for p in ready["data"]["presences"]}
+    assert bob_ready["data"]["user_id"] in online and stranger["id"] not in online
+
+
 async def test_heartbeat_acked_before_and_after_identify(client: Client) -> None:
     token = await client.login()
     gw = await client.connect()

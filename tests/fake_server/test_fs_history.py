@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fs_helpers import Client, eventually
 
-from fake_server import FakeServer
+from fake_server import FakeServer, ServerConfig
 from fake_server.history import History
+from fake_server.tls import TlsFiles, client_context
 
 
 async def test_history_records_http_frames_and_connections(
@@ -82,3 +84,27 @@ def test_reads_seek_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
     records = second.read(after=1499)
     assert [(r["i"], r["kind"]) for r in records] == [(1500, "frame"), (1501, "server")]
     assert second.read(after=0, limit=1)[0]["data"] == {"n": 0}
+
+
+async def test_a_light_history_counts_frames_and_requests_and_keeps_the_rest(
+    make_config: Callable[..., ServerConfig], pki: TlsFiles
+) -> None:
+    assert pki.ca is not None
+    config = make_config(history="light")
+    async with FakeServer(config) as server:
+        async with Client(server, client_context(pki.ca)) as client:
+            gw, _ = await client.ready("alice")
+            await client.post("alice", "counted", nonce="n-1")
+            await gw.recv()
+            await gw.ws.close(code=4000, message=b"bye")
+            await eventually(lambda: any(r["kind"] == "conn" and r["name"] == "close"
+                                         for r in server.history_records()))
+        kinds = {r["kind"] for r in server.history_records()}
+        assert "frame" not in kinds and "http" not in kinds
+        assert {"server", "conn", "session"} <= kinds
+    last = server.history_records()[-2:]  # written on close, before `server stop`
+    skipped = next(r for r in last if r["kind"] == "history" and r["name"] == "skipped")
+    counts = skipped["data"]
+    assert counts["detail"] == "light"
+    assert counts["frame.in"] >= 1 and counts["frame.out"] >= 3  # HELLO, READY, the message
+    assert counts["http.request"] >= 2 and counts["http.response"] >= 2  # login, the post

@@ -9,6 +9,7 @@ on `accord-rig load` leaves no process and no port behind.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -56,6 +57,29 @@ def test_a_crowd_without_jitter_fails_the_herd_bound_and_only_it(tmp_path: Path)
     # Everyone still came back (by RESUME): only the shape of the storm is wrong.
     assert figures.recovered == figures.episodes == figures.clients
     assert figures.resumed == figures.recovered
+
+
+def test_a_master_and_two_workers_with_the_proxies_on_another_address(tmp_path: Path) -> None:
+    """Distributed as on several machines, on loopback: a Locust master and two
+    worker processes; the proxies listen on 127.0.0.2 only (a worker elsewhere would
+    dial the master machine's address) and the servers' certificates carry that
+    address (clients verify it). The schedule runs once; every client reports once."""
+    loaded = load_load_file(FILES / "smoke.load.yaml")
+    options = LoadOptions(work_dir=tmp_path, workers=2, proxy_host="127.0.0.2")
+    run = asyncio.run(play_load(loaded, options))
+    figures = compute(run)
+    failed = [v for v in judge(run, figures) if not v.ok]
+    assert not run.error and failed == [], (run.error, failed, run.problems)
+    config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert config["workers"] == 2
+    for server in config["servers"]:
+        assert server["base_url"].startswith("https://127.0.0.2:")
+        assert server["gateway_url"].startswith("wss://127.0.0.2:")
+        assert "BEGIN CERTIFICATE" in server["ca_pem"]  # for a worker without the file
+    users = [s["user"] for s in run.summaries]
+    assert len(users) == len(set(users)) == loaded.load.crowd.clients
+    assert [f.kind for f in run.fired] == ["proxy_down", "heal"]  # once, not per worker
+    assert figures.recovered == figures.episodes == figures.clients
 
 
 def _listening(port: int) -> bool:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from load.run import run_load
 
 
+@pytest.mark.parametrize("driver", ["gevent", "asyncio"])
 def test_locust_users_connect_send_and_the_server_stores_exactly_the_accepted(
-    tmp_path: Path,
+    tmp_path: Path, driver: str
 ) -> None:
-    result = run_load(users=3, seconds=6, work=tmp_path)
+    result = run_load(users=3, seconds=6, work=tmp_path, driver=driver)
     assert result.failures == []
     assert result.exit_code == 0
     connect, sends = result.stats["connect"], result.stats["send_message"]

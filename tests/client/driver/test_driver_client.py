@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import trustme
+from conftest import MakeDriver
+from drivers import Driver
 from mini_accord import MiniAccord
 from tls_servers import closed_port, serve_app, serve_raw
 
@@ -20,7 +22,6 @@ from client.core import signals as sig
 from client.core.actions import AddServer, SelectChannel, SendMessage, ServerConfig
 from client.core.client import ClientCore
 from client.core.timings import Timings
-from client.driver import AsyncClientDriver
 
 TIMINGS = Timings(scale=0.05)  # REST timeout 1.5 s, backoff 0.05-0.1 s
 LIVENESS = 10.0
@@ -34,29 +35,29 @@ def config(base_url: str, name: str = "alpha") -> ServerConfig:
 
 
 @pytest.fixture
-async def driver(ca_file: Path) -> AsyncIterator[AsyncClientDriver]:
+async def driver(ca_file: Path, new_driver: MakeDriver) -> AsyncIterator[Driver]:
     core = ClientCore(timings=TIMINGS, seed=7, bugs=())
-    async with AsyncClientDriver(core, ca_file=ca_file, timings=TIMINGS) as drv:
+    async with new_driver(core, ca_file=ca_file, timings=TIMINGS) as drv:
         yield drv
 
 
-def core_of(driver: AsyncClientDriver) -> ClientCore:
+def core_of(driver: Driver) -> ClientCore:
     assert isinstance(driver.core, ClientCore)
     return driver.core
 
 
-def signals(driver: AsyncClientDriver, name: str) -> list[list[Any]]:
+def signals(driver: Driver, name: str) -> list[list[Any]]:
     return [r.data["args"] for r in driver.timeline.select(kind="signal", name=name)]
 
 
-async def synced(driver: AsyncClientDriver, count: int = 1) -> None:
+async def synced(driver: Driver, count: int = 1) -> None:
     await driver.wait_for(
         lambda: len(signals(driver, sig.SERVER_SYNCED)) >= count, LIVENESS, f"{count} sync(s)"
     )
 
 
 async def test_connect_heartbeat_send_drop_resume_and_missed_events(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     server = MiniAccord(heartbeat_ms=50, password=PASSWORD)
     server.post("bob", "before")
@@ -104,14 +105,14 @@ async def test_connect_heartbeat_send_drop_resume_and_missed_events(
     assert not any(token in dump for token in server.tokens)
 
 
-async def test_refused_reads_could_not_connect(driver: AsyncClientDriver) -> None:
+async def test_refused_reads_could_not_connect(driver: Driver) -> None:
     await driver.act(AddServer(config(f"https://127.0.0.1:{closed_port()}")))
     await driver.wait_for(lambda: bool(signals(driver, sig.SERVER_ADD_FAILED)), LIVENESS)
     assert signals(driver, sig.SERVER_ADD_FAILED) == [["alpha", "Could not connect to server"]]
     assert driver.snapshot()["add_server"]["error"] == "Could not connect to server"
 
 
-async def test_untrusted_certificate_reads_tls_failed(driver: AsyncClientDriver) -> None:
+async def test_untrusted_certificate_reads_tls_failed(driver: Driver) -> None:
     stranger = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     trustme.CA().issue_cert("127.0.0.1").configure_cert(stranger)
     async with serve_app(MiniAccord().app, stranger) as port:
@@ -121,7 +122,7 @@ async def test_untrusted_certificate_reads_tls_failed(driver: AsyncClientDriver)
 
 
 async def test_closed_before_response_reads_no_response(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     async def read_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -134,7 +135,7 @@ async def test_closed_before_response_reads_no_response(
 
 
 async def test_a_hung_send_reads_request_timed_out_and_restores_the_text(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     server = MiniAccord(heartbeat_ms=200, password=PASSWORD)
     async with serve_app(server.app, server_ssl) as port:
@@ -159,9 +160,7 @@ async def test_a_hung_send_reads_request_timed_out_and_restores_the_text(
     "base_url",
     ["http://127.0.0.1:{port}", "ws://127.0.0.1:{port}"],
 )
-async def test_plain_http_is_refused_before_any_socket_opens(
-    driver: AsyncClientDriver, base_url: str
-) -> None:
+async def test_plain_http_is_refused_before_any_socket_opens(driver: Driver, base_url: str) -> None:
     connections = 0
 
     async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -181,7 +180,7 @@ async def test_plain_http_is_refused_before_any_socket_opens(
 
 
 async def test_withheld_acks_close_4000_heartbeat_timeout_then_resume(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     server = MiniAccord(heartbeat_ms=50, password=PASSWORD)
     async with serve_app(server.app, server_ssl) as port:
@@ -192,16 +191,21 @@ async def test_withheld_acks_close_4000_heartbeat_timeout_then_resume(
         assert signals(driver, sig.SERVER_DISCONNECTED) == [["alpha", 4000, "heartbeat timeout"]]
         server.acks = True
         await synced(driver, 2)
-        # The green banner hides by itself: the driver wakes up for the view's deadline.
-        await driver.wait_for(
-            lambda: not driver.snapshot()["banner"]["visible"], LIVENESS, "banner hidden"
-        )
+
+        def banner_texts() -> list[str]:
+            return [
+                r.data["changes"]["banner.text"][1]
+                for r in driver.timeline.select(kind="view", name="diff")
+                if "banner.text" in r.data["changes"]
+            ]
+
+        # The green banner hides by itself: the driver wakes up for the view's deadline
+        # and records the hide (the snapshot alone would read hidden by the clock
+        # before any step noted it).
+        await driver.wait_for(lambda: banner_texts()[-1:] == [""], LIVENESS, "banner hidden")
+        assert not driver.snapshot()["banner"]["visible"]
         # (checked before the server shuts down: its shutdown stops the ACKs)
-        texts = [
-            r.data["changes"]["banner.text"][1]
-            for r in driver.timeline.select(kind="view", name="diff")
-            if "banner.text" in r.data["changes"]
-        ]
+        texts = banner_texts()
         assert texts[2:] == [
             "Heartbeat timeout. Reconnecting...",
             "Reconnecting... (attempt 1/10)",
@@ -219,7 +223,7 @@ async def test_withheld_acks_close_4000_heartbeat_timeout_then_resume(
 
 
 async def test_message_view_times_out_then_shows_the_late_failure(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     server = MiniAccord(heartbeat_ms=200, password=PASSWORD)
     async with serve_app(server.app, server_ssl) as port:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import WSMsgType, web
+from conftest import MakeDriver
+from drivers import Driver, leftovers
 from tls_servers import accept_websocket, closed_port, serve_app, serve_raw
 
 from client.core.io import (
@@ -32,7 +34,7 @@ from client.core.io import (
     SocketOpenFailed,
     SocketText,
 )
-from client.driver import AsyncClientDriver, DriverError
+from client.driver import DriverError
 
 LIVENESS = 10.0  # generous bound for anything that should happen "at once"
 
@@ -74,18 +76,18 @@ class ScriptedCore:
 
 
 @pytest.fixture
-async def driver(ca_file: Path) -> Any:
-    async with AsyncClientDriver(ScriptedCore(), ca_file=ca_file) as drv:
+async def driver(ca_file: Path, new_driver: MakeDriver) -> Any:
+    async with new_driver(ScriptedCore(), ca_file=ca_file) as drv:
         yield drv
 
 
-def core_of(driver: AsyncClientDriver) -> ScriptedCore:
+def core_of(driver: Driver) -> ScriptedCore:
     core = driver.core
     assert isinstance(core, ScriptedCore)
     return core
 
 
-async def wait_input(driver: AsyncClientDriver, kind: type, count: int = 1) -> list[Any]:
+async def wait_input(driver: Driver, kind: type, count: int = 1) -> list[Any]:
     core = core_of(driver)
     await driver.wait_for(lambda: len(core.of(kind)) >= count, LIVENESS, kind.__name__)
     return core.of(kind)
@@ -147,7 +149,7 @@ class GatewayApp:
 
 
 async def test_socket_opens_reads_whole_messages_writes_in_order_and_reports_a_close_frame(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -170,7 +172,7 @@ async def test_socket_opens_reads_whole_messages_writes_in_order_and_reports_a_c
 
 
 async def test_a_drop_without_close_frame_is_1006_with_empty_reason(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -182,7 +184,7 @@ async def test_a_drop_without_close_frame_is_1006_with_empty_reason(
 
 
 async def test_client_close_sends_code_and_reason_and_reports_nothing_more(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -197,7 +199,7 @@ async def test_client_close_sends_code_and_reason_and_reports_nothing_more(
 
 
 async def test_client_close_without_frame_drops_the_transport_and_records_it(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -216,7 +218,7 @@ async def test_client_close_without_frame_drops_the_transport_and_records_it(
 
 
 async def test_client_close_aborts_when_the_peer_never_answers(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     seen = bytearray()
     gone = asyncio.Event()
@@ -244,7 +246,7 @@ async def test_client_close_aborts_when_the_peer_never_answers(
 
 
 async def test_abort_cancels_a_connect_stuck_in_the_tls_handshake(
-    driver: AsyncClientDriver,
+    driver: Driver,
 ) -> None:
     accepted = asyncio.Event()
     gone = asyncio.Event()
@@ -265,7 +267,7 @@ async def test_abort_cancels_a_connect_stuck_in_the_tls_handshake(
 
 
 async def test_https_request_response_and_headers(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -287,7 +289,7 @@ async def test_https_request_response_and_headers(
 
 
 async def test_cancel_http_drops_the_request_and_reports_nothing(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
@@ -301,7 +303,7 @@ async def test_cancel_http_drops_the_request_and_reports_nothing(
 # ----------------------------------------------------------------- classification
 
 
-async def test_refused_connection(driver: AsyncClientDriver) -> None:
+async def test_refused_connection(driver: Driver) -> None:
     port = closed_port()
     await driver.act(
         Do(
@@ -316,7 +318,7 @@ async def test_refused_connection(driver: AsyncClientDriver) -> None:
     assert (failed.error, http.error) == (NetError.REFUSED, NetError.REFUSED)
 
 
-async def test_untrusted_certificate_is_a_tls_error(driver: AsyncClientDriver) -> None:
+async def test_untrusted_certificate_is_a_tls_error(driver: Driver) -> None:
     stranger = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     trustme.CA().issue_cert("127.0.0.1").configure_cert(stranger)
     gateway = GatewayApp()
@@ -335,9 +337,7 @@ async def test_untrusted_certificate_is_a_tls_error(driver: AsyncClientDriver) -
     assert "certificate" in failed.detail.lower()
 
 
-async def test_wrong_host_name_is_a_tls_error(
-    driver: AsyncClientDriver, test_ca: trustme.CA
-) -> None:
+async def test_wrong_host_name_is_a_tls_error(driver: Driver, test_ca: trustme.CA) -> None:
     other_name = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     test_ca.issue_cert("accord.example").configure_cert(other_name)
     async with serve_app(GatewayApp().app, other_name) as port:
@@ -346,7 +346,7 @@ async def test_wrong_host_name_is_a_tls_error(
     assert http.error is NetError.TLS
 
 
-async def test_closed_during_tls_handshake_reads_as_refused(driver: AsyncClientDriver) -> None:
+async def test_closed_during_tls_handshake_reads_as_refused(driver: Driver) -> None:
     async def slam(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
 
@@ -365,7 +365,7 @@ async def test_closed_during_tls_handshake_reads_as_refused(driver: AsyncClientD
 
 
 async def test_closed_after_the_request_before_a_response_is_no_response(
-    driver: AsyncClientDriver, server_ssl: ssl.SSLContext
+    driver: Driver, server_ssl: ssl.SSLContext
 ) -> None:
     async def read_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")  # the whole request head arrived
@@ -385,7 +385,7 @@ async def test_closed_after_the_request_before_a_response_is_no_response(
     assert (failed.error, http.error) == (NetError.NO_RESPONSE, NetError.NO_RESPONSE)
 
 
-async def test_insecure_urls_never_open_a_socket(driver: AsyncClientDriver) -> None:
+async def test_insecure_urls_never_open_a_socket(driver: Driver) -> None:
     await driver.act(
         Do(
             (
@@ -402,7 +402,7 @@ async def test_insecure_urls_never_open_a_socket(driver: AsyncClientDriver) -> N
 # ----------------------------------------------------------------- timers and lifecycle
 
 
-async def test_the_core_timer_fires_at_its_deadline(driver: AsyncClientDriver) -> None:
+async def test_the_core_timer_fires_at_its_deadline(driver: Driver) -> None:
     core = core_of(driver)
     deadline = core.deadline = driver.now() + 0.05
     await driver.act(Do(()))  # any step makes the driver look at next_deadline()
@@ -412,10 +412,12 @@ async def test_the_core_timer_fires_at_its_deadline(driver: AsyncClientDriver) -
     assert driver.timeline.first(kind="signal", name="tick") is not None
 
 
-async def test_stop_leaves_no_task_behind(ca_file: Path, server_ssl: ssl.SSLContext) -> None:
+async def test_stop_leaves_no_task_behind(
+    ca_file: Path, server_ssl: ssl.SSLContext, new_driver: MakeDriver
+) -> None:
     gateway = GatewayApp()
     async with serve_app(gateway.app, server_ssl) as port:
-        driver = AsyncClientDriver(ScriptedCore(), ca_file=ca_file)
+        driver = new_driver(ScriptedCore(), ca_file=ca_file)
         await driver.start()
         await driver.act(
             Do(
@@ -427,9 +429,7 @@ async def test_stop_leaves_no_task_behind(ca_file: Path, server_ssl: ssl.SSLCont
         )
         await wait_input(driver, SocketOpened)
         await driver.stop()
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        client_tasks = [t for t in others if "client/driver" in repr(t.get_coro())]
-        assert client_tasks == []
+        assert leftovers(driver) == 0
         await asyncio.wait_for(gateway.ended.wait(), LIVENESS)  # the server saw it go
 
 
@@ -440,8 +440,8 @@ class BrokenCore(ScriptedCore):
         super().handle(now, event)
 
 
-async def test_a_core_exception_fails_the_run_loudly(ca_file: Path) -> None:
-    async with AsyncClientDriver(BrokenCore(), ca_file=ca_file) as driver:
+async def test_a_core_exception_fails_the_run_loudly(ca_file: Path, new_driver: MakeDriver) -> None:
+    async with new_driver(BrokenCore(), ca_file=ca_file) as driver:
         await driver.act(Do((OpenSocket(1, f"wss://127.0.0.1:{closed_port()}/ws"),)))
         with pytest.raises(DriverError, match="core failed on SocketOpenFailed: KeyError"):
             await driver.wait_for(lambda: False, LIVENESS)
@@ -449,8 +449,8 @@ async def test_a_core_exception_fails_the_run_loudly(ca_file: Path) -> None:
             await driver.act(Do(()))
 
 
-async def test_stop_ends_waits_and_refuses_actions(ca_file: Path) -> None:
-    driver = AsyncClientDriver(ScriptedCore(), ca_file=ca_file)
+async def test_stop_ends_waits_and_refuses_actions(ca_file: Path, new_driver: MakeDriver) -> None:
+    driver = new_driver(ScriptedCore(), ca_file=ca_file)
     await driver.start()
     waiting = asyncio.create_task(driver.wait_for(lambda: False, LIVENESS, "never"))
     await driver.stop()
