@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from drivers import DRIVERS, Driver, GeventOnThread, make_driver
+from drivers import DRIVERS, Driver, GeventOnThread, MakeDriver, make_driver
 
 from client.timeline import CoreLike
-
-MakeDriver = Callable[..., Driver]
 
 
 @pytest.fixture(params=DRIVERS)

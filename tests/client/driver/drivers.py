@@ -52,6 +52,9 @@ class Driver(Protocol):
     ) -> None: ...
 
 
+MakeDriver = Callable[..., Driver]  # the new_driver fixture (conftest.py)
+
+
 class GeventOnThread:
     """A GeventClientDriver living on a thread of its own, driven from asyncio."""
 

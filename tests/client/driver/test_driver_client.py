@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import MakeDriver
-from drivers import Driver
+from drivers import Driver, MakeDriver
 from mini_accord import MiniAccord
 from tls_servers import closed_port, serve_app, serve_raw
 

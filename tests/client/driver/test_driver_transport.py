@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import WSMsgType, web
-from conftest import MakeDriver
-from drivers import Driver, leftovers
+from drivers import Driver, MakeDriver, leftovers
 from tls_servers import accept_websocket, closed_port, serve_app, serve_raw
 
 from client.core.io import (
