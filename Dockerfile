@@ -27,7 +27,7 @@ RUN set -eu; \
     touch README.md; \
     cat /etc/ssl/certs/ca-certificates.crt > /tmp/pip-ca.pem; \
     if [ -n "$EXTRA_CA_PEM" ]; then printf '%s\n' "$EXTRA_CA_PEM" >> /tmp/pip-ca.pem; fi; \
-    mkdir -p client fake_server chaos scenarios reports load conform; \
+    mkdir -p client fake_server chaos scenarios reports load conform sim; \
     /opt/accord-rig/bin/pip install -q '.[rig,load,docker]'; \
     /opt/accord-rig/bin/pip uninstall -q -y accord-rig
 COPY client client
@@ -37,6 +37,7 @@ COPY scenarios scenarios
 COPY reports reports
 COPY load load
 COPY conform conform
+COPY sim sim
 RUN /opt/accord-rig/bin/pip install -q --no-deps .
 
 FROM ${BASE_IMAGE}
