@@ -230,13 +230,25 @@ class RevokeTokensSpec(_Spec):
     user: str | None = None
 
 
+EXHAUST_HOLD_S = 30.0
+"""Default `hold` of exhaust_rate_limit: half the limiter's 60 s window (and its
+Retry-After). A request sent right after the fault meets the 429 with 30 s to spare,
+and a client that waits out that Retry-After gets through on its first retry, also
+with 30 s to spare. Without a hold the scaled refill (one request per 43 ms at
+timescale 0.05) let a request sent a moment late pass."""
+
+
 class ExhaustRateLimitSpec(_Spec):
-    """Empty the REST limiter's bucket now, as a crowd on this host would: `user`'s
+    """Empty the REST limiter's bucket now and keep it empty for `hold` seconds, as a
+    burst of a whole allowance that goes on at the limiter's pace would: `user`'s
     current tokens, or (no user) the bucket every unauthenticated request shares
-    (logins included). The limiter itself then answers 429 (accord-protocol.md s.4)."""
+    (logins included). Every request in that time gets the limiter's own 429 with
+    Retry-After 60 (accord-protocol.md s.4); then it refills at its usual pace."""
 
     kind: Literal["exhaust_rate_limit"]
     user: str | None = None
+    hold: Annotated[float, Field(ge=0)] = EXHAUST_HOLD_S
+    """Seconds (real-client, scaled) the bucket stays empty; 0: only empty now."""
 
 
 class LoginFailSpec(_Spec):

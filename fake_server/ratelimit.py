@@ -56,7 +56,9 @@ class RateLimiter:
         remaining = max(0, math.floor((self.window - (tat - now)) / self.interval + 1e-9))
         return Verdict(allowed, remaining, math.ceil(self.wall() + (tat - now)))
 
-    def exhaust(self, key: str) -> None:
-        """Empty `key`'s bucket now, as a burst of `limit` requests would have."""
+    def exhaust(self, key: str, hold: float = 0.0) -> None:
+        """Empty `key`'s bucket now, as a burst of `limit` requests would have, and keep
+        it empty for `hold` real seconds (requests taken at the refill pace meanwhile):
+        the next request is let through `hold + interval` from now."""
         now = self.clock()
-        self._tat[key] = max(self._tat.get(key, now), now + self.window)
+        self._tat[key] = max(self._tat.get(key, now), now + self.window + hold)

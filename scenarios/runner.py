@@ -67,6 +67,7 @@ from scenarios.schema import (
     DeleteSpec,
     EditSpec,
     MessageRef,
+    Scenario,
     SendSpec,
     ServerSetup,
     Step,
@@ -1006,6 +1007,23 @@ class ScenarioRun:
         server, channel_id = selected
         ids = [str(m["id"]) for m in self.client.core.messages(server, channel_id) if "id" in m]
         return {(server, channel_id): ids}
+
+
+def longest_wait(scenario: Scenario, timescale: float | None = None) -> float:
+    """Real seconds a passing run of `scenario` can spend in its steps at most: every
+    `wait_for` up to its deadline, every `pause` in full (setup and teardown apart).
+    For callers that bound a whole run, e.g. a test that runs part of the catalogue."""
+    scale = timescale or scenario.setup.timescale or DEFAULT_TIMESCALE
+    # The first server's heartbeat, as ScenarioRun._heartbeat (setup has at least one).
+    heartbeat = ScenarioRun._heartbeat_of(next(iter(scenario.setup.servers.values())))
+    total = 0.0
+    for step in scenario.steps:
+        kind, value = step_kind(step), step_value(step)
+        if kind == "wait_for":
+            total += scaled_deadline(value.bound, scale, heartbeat)
+        elif kind == "pause":
+            total += scaled_pause(value, scale, heartbeat)
+    return total
 
 
 def _check_plays() -> None:

@@ -487,7 +487,7 @@ class ServerCore:
                 raise ApiError(404, f"unknown user {spec.user}")
             keys = [f"Bearer {t}" for t in self.store.tokens_of(user["id"])]
         for key in keys:
-            self.rate_limiter.exhaust(key)
+            self.rate_limiter.exhaust(key, self.config.scaled(spec.hold))
         return {"buckets": len(keys)}
 
     def _act_as(self, spec: ActAsSpec) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from fs_helpers import Client, Gateway, eventually, session_records
 
 from fake_server import ApiError, FakeServer, ServerConfig
 from fake_server.behaviours import BEHAVIOURS
+from fake_server.faults import EXHAUST_HOLD_S, ExhaustRateLimitSpec, parse_fault
 from fake_server.intents import ALL_INTENTS
+from fake_server.ratelimit import RATE_LIMIT, RATE_WINDOW_S, RateLimiter
 from fake_server.tls import TlsFiles, client_context, ensure_test_pki
 
 INVALID = {"op": 7, "data": {"resumable": False}}
@@ -123,6 +125,30 @@ async def test_exhaust_rate_limit_empties_the_real_bucket(make_config: ConfigFac
         with pytest.raises(ApiError) as off:
             await srv.apply({"kind": "exhaust_rate_limit"})
         assert off.value.status == 409
+
+
+@pytest.mark.parametrize("hold", [0.0, EXHAUST_HOLD_S])
+def test_exhaust_holds_the_bucket_empty_then_refills_at_the_limiters_pace(hold: float) -> None:
+    """The hold is what makes "the next request after the fault meets the 429" a fact
+    and not a race with the refill (one request per window/limit, 43 ms at 0.05)."""
+    now = [100.0]
+    limiter = RateLimiter(RATE_LIMIT, RATE_WINDOW_S * 0.05, clock=lambda: now[0],
+                          wall=lambda: 0.0)
+    scaled_hold = hold * 0.05
+    limiter.exhaust("k", scaled_hold)
+    assert not limiter.check("k").allowed
+    now[0] += scaled_hold + limiter.interval * 0.99  # the bucket is still in debt
+    assert not limiter.check("k").allowed
+    now[0] += limiter.interval * 0.02
+    assert limiter.check("k").allowed and not limiter.check("k").allowed  # one came back
+    now[0] += RATE_WINDOW_S * 0.05  # a Retry-After later: full again
+    assert limiter.check("k").remaining == RATE_LIMIT - 1  # less the one this takes
+
+
+def test_the_default_hold_outlasts_a_late_request_and_not_the_retry_after() -> None:
+    spec = parse_fault({"kind": "exhaust_rate_limit"})
+    assert isinstance(spec, ExhaustRateLimitSpec)
+    assert 0 < spec.hold < RATE_WINDOW_S  # a retry after Retry-After (60 s) passes
 
 
 @pytest.mark.parametrize("limit", [None, 500])

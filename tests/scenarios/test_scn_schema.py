@@ -16,6 +16,7 @@ from scenarios.durations import Duration, parse_duration
 from scenarios.errors import ScenarioError
 from scenarios.loader import discover, load_all, load_scenario
 from scenarios.pytest_plugin import marker_name
+from scenarios.runner import longest_wait
 from scenarios.schema_export import SCHEMA_PATH, schema_text
 from scenarios.timescale import scaled_deadline
 
@@ -188,3 +189,23 @@ description: twice
     ]
     for needle in expected:
         assert any(line.startswith(needle) for line in found), (needle, found)
+
+
+def test_longest_wait_counts_every_deadline_and_pause_at_the_scenarios_timescale(
+    tmp_path: Path,
+) -> None:
+    text = """
+name: waits
+setup: {servers: {alpha: {heartbeat: 10s}}, timescale: 0.1}
+steps:
+  - connect: alpha
+  - wait_for: {status: {alpha: connected}, within: 5s}
+  - wait_for: {status: {alpha: connected}, eventually: 120s}
+  - wait_for: {status: {alpha: connected}}
+  - pause: 3 heartbeats
+"""
+    scenario = load_scenario(tmp_path / "w.scenario.yaml", text).scenario
+    # within 5 s -> the 2 s floor; 120 s -> 12 s; the default 10 s -> 1 s -> 2 s;
+    # a pause has no floor: 3 x 10 s x 0.1 = 3 s.
+    assert longest_wait(scenario) == pytest.approx(2 + 12 + 2 + 3)
+    assert longest_wait(scenario, timescale=1.0) == pytest.approx(5 + 120 + 10 + 30)
