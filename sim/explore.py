@@ -502,6 +502,8 @@ class ExploreReport:
     found: Outcome | None
     written: Path | None = None
     cpu_seconds: float = 0.0  # this process, one core
+    first_found: int = 0  # schedules played up to the first failing one (before shrinking)
+    first_found_cpu: float = 0.0
 
 
 def explore(
@@ -516,6 +518,7 @@ def explore(
     work = Path(tempfile.mkdtemp(prefix="accord-explore-"))
     count = 0
     last_failure: list[Outcome] = []
+    first: list[float] = [0, 0.0]
 
     def breaks(schedule: Schedule) -> bool:
         nonlocal count
@@ -523,6 +526,8 @@ def explore(
         outcome = run_schedule(schedule, bugs, work / f"{count % 4}")
         if outcome.violations:
             last_failure[:] = [outcome]
+            if not first[0]:
+                first[:] = [count, time.process_time() - cpu_started]
         return bool(outcome.violations)
 
     started = time.perf_counter()
@@ -549,7 +554,14 @@ def explore(
     if not outcome.violations:  # flaky would be a simulator bug: keep the last failure seen
         outcome = last_failure[0]
     seconds = time.perf_counter() - started
-    report = ExploreReport(count, seconds, outcome, cpu_seconds=time.process_time() - cpu_started)
+    report = ExploreReport(
+        count,
+        seconds,
+        outcome,
+        cpu_seconds=time.process_time() - cpu_started,
+        first_found=int(first[0]),
+        first_found_cpu=first[1],
+    )
     if out_dir is not None:
         report.written = write_scenario(outcome, out_dir, seed, bugs)
     return report
@@ -599,7 +611,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         err.print(f"[green]ok[/green] {report.examples} schedules, no property broken ({timing})")
         return 0
     err.print(
-        f"[red]found[/red] after {report.examples} schedules ({timing}): "
+        f"[red]found[/red] at schedule {report.first_found} "
+        f"({report.first_found_cpu:.1f}s CPU), {report.examples} with shrinking ({timing}): "
         + "; ".join(report.found.violations[:3])
     )
     err.print(f"shrunk to {len(report.found.schedule.steps)} generated steps: {report.written}")
