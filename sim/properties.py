@@ -327,3 +327,23 @@ def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> 
         if end - t0 > rest_wait + slack:
             found.append(f"t={t0:.3f} {what} never ended (REST timeout {rest_wait:g}s, s.1)")
     return found[:5]
+
+
+# A scenario with this tag is also judged by these properties, in both modes
+# (scenarios.runner): the files explore writes carry it, so a replay judges them too.
+PROPERTIES_TAG = "check:properties"
+
+
+def all_violations(
+    records: Sequence[Record],
+    series: Sequence[Observation],
+    wiring: dict[str, ServerWiring],
+    rest_wait: float,
+    end: float,
+) -> list[str]:
+    return [
+        *view_violations(series),
+        *gateway_violations(records, wiring),
+        *removal_violations(records, wiring),
+        *rest_violations(records, rest_wait, end),
+    ]
