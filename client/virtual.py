@@ -1,23 +1,28 @@
-"""A virtual clock for the pure client core, plus a scriptable fake peer.
+"""A virtual clock for the pure client core, plus fake peers on the server core.
 
 `VirtualRunner` owns `now`. Time moves only when a test says so, and then jumps
-from one due event to the next (the core's own deadlines and the peer's
-scheduled answers), trio-MockClock style, so a 45 s heartbeat costs nothing.
+from one due event to the next (the client core's deadlines, the server cores'
+deadlines and the peers' scheduled answers), trio-MockClock style, so a 45 s
+heartbeat costs nothing.
 
-`FakePeer` plays one Accord server: it answers `HttpRequest`s by route and
-plays the gateway handshake, replay and heartbeat ACKs. Each behaviour has a
-switch, and anything it leaves unanswered stays open for the test to answer by
+`FakePeer` is one Accord server: the fake server's own sans-I/O `ServerCore`
+(fake_server.core, an in-memory SQLite store) answers REST and plays the gateway
+(handshake, seq, replay, parking, RESUME rules, faults), so these tests and the
+fake server cannot drift apart. Around it the peer keeps the test switches (refuse
+or ignore connects, withhold HELLO, handshake answers or ACKs, rules that answer a
+request first), and anything left unanswered stays open for the test to answer by
 hand (`runner.answer(...)`, `runner.frame(...)`, `runner.close(...)`).
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from client.core.actions import Action
 from client.core.client import ClientCore
@@ -39,11 +44,12 @@ from client.core.io import (
     SocketText,
     TransportInput,
 )
-
-Reply = tuple[float, TransportInput]  # (delay, input)
-# The server's own closes after which the reference server forgets the session.
-SERVER_CLOSES_ENDING_SESSION = frozenset({4005, 4008})
-
+from fake_server import core as server_io
+from fake_server.config import ServerConfig as FakeServerConfig
+from fake_server.core import ServerCore
+from fake_server.core.server import DEFAULT_WALL_ORIGIN
+from fake_server.snowflake import SnowflakeGenerator
+from fake_server.store import MEMORY, SEED_PASSWORD, Store
 
 # ====================================================================== fake peer
 
@@ -67,23 +73,33 @@ class Hang:
 HANG = Hang()
 HttpRule = Callable[[HttpRequest], "HttpAnswer | NetError | Hang | None"]
 
+NEVER = 1e12
+"""The server timers a peer turns off (handshake, silence, resume window): the old
+hand-written peer had none, and the unit tests time the client alone."""
+# The seed rows' ids (users alice, bob, carol; the space; general, random): short,
+# as the tests write them.
+SEED_IDS = ("1", "2", "3", "100", "201", "202")
+FIRST_MESSAGE_ID = 1000
+_ACK = '{"op":4}'
 
-@dataclass
-class _PeerConn:
-    conn: int
-    state: str = "handshake"  # handshake -> live
-    session_id: str | None = None
+
+def _peer_config(dedupe_nonce: bool) -> FakeServerConfig:
+    return FakeServerConfig(
+        db=MEMORY, control_port=None, rate_limit=None, replay_buffer=1_000_000,
+        resume_window_s=NEVER, handshake_timeout_s=NEVER, silence_drop_s=NEVER,
+        behaviours=frozenset({"dedupe_nonce"} if dedupe_nonce else ()),
+    )
 
 
 @dataclass
 class FakePeer:
-    """One fake Accord server for the virtual runner."""
+    """One fake Accord server (a ServerCore) for the virtual runner."""
 
     base_url: str = "https://alpha.test:8443"
     gateway_url: str | None = None
     username: str = "alice"
     password: str = "password"
-    heartbeat_ms: int | None = 45000
+    heartbeat_ms: int | None = 45000  # what HELLO announces (None: no interval at all)
     latency: float = 0.0  # every answer comes this long after its request
 
     # switches
@@ -92,31 +108,44 @@ class FakePeer:
     gateway_accept: bool = True  # False: opens hang (no answer at all)
     close_on_open: tuple[int, str] | None = None  # accept the socket, then close it so
     send_hello: bool = True
-    answer_handshake: bool = True  # IDENTIFY -> READY, RESUME -> replay + resumed
+    answer_handshake: bool = True  # False: IDENTIFY / RESUME never reach the server
     ack_heartbeats: bool = True
-    resume_ok: bool = True  # False: RESUME -> INVALID_SESSION false
-    dedupe_nonce: bool = False  # True: a repeated nonce returns the stored message (opt-in;
-    # the reference server ignores nonces, protocol s.4)
+    resume_ok: bool = True  # False: RESUME -> INVALID_SESSION false (the server's fault)
+    dedupe_nonce: bool = False  # the server's opt-in behaviour (reference: nonces ignored)
     rules: list[HttpRule] = field(default_factory=list)  # tried first, in order
+    config: FakeServerConfig | None = None
+    """The server core's settings (default: the reference's rules, timers off)."""
 
-    # data
+    # what the tests read
     space_id: str = "100"
     user_id: str = "1"  # the logged-in user (the client's sends are by this id)
     other_user_id: str = "2"  # author of `store_message` unless told otherwise
-    channels: dict[str, str] = field(default_factory=lambda: {"201": "general", "202": "random"})
-    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    nonces: dict[str, dict[str, Any]] = field(default_factory=dict)
     logins: int = 0
     tokens: list[str] = field(default_factory=list)
     requests: list[HttpRequest] = field(default_factory=list)
     sent_frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    conns: dict[int, _PeerConn] = field(default_factory=dict)
-    seq: int = 0
-    sessions: set[str] = field(default_factory=set)  # live or parked (resumable)
-    ended_sessions: list[str] = field(default_factory=list)  # ended by a close frame
-    events: list[dict[str, Any]] = field(default_factory=list)  # every dispatched frame
-    pending_frames: list[tuple[int, str]] = field(default_factory=list)  # (conn, text) to send
-    _next_msg: int = 1000
+    now: float = 0.0
+    """The runner's time, set before each call into the peer."""
+
+    def __post_init__(self) -> None:
+        config = self.config or _peer_config(self.dedupe_nonce)
+        store = Store(MEMORY, seed_ids=SEED_IDS, clock=lambda: DEFAULT_WALL_ORIGIN)
+        self.core = ServerCore.simulated(config, 0, store=store, now=self.now)
+        # Short ids as the tests write them: sequential message ids, "s1" sessions,
+        # "tok1" tokens (the core's own are snowflakes and random hex).
+        store.ids = SnowflakeGenerator(FIRST_MESSAGE_ID, clock=lambda: 0.0)
+        sessions = itertools.count(1)
+        self.core.session_id_source = lambda: f"s{next(sessions)}"
+        store.token_hex = self._issue_token
+        self._inputs: list[TransportInput] = []
+        self._conns: set[int] = set()
+        """Sockets the server core knows (opened, not closed)."""
+
+    def _issue_token(self, nbytes: int) -> str:
+        self.logins += 1
+        token = f"tok{self.logins}"
+        self.tokens.append(token)
+        return token
 
     @property
     def gateway(self) -> str:
@@ -127,114 +156,22 @@ class FakePeer:
     def owns_url(self, url: str) -> bool:
         return url.startswith(self.base_url) or url == self.gateway
 
-    # ------------------------------------------------------------------ REST
+    # ------------------------------------------------------------------ the server's data
 
-    def on_http(self, req: HttpRequest) -> HttpAnswer | NetError | Hang | None:
-        self.requests.append(req)
-        for rule in self.rules:
-            answer = rule(req)
-            if answer is not None:
-                return answer
-        if not self.rest_enabled:
-            return NetError.REFUSED
-        parts = urlsplit(req.url)
-        path = parts.path.removeprefix(urlsplit(self.base_url).path).removeprefix("/api/v1")
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        body = json.loads(req.body) if req.body else None
-        if path == "/auth/login":
-            if req.method == "GET":
-                return HttpAnswer(405, {"error": {"code": "x", "message": "method not allowed"}})
-            creds = body if isinstance(body, dict) else {}
-            if (creds.get("username"), creds.get("password")) != (self.username, self.password):
-                return HttpAnswer(401, {"error": {"code": "unauthorized", "message": "bad"}})
-            self.logins += 1
-            token = f"tok{self.logins}"
-            self.tokens.append(token)
-            return HttpAnswer(200, {"data": {"user": {"id": self.user_id}, "token": token}})
-        if not self._authorised(req):
-            return HttpAnswer(401, {"error": {"code": "unauthorized", "message": "no auth"}})
-        return self._route(req.method, path, query, body)
+    @property
+    def messages(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored messages per channel, oldest first, as the API answers them."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for m in self.core.messages():
+            out.setdefault(m["channel_id"], []).append(
+                {k: v for k, v in m.items() if k != "nonce"})
+        return out
 
-    def _authorised(self, req: HttpRequest) -> bool:
-        auth = dict(req.headers).get("Authorization", "")
-        return bool(self.tokens) and auth == f"Bearer {self.tokens[-1]}"
-
-    def _route(
-        self, method: str, path: str, query: dict[str, str], body: Any
-    ) -> HttpAnswer | NetError | None:
-        sid = self.space_id
-        if path == "/auth/logout":
-            return HttpAnswer(200, {"data": {"ok": True}})
-        if path == "/users/@me":
-            return HttpAnswer(200, {"data": {"id": self.user_id, "username": self.username}})
-        if path == "/users/@me/spaces":
-            return HttpAnswer(200, {"data": [{"id": sid, "slug": "accord", "name": "Accord"}]})
-        if path == f"/spaces/{sid}":
-            return HttpAnswer(200, {"data": {"id": sid, "slug": "accord"}})
-        if path == f"/spaces/{sid}/channels":
-            chans = [{"id": c, "name": n, "space_id": sid} for c, n in self.channels.items()]
-            return HttpAnswer(200, {"data": chans})
-        if path == f"/spaces/{sid}/members":  # the reference's shape: no embedded user
-            return HttpAnswer(200, {"data": [{"user_id": self.user_id, "roles": [sid]}]})
-        if path == f"/spaces/{sid}/roles":  # no space_id on roles
-            return HttpAnswer(200, {"data": [{"id": sid, "name": "@everyone", "position": 0}]})
-        pieces = path.strip("/").split("/")
-        if len(pieces) >= 3 and pieces[0] == "channels" and pieces[2] == "messages":
-            return self._messages(method, pieces, query, body)
-        return HttpAnswer(404, b"")
-
-    def _messages(
-        self, method: str, pieces: list[str], query: dict[str, str], body: Any
-    ) -> HttpAnswer:
-        cid = pieces[1]
-        stored = self.messages.setdefault(cid, [])
-        if len(pieces) == 3 and method == "GET":
-            limit = int(query.get("limit", "50"))
-            if "after" in query:
-                after = int(query["after"])
-                newer = [m for m in stored if int(m["id"]) > after]
-                page = newer[:limit]
-                more = len(newer) > limit
-            else:
-                page = list(reversed(stored[-limit:]))
-                more = len(stored) > limit
-            # as the reference: cursor.after is the page's last id (the oldest on a
-            # newest-first page)
-            cursor = {"after": page[-1]["id"] if page else None, "has_more": more}
-            return HttpAnswer(200, {"data": page, "cursor": cursor})
-        if len(pieces) == 3 and method == "POST":
-            nonce = body.get("nonce") if isinstance(body, dict) else None
-            if self.dedupe_nonce and nonce and nonce in self.nonces:
-                return HttpAnswer(200, {"data": self.nonces[nonce]})
-            content = str(body.get("content", ""))
-            msg = self.store_message(cid, content, nonce=nonce, author_id=self.user_id)
-            return HttpAnswer(200, {"data": msg})  # no nonce in the answer
-        if len(pieces) == 6 and pieces[4] == "reactions" and method in ("PUT", "DELETE"):
-            return self._react(cid, pieces[3], pieces[5], added=method == "PUT")
-        if len(pieces) == 4 and method in ("PATCH", "DELETE"):
-            found = [m for m in stored if m["id"] == pieces[3]]
-            if not found:
-                return HttpAnswer(404, {"error": {"code": "not_found", "message": "no message"}})
-            if method == "DELETE":
-                stored.remove(found[0])
-                return HttpAnswer(200, {"data": None})
-            found[0]["content"] = body.get("content", "")
-            return HttpAnswer(200, {"data": found[0]})
-        return HttpAnswer(200, {"data": None})
-
-    def _react(self, channel_id: str, message_id: str, emoji: str, *, added: bool) -> HttpAnswer:
-        name = unquote(emoji)
-        found = [m for m in self.messages.get(channel_id, []) if m["id"] == message_id]
-        if not found:
-            return HttpAnswer(404, {"error": {"code": "not_found", "message": "no message"}})
-        msg = found[0]
-        counts = [r for r in msg["reactions"] or [] if r["emoji"]["name"] != name]
-        if added:
-            counts.append({"emoji": {"id": None, "name": name}, "count": 1, "me": True})
-        msg["reactions"] = counts or None
-        event = {"channel_id": channel_id, "message_id": message_id, "user_id": self.user_id}
-        self.dispatch("reaction.add" if added else "reaction.remove", {**event, "emoji": name})
-        return HttpAnswer(200, {"data": None})
+    @property
+    def ended_sessions(self) -> list[str]:
+        """Sessions the server ended (a close frame, INVALID_SESSION, ...)."""
+        return [r["data"]["session_id"] for r in self.core.history_records()
+                if r["kind"] == "session" and r["name"] == "ended"]
 
     def store_message(
         self,
@@ -244,121 +181,172 @@ class FakePeer:
         author_id: str | None = None,
         dispatch: bool = True,
     ) -> dict[str, Any]:
-        """Store a message (by default as if someone else sent it); the peer
-        dispatches it live. The shape is the reference server's (protocol s.7):
-        no nonce, `reactions` null. `nonce` is kept only in `self.nonces`.
-        `dispatch=False`: stored without a `message.create` (its echo was lost)."""
-        self._next_msg += 1
-        msg: dict[str, Any] = {
-            "id": str(self._next_msg),
-            "channel_id": channel_id,
-            "space_id": self.space_id,
-            "author_id": author_id or self.other_user_id,
-            "content": content,
-            "type": "default",
-            "timestamp": "2026-12-01 12:00:00",
-            "edited_at": None,
-            "mentions": [],
-            "attachments": [],
-            "embeds": [],
-            "reactions": None,
-            "reply_to": None,
-            "pinned": False,
-            "tts": False,
-        }
-        self.messages.setdefault(channel_id, []).append(msg)
-        if nonce:
-            self.nonces[nonce] = msg
+        """Store a message (by default as if someone else sent it) through the
+        server's own code path, which dispatches it live (`runner.push(peer)` then
+        delivers the frames). `dispatch=False`: stored without a `message.create`
+        (its echo was lost)."""
+        store = self.core.store
+        author = store.user(author_id or self.other_user_id)
+        channel = store.channel(channel_id)
+        assert author is not None and channel is not None, (author_id, channel_id)
         if dispatch:
-            self.dispatch("message.create", msg)
-        return msg
-
-    # ------------------------------------------------------------------ gateway
+            message = self.core.ops.post(author, channel, content, None, nonce)
+        else:
+            message = store.create_message(channel, author["id"], content, None, nonce)
+        self._take(self.core.take_outputs())
+        return message
 
     def dispatch(self, event_type: str, data: Any) -> None:
-        """An event for every live session (and the replay buffer)."""
-        self.seq += 1
-        frame = {"op": 0, "type": event_type, "data": data, "seq": self.seq}
-        self.events.append(frame)
-        for pc in self.conns.values():
-            if pc.state == "live":
-                self.pending_frames.append((pc.conn, json.dumps(frame)))
+        """An event for every live session of the space (and their replay buffers)."""
+        self.core.dispatch(event_type, data, self.space_id, None)
+        self._take(self.core.take_outputs())
+
+    def apply(self, fault: dict[str, Any]) -> server_io.FaultResult:
+        """A fault on the server core, as a scenario's `server_fault` step."""
+        result = self.core.apply(self.now, fault)
+        self._take(self.core.take_outputs())
+        return result
+
+    def live_conns(self) -> list[int]:
+        """Sockets with a session (after READY / RESUMED), oldest first."""
+        return [c for c, conn in self.core.connections.items()
+                if conn.session is not None and not conn.finished and c in self._conns]
+
+    # ------------------------------------------------------------------ the runner's side
+
+    def take_inputs(self) -> list[TransportInput]:
+        """What the server sent since last asked, as the client core's inputs."""
+        out, self._inputs = self._inputs, []
+        return out
+
+    def _take(self, outs: list[server_io.Out], skip_conn: int | None = None) -> None:
+        for out in outs:
+            if isinstance(out, server_io.HttpReply):
+                self._inputs.append(HttpResponse(out.req, out.status, out.headers, out.body))
+                continue
+            if out.conn == skip_conn or out.conn not in self._conns:
+                continue
+            if isinstance(out, server_io.SendText):
+                self._inputs.append(SocketText(out.conn, out.text))
+            elif isinstance(out, server_io.Close):
+                self._conns.discard(out.conn)
+                self._inputs.append(SocketClosed(out.conn, out.code, out.reason))
+                self._take(self.core.socket_closed(self.now, out.conn, None))  # handshake done
+            else:  # Drop
+                self._conns.discard(out.conn)
+                self._inputs.append(SocketClosed(out.conn, 1006, ""))
+
+    def next_deadline(self) -> float | None:
+        return self.core.next_deadline()
+
+    def on_deadline(self, now: float) -> None:
+        self.now = now
+        self._take(self.core.on_deadline(now))
+
+    def on_http(self, req: HttpRequest) -> HttpAnswer | NetError | Hang | None:
+        """A rule's or a switch's answer; None: the server core took it (its answer,
+        if any, comes from `take_inputs`)."""
+        self.requests.append(req)
+        for rule in self.rules:
+            answer = rule(req)
+            if answer is not None:
+                return answer
+        if not self.rest_enabled:
+            return NetError.REFUSED
+        parts = urlsplit(req.url)
+        path = parts.path.removeprefix(urlsplit(self.base_url).path)
+        body = req.body
+        if path == "/api/v1/auth/login" and req.method == "POST":
+            try:
+                creds = json.loads(body or b"")
+            except ValueError:
+                creds = None
+            if isinstance(creds, dict):
+                if (creds.get("username"), creds.get("password")) != (
+                    self.username, self.password
+                ):
+                    return HttpAnswer(401, {"error": {"code": "unauthorized",
+                                                      "message": "invalid credentials"}})
+                # The test's password is the peer's; the server's seed users have theirs.
+                body = json.dumps({**creds, "password": SEED_PASSWORD}).encode()
+        self._only_latest_token()
+        target = path + (f"?{parts.query}" if parts.query else "")
+        self._take(self.core.http(self.now, req.req, req.method, target, req.headers,
+                                  body if body is not None else b""))
+        return None
+
+    def _only_latest_token(self) -> None:
+        """As the old hand-written peer: only the newest token in `tokens` is valid, so a
+        test appending one ("rotated by the server") invalidates the client's."""
+        for token in self.tokens[:-1]:
+            self.core.store.revoke_token(token)
+
+    def on_cancel(self, req: int) -> None:
+        self._take(self.core.http_cancelled(self.now, req))
 
     def on_open(self, eff: OpenSocket) -> list[TransportInput]:
         if self.gateway_refuse:
             return [SocketOpenFailed(eff.conn, NetError.REFUSED)]
         if not self.gateway_accept:
             return []
-        self.conns[eff.conn] = _PeerConn(eff.conn)
         out: list[TransportInput] = [SocketOpened(eff.conn)]
         if self.close_on_open is not None:
-            self.conns.pop(eff.conn, None)
             return [*out, SocketClosed(eff.conn, *self.close_on_open)]
-        if self.send_hello:
-            hello: dict[str, Any] = {}
-            if self.heartbeat_ms is not None:
-                hello["heartbeat_interval"] = self.heartbeat_ms
-            out.append(SocketText(eff.conn, json.dumps({"op": 5, "data": hello})))
-        return out
+        self._conns.add(eff.conn)
+        target = urlsplit(eff.url)
+        outs = self.core.socket_opened(
+            self.now, eff.conn, target.path + (f"?{target.query}" if target.query else "")
+        )
+        for item in outs:
+            if isinstance(item, server_io.SendText) and item.text.startswith('{"op":5,'):
+                if not self.send_hello:
+                    continue
+                if self.heartbeat_ms != self.core.config.heartbeat_interval_ms:
+                    hello: dict[str, Any] = {}
+                    if self.heartbeat_ms is not None:
+                        hello["heartbeat_interval"] = self.heartbeat_ms
+                    item = server_io.SendText(item.conn, json.dumps({"op": 5, "data": hello}))
+            self._take([item])
+        return [*out, *self.take_inputs()]
 
-    def on_frame(self, eff: SendText) -> list[TransportInput]:
-        frame = json.loads(eff.text)
+    def on_frame(self, eff: SendText) -> None:
+        try:
+            frame = json.loads(eff.text)
+        except ValueError:
+            frame = {"text": eff.text}
         self.sent_frames.append((eff.conn, frame))
-        pc = self.conns.get(eff.conn)
-        if pc is None:
-            return []
-        op = frame.get("op")
-        if op == 1:
-            return [SocketText(eff.conn, '{"op":4}')] if self.ack_heartbeats else []
-        if not self.answer_handshake:
-            return []
-        if op == 2:
-            sid = f"s{len(self.sessions) + 1}"
-            self.sessions.add(sid)
-            pc.session_id, pc.state = sid, "live"
-            self.seq += 1
-            data = {
-                "session_id": sid,
-                "user_id": self.user_id,
-                "user": {"id": self.user_id, "username": self.username},
-                # READY's extra keys on the reference server (protocol s.7)
-                "is_guest": False,
-                "motd": "",
-                "mutes": [],
-                "relationships": [],
-                "voice_states": [],
-            }
-            ready = {"op": 0, "type": "ready", "seq": self.seq, "data": data}
-            return [SocketText(eff.conn, json.dumps(ready))]
-        if op == 3:
-            data = frame.get("data", {})
-            sid = data.get("session_id")
-            still_open = any(
-                other.session_id == sid and c != eff.conn for c, other in self.conns.items()
-            )
-            if not self.resume_ok or sid not in self.sessions or still_open:
-                return [SocketText(eff.conn, json.dumps({"op": 7, "data": {"resumable": False}}))]
-            pc.session_id, pc.state = data["session_id"], "live"
-            after = int(data.get("seq", 0))
-            out: list[TransportInput] = [
-                SocketText(eff.conn, json.dumps(f)) for f in self.events if f["seq"] > after
-            ]
-            resumed = {"op": 0, "type": "resumed", "seq": self.seq, "data": {}}
-            out.append(SocketText(eff.conn, json.dumps(resumed)))
-            return out
-        return []
+        if eff.conn not in self._conns:
+            return
+        op = frame.get("op") if isinstance(frame, dict) else None
+        handshaking = eff.conn in self.core.connections and (
+            self.core.connections[eff.conn].session is None)
+        if op in (2, 3) and handshaking and not self.answer_handshake:
+            return
+        if op in (2, 3) and handshaking:
+            self._only_latest_token()
+        if op == 3 and handshaking and not self.resume_ok:
+            self.core.apply(self.now, {"kind": "invalid_session", "trigger": "on_resume",
+                                       "count": 1})
+        outs = self.core.socket_text(self.now, eff.conn, eff.text)
+        if op == 1 and not self.ack_heartbeats:
+            outs = [o for o in outs if not (isinstance(o, server_io.SendText)
+                                            and o.text == _ACK)]
+        self._take(outs)
 
-    def on_close(self, conn: int, *, ends_session: bool = False) -> None:
-        """The socket is gone. As the reference server (protocol s.2): a client
-        close frame, or the server's own 4005/4008, ends the session; a socket
-        that just goes away parks it for RESUME."""
-        pc = self.conns.pop(conn, None)
-        if pc is not None and ends_session and pc.session_id is not None:
-            self.sessions.discard(pc.session_id)
-            self.ended_sessions.append(pc.session_id)
-
-    def live_conns(self) -> list[int]:
-        return [c for c, pc in self.conns.items() if pc.state == "live"]
+    def on_close(self, conn: int, code: int | None, reason: str = "", *,
+                 by_server: bool = False) -> None:
+        """The socket is gone: the client closed it (`code`: its close frame; None: it
+        cut the transport), or the test ended it (`by_server`: a server close with
+        `code`, or 1006: the network). Nothing more is delivered on `conn`."""
+        if conn not in self._conns:
+            return
+        self._conns.discard(conn)
+        if by_server and code is not None and code != 1006:
+            self._take(self.core.close_socket(self.now, conn, code, reason), skip_conn=conn)
+            code = None
+        elif by_server:
+            code = None
+        self._take(self.core.socket_closed(self.now, conn, code, reason), skip_conn=conn)
 
 
 # ====================================================================== runner
@@ -380,6 +368,7 @@ class VirtualRunner:
         self._queue: list[tuple[float, int, TransportInput]] = []
         self._order = 0
         self._conn_peer: dict[int, FakePeer] = {}
+        self._req_peer: dict[int, FakePeer] = {}
         self._steps_now = 0
         self._collect()
 
@@ -414,16 +403,18 @@ class VirtualRunner:
         self.do(SocketText(conn, frame if isinstance(frame, str) else json.dumps(frame)))
 
     def close(self, conn: int, code: int = 1006, reason: str = "") -> None:
-        """The server (or the network) ends the socket."""
+        """The server (or the network: 1006) ends the socket."""
         self.open_sockets.pop(conn, None)
         peer = self._conn_peer.get(conn)
         if peer is not None:
-            peer.on_close(conn, ends_session=code in SERVER_CLOSES_ENDING_SESSION)
+            peer.now = self.now
+            peer.on_close(conn, code, reason, by_server=True)
+            self._deliver(peer)
         self.do(SocketClosed(conn, code, reason))
 
     def push(self, peer: FakePeer) -> None:
-        """Deliver frames the peer queued (after `peer.dispatch(...)`)."""
-        self._deliver_peer_frames(peer)
+        """Deliver what the peer sent meanwhile (after `peer.dispatch(...)`)."""
+        self._deliver(peer)
 
     # ------------------------------------------------------------------ time
 
@@ -462,6 +453,10 @@ class VirtualRunner:
         times = [t for t in (self.core.next_deadline(),) if t is not None]
         if self._queue:
             times.append(self._queue[0][0])
+        for peer in self.peers:
+            due = peer.next_deadline()
+            if due is not None:
+                times.append(due)
         return min(times) if times else None
 
     def _step(self, t: float) -> None:
@@ -473,7 +468,12 @@ class VirtualRunner:
                 f"no progress: over {self.MAX_STEPS_AT_ONE_INSTANT} steps at t={t}"
             )
         self.now = max(self.now, t)
-        if self._queue and self._queue[0][0] <= self.now:
+        due_peer = next((p for p in self.peers if (d := p.next_deadline()) is not None
+                         and d <= self.now), None)
+        if due_peer is not None:
+            due_peer.on_deadline(self.now)
+            self._deliver(due_peer)
+        elif self._queue and self._queue[0][0] <= self.now:
             _, _, item = heapq.heappop(self._queue)
             if isinstance(item, HttpResponse | HttpFailed) and item.req not in self.open_http:
                 return  # the core cancelled it meanwhile
@@ -501,44 +501,53 @@ class VirtualRunner:
             self.open_http[eff.req] = eff
             peer = self._peer_for(eff.url)
             if peer is not None:
+                self._req_peer[eff.req] = peer
+                peer.now = self.now
                 answer = peer.on_http(eff)
-                if isinstance(answer, Hang) or answer is None:
-                    pass  # left open for the test
-                elif isinstance(answer, NetError):
+                if isinstance(answer, NetError):
                     self.schedule(peer.latency, HttpFailed(eff.req, answer))
-                else:
+                elif isinstance(answer, HttpAnswer):
                     body = answer.encode()
                     self.schedule(
                         peer.latency, HttpResponse(eff.req, answer.status, answer.headers, body)
                     )
-                self._deliver_peer_frames(peer)
+                # Hang: left open for the test; None: the server core has it.
+                self._deliver(peer)
         elif isinstance(eff, OpenSocket):
             self.open_sockets[eff.conn] = eff.url
             peer = self._peer_for(eff.url)
             if peer is not None:
                 self._conn_peer[eff.conn] = peer
+                peer.now = self.now
                 for item in peer.on_open(eff):
                     self.schedule(peer.latency, item)
         elif isinstance(eff, SendText):
             peer = self._conn_peer.get(eff.conn)
             if peer is not None and eff.conn in self.open_sockets:
-                for item in peer.on_frame(eff):
-                    self.schedule(peer.latency, item)
-                self._deliver_peer_frames(peer)
+                peer.now = self.now
+                peer.on_frame(eff)
+                self._deliver(peer)
         elif isinstance(eff, CloseSocket | AbortSocket):
             self.closes.append((self.now, eff))
             self.open_sockets.pop(eff.conn, None)
             peer = self._conn_peer.get(eff.conn)
             if peer is not None:
-                sent_frame = isinstance(eff, CloseSocket) and eff.frame
-                peer.on_close(eff.conn, ends_session=sent_frame)
+                peer.now = self.now
+                frame = isinstance(eff, CloseSocket) and eff.frame
+                peer.on_close(eff.conn, eff.code if isinstance(eff, CloseSocket) and frame
+                              else None, eff.reason if isinstance(eff, CloseSocket) else "")
+                self._deliver(peer)
         elif isinstance(eff, CancelHttp):
             self.open_http.pop(eff.req, None)
+            peer = self._req_peer.pop(eff.req, None)
+            if peer is not None:
+                peer.now = self.now
+                peer.on_cancel(eff.req)
+                self._deliver(peer)
 
-    def _deliver_peer_frames(self, peer: FakePeer) -> None:
-        frames, peer.pending_frames = peer.pending_frames, []
-        for conn, text in frames:
-            self.schedule(peer.latency, SocketText(conn, text))
+    def _deliver(self, peer: FakePeer) -> None:
+        for item in peer.take_inputs():
+            self.schedule(peer.latency, item)
 
     def _peer_for(self, url: str) -> FakePeer | None:
         for peer in self.peers:

@@ -101,6 +101,133 @@ def _now() -> float:
     return time.monotonic()  # the event loop's clock too
 
 
+class CoreApp:
+    """A ServerCore on the real clock behind an aiohttp application: `app` serves the
+    REST API and the gateway (`/ws`); outputs go to the sockets, deadlines run on one
+    event-loop timer. FakeServer listens with it; tests may serve `app` themselves."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+        self._links: dict[int, _Link] = {}
+        self._waiters: dict[int, asyncio.Future[HttpReply]] = {}
+        self._conn_ids = itertools.count(1)
+        self._req_ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.app = web.Application(client_max_size=MAX_FRAME_BYTES)
+        self.app.router.add_get("/ws", self._gateway)
+        self.app.router.add_route("*", "/{tail:.*}", self._http)
+
+    def perform(self, outs: list[Out]) -> None:
+        for out in outs:
+            if isinstance(out, HttpReply):
+                waiter = self._waiters.get(out.req)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(out)
+                continue
+            link = self._links.get(out.conn)
+            if link is None:
+                continue
+            if isinstance(out, Drop) and not out.flush:
+                link.abort()  # at once: what is still queued is lost, as on a real cut
+            else:
+                link.outbox.put_nowait(out)
+        self._arm()
+
+    def _arm(self) -> None:
+        due = self.core.next_deadline()
+        if due == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None:
+            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        due = self._timer_at or 0.0
+        self._timer, self._timer_at = None, None
+        # The loop may run a timer a hair early (its clock resolution).
+        self.perform(self.core.on_deadline(max(_now(), due)))
+
+    def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, None
+
+    def apply(self, raw: FaultSpec | dict[str, Any]) -> FaultResult:
+        """`ServerCore.apply` now, its outputs performed."""
+        try:
+            return self.core.apply(_now(), raw)
+        finally:
+            self.perform(self.core.take_outputs())
+
+    def shutdown(self) -> None:
+        """Close every gateway socket with 1001."""
+        self.perform(self.core.shutdown(_now()))
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body: bytes | None = await request.read() if request.can_read_body else b""
+        except web.HTTPRequestEntityTooLarge:
+            body = None
+        req = next(self._req_ids)
+        waiter: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
+        self._waiters[req] = waiter
+        try:
+            self.perform(self.core.http(
+                _now(), req, request.method, request.raw_path, request.headers.items(), body
+            ))
+            reply = await waiter
+        except asyncio.CancelledError:
+            self.perform(self.core.http_cancelled(_now(), req))
+            raise
+        finally:
+            self._waiters.pop(req, None)
+        return web.Response(status=reply.status, headers=list(reply.headers),
+                            body=reply.body or None)
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_FRAME_BYTES, timeout=_CLOSE_TIMEOUT_S, autoping=True
+        )
+        await ws.prepare(request)
+        conn = next(self._conn_ids)
+        link = _Link(ws, request.transport)
+        self._links[conn] = link
+        link.writer = asyncio.create_task(link.write_loop())
+        core = self.core
+        code: int | None = None
+        reason = ""
+        oversized = False
+        try:
+            self.perform(core.socket_opened(_now(), conn, request.raw_path, request.remote))
+            while True:
+                msg = await ws.receive()
+                if msg.type is WSMsgType.TEXT:
+                    self.perform(core.socket_text(_now(), conn, msg.data))
+                elif msg.type is WSMsgType.BINARY:
+                    self.perform(core.socket_binary(_now(), conn, len(msg.data)))
+                elif msg.type is WSMsgType.CLOSE:
+                    code, reason = int(msg.data), msg.extra or ""
+                    break
+                else:  # ERROR (1009: a frame too big), CLOSING / CLOSED: cut or our close
+                    oversized = msg.type is WSMsgType.ERROR and ws.close_code == 1009
+                    break
+        finally:
+            link.outbox.put_nowait(None)
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(link.writer, _CLOSE_TIMEOUT_S + 1)
+            if not ws.closed:
+                link.abort()
+            if oversized:
+                self.perform(core.socket_oversized(_now(), conn))
+            self.perform(core.socket_closed(_now(), conn, code, reason))
+            self._links.pop(conn, None)
+        return ws
+
+
 class FakeServer:
     """A scriptable Accord server. `async with FakeServer(config) as server: ...`"""
 
@@ -112,12 +239,7 @@ class FakeServer:
             config, Store(config.db), History(config.history_path),
             wall_origin=time.time() - now, now=now,
         )
-        self._links: dict[int, _Link] = {}
-        self._waiters: dict[int, asyncio.Future[HttpReply]] = {}
-        self._conn_ids = itertools.count(1)
-        self._req_ids = itertools.count(1)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.host = CoreApp(self.core)
         self._runners: list[web.AppRunner] = []
         self._info: ServerInfo | None = None
 
@@ -153,14 +275,11 @@ class FakeServer:
 
         cfg = self.config
         tls = resolve_tls(cfg)
-        app = web.Application(client_max_size=MAX_FRAME_BYTES)
-        app.router.add_get("/ws", self._gateway)
-        app.router.add_route("*", "/{tail:.*}", self._http)
         sock = bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
         # handler_cancellation: a hung request ends when its client gives up.
         runner = web.AppRunner(
-            app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+            self.host.app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
         )
         await runner.setup()
         self._runners.append(runner)
@@ -196,13 +315,11 @@ class FakeServer:
         return self._info
 
     async def stop(self) -> None:
-        self._perform(self.core.shutdown(_now()))
+        self.host.shutdown()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.host.stop_timer()
         self.core.advance_clock(_now())
         self.core.record("server", "stop", {"pid": os.getpid()})
         self.history.close()
@@ -220,111 +337,13 @@ class FakeServer:
     ) -> None:
         await self.stop()
 
-    # ------------------------------------------------------------------ driving the core
-
-    def _perform(self, outs: list[Out]) -> None:
-        for out in outs:
-            if isinstance(out, HttpReply):
-                waiter = self._waiters.get(out.req)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(out)
-                continue
-            link = self._links.get(out.conn)
-            if link is None:
-                continue
-            if isinstance(out, Drop) and not out.flush:
-                link.abort()  # at once: what is still queued is lost, as on a real cut
-            else:
-                link.outbox.put_nowait(out)
-        self._arm()
-
-    def _arm(self) -> None:
-        due = self.core.next_deadline()
-        if due == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = due
-        if due is not None:
-            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
-
-    def _on_timer(self) -> None:
-        due = self._timer_at or 0.0
-        self._timer, self._timer_at = None, None
-        # The loop may run a timer a hair early (its clock resolution).
-        self._perform(self.core.on_deadline(max(_now(), due)))
-
-    async def _http(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body: bytes | None = await request.read() if request.can_read_body else b""
-        except web.HTTPRequestEntityTooLarge:
-            body = None
-        req = next(self._req_ids)
-        waiter: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
-        self._waiters[req] = waiter
-        try:
-            self._perform(self.core.http(
-                _now(), req, request.method, request.raw_path, request.headers.items(), body
-            ))
-            reply = await waiter
-        except asyncio.CancelledError:
-            self._perform(self.core.http_cancelled(_now(), req))
-            raise
-        finally:
-            self._waiters.pop(req, None)
-        return web.Response(status=reply.status, headers=list(reply.headers),
-                            body=reply.body or None)
-
-    async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            max_msg_size=MAX_FRAME_BYTES, timeout=_CLOSE_TIMEOUT_S, autoping=True
-        )
-        await ws.prepare(request)
-        conn = next(self._conn_ids)
-        link = _Link(ws, request.transport)
-        self._links[conn] = link
-        link.writer = asyncio.create_task(link.write_loop())
-        core = self.core
-        code: int | None = None
-        reason = ""
-        oversized = False
-        try:
-            self._perform(core.socket_opened(_now(), conn, request.raw_path, request.remote))
-            while True:
-                msg = await ws.receive()
-                if msg.type is WSMsgType.TEXT:
-                    self._perform(core.socket_text(_now(), conn, msg.data))
-                elif msg.type is WSMsgType.BINARY:
-                    self._perform(core.socket_binary(_now(), conn, len(msg.data)))
-                elif msg.type is WSMsgType.CLOSE:
-                    code, reason = int(msg.data), msg.extra or ""
-                    break
-                else:  # ERROR (1009: a frame too big), CLOSING / CLOSED: cut or our close
-                    oversized = msg.type is WSMsgType.ERROR and ws.close_code == 1009
-                    break
-        finally:
-            link.outbox.put_nowait(None)
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(link.writer, _CLOSE_TIMEOUT_S + 1)
-            if not ws.closed:
-                link.abort()
-            if oversized:
-                self._perform(core.socket_oversized(_now(), conn))
-            self._perform(core.socket_closed(_now(), conn, code, reason))
-            self._links.pop(conn, None)
-        return ws
-
     # ------------------------------------------------------------------ faults (Python API)
 
     async def apply(self, raw: FaultSpec | dict[str, Any]) -> FaultResult:
         """Apply one fault spec: act now, or stand on the board until used up or cleared.
         Raises FaultSpecError (with `.field`) on an invalid spec, and ApiError when an
         `act_as` is refused (unknown user, channel or message; not the author)."""
-        try:
-            return self.core.apply(_now(), raw)
-        finally:
-            self._perform(self.core.take_outputs())
+        return self.host.apply(raw)
 
     def faults(self) -> list[dict[str, Any]]:
         return self.core.faults()
@@ -355,4 +374,4 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-__all__ = ["FakeServer", "FaultResult", "ServerInfo", "bind_socket"]
+__all__ = ["CoreApp", "FakeServer", "FaultResult", "ServerInfo", "bind_socket"]

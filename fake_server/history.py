@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,23 @@ _SECRET_VALUE_RE = re.compile(
 )
 _MAX_TEXT = 4096
 _CHECKPOINT = 512
+
+
+class Deferred:
+    """A record value worked out only when the record is encoded (an HTTP body parsed
+    back for the history costs as much as the handler; in memory, reads are rare)."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+
+    def value(self) -> Any:
+        return self._make()
+
+
+def _encode_default(obj: Any) -> Any:
+    return obj.value() if isinstance(obj, Deferred) else str(obj)
 
 
 def redact_json_text(text: str) -> str:
@@ -78,16 +96,16 @@ class History:
     ) -> None:
         """`t`: epoch seconds, `mono`: seconds since this server started (both read
         from the clocks when not given)."""
-        rec = {
+        rec: dict[str, Any] = {
             "i": self._next_index,
             "t": time.time() if t is None else t,
-            "mono": round(time.monotonic() - self._start if mono is None else mono, 6),
+            "mono": time.monotonic() - self._start if mono is None else mono,
             "boot": self.boot,
             "kind": kind,
             "name": name,
             "data": data,
         }
-        if self._memory is not None:
+        if self._memory is not None:  # rounded when read
             if not self._closed:
                 self._memory.append(rec)
                 self._next_index += 1
@@ -97,7 +115,8 @@ class History:
         if (self._next_index - self._checkpoints[0][0]) % _CHECKPOINT == 0:
             self._checkpoints.append((self._next_index, self._offset))
         self._next_index += 1
-        text = json.dumps(rec, separators=(",", ":"), default=str)  # ASCII only
+        rec["mono"] = round(rec["mono"], 6)
+        text = json.dumps(rec, separators=(",", ":"), default=_encode_default)  # ASCII only
         self._write((redact_json_text(text) + "\n").encode("ascii"))
 
     def read(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
@@ -106,8 +125,9 @@ class History:
             found = self._memory[after:] if after >= 0 else self._memory  # i == index + 1
             if limit is not None:
                 found = found[:limit]
-            return [json.loads(redact_json_text(json.dumps(r, separators=(",", ":"),
-                                                           default=str))) for r in found]
+            return [json.loads(redact_json_text(json.dumps(
+                {**r, "mono": round(r["mono"], 6)}, separators=(",", ":"),
+                default=_encode_default))) for r in found]
         assert self.path is not None
         start = 0
         pos = bisect.bisect_right(self._checkpoints, (after + 1, 2**63)) - 1

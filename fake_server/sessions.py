@@ -57,7 +57,8 @@ class Session:
             return []
         if missing > len(self.buffer):
             return None
-        return list(self.buffer)[-missing:]
+        buffer = self.buffer
+        return [buffer[i] for i in range(-missing, 0)]  # from the right end: no full copy
 
     @property
     def oldest_replayable(self) -> int:

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,12 @@ class Store:
     def __init__(
         self, path: Path, clock: Callable[[], float] = time.time,
         token_hex: Callable[[int], str] = secrets.token_hex,
+        seed_ids: Iterable[str] | None = None,
     ) -> None:
+        """`seed_ids`: ids for a new database's seed rows, in order (users, the space,
+        its channels) instead of snowflakes (a test fixture with short ids)."""
         self._clock = clock
+        self._member_ids: dict[str, frozenset[str]] = {}
         self.token_hex = token_hex
         """token_hex(nbytes) -> hex text; the core passes one drawn from its seeded RNG."""
         if path != MEMORY:
@@ -88,7 +92,7 @@ class Store:
         floor = self._db.execute("SELECT MAX(CAST(id AS INTEGER)) FROM messages").fetchone()[0]
         self.ids = SnowflakeGenerator(int(floor or 0), clock)
         if self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
-            self._seed()
+            self._seed(iter(seed_ids) if seed_ids is not None else None)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -105,19 +109,22 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def _seed(self) -> None:
+    def _seed(self, seed_ids: Iterator[str] | None) -> None:
+        def new_id() -> str:
+            return next(seed_ids) if seed_ids is not None else self.ids.next()
+
         now = self.now_text()
         with self._db:
             self._db.execute("BEGIN")
             user_ids = []
             for name in SEED_USERS:
-                uid = self.ids.next()
+                uid = new_id()
                 user_ids.append(uid)
                 self._db.execute(
                     "INSERT INTO users VALUES (?,?,?,?,?)",
                     (uid, name, name.capitalize(), _hash_password(SEED_PASSWORD), now),
                 )
-            space_id = self.ids.next()
+            space_id = new_id()
             self._db.execute(
                 "INSERT INTO spaces VALUES (?,?,?,?,?)",
                 (space_id, SEED_SPACE[0], SEED_SPACE[1], user_ids[0], now),
@@ -125,7 +132,7 @@ class Store:
             for pos, channel in enumerate(SEED_CHANNELS):
                 self._db.execute(
                     "INSERT INTO channels VALUES (?,?,?,?,?)",
-                    (self.ids.next(), space_id, channel, pos, now),
+                    (new_id(), space_id, channel, pos, now),
                 )
             for uid in user_ids:
                 self._db.execute("INSERT INTO members VALUES (?,?,?)", (space_id, uid, now))
@@ -150,6 +157,7 @@ class Store:
         return _user_json(row)
 
     def register(self, username: str, password: str, display_name: str | None) -> dict[str, Any]:
+        self._member_ids.clear()
         uid = self.ids.next()
         now = self.now_text()
         with self._db:
@@ -163,6 +171,10 @@ class Store:
         user = self.user(uid)
         assert user is not None
         return user
+
+    def set_password(self, username: str, password: str) -> None:
+        self._db.execute("UPDATE users SET password_hash=? WHERE username=?",
+                         (_hash_password(password), username))
 
     def issue_token(self, user_id: str) -> str:
         token = self.token_hex(32)
@@ -220,9 +232,13 @@ class Store:
             is not None
         )
 
-    def member_ids(self, space_id: str) -> set[str]:
-        rows = self._db.execute("SELECT user_id FROM members WHERE space_id=?", (space_id,))
-        return {r["user_id"] for r in rows}
+    def member_ids(self, space_id: str) -> frozenset[str]:
+        """Cached (every dispatch asks); only `register` changes membership."""
+        known = self._member_ids.get(space_id)
+        if known is None:
+            rows = self._db.execute("SELECT user_id FROM members WHERE space_id=?", (space_id,))
+            known = self._member_ids[space_id] = frozenset(r["user_id"] for r in rows)
+        return known
 
     def members(self, space_id: str, limit: int, after: str | None) -> list[dict[str, Any]]:
         rows = self._db.execute(
@@ -296,14 +312,11 @@ class Store:
     ) -> dict[str, Any]:
         """Store a message (twice if posted twice: nonces are kept, never unique)."""
         mid = self.ids.next()
-        self._db.execute(
-            "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)",
-            (mid, channel["id"], channel["space_id"], author_id, content, self.now_text(), None,
-             reply_to, nonce),
-        )
-        message = self.message(mid, author_id)
-        assert message is not None
-        return message
+        row = {"id": mid, "channel_id": channel["id"], "space_id": channel["space_id"],
+               "author_id": author_id, "content": content, "timestamp": self.now_text(),
+               "edited_at": None, "reply_to": reply_to, "nonce": nonce}
+        self._db.execute("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)", tuple(row.values()))
+        return self._message_json(row, author_id, None)  # new: no reactions yet
 
     def edit_message(self, message_id: str, content: str, viewer_id: str) -> dict[str, Any] | None:
         self._db.execute(
@@ -336,7 +349,7 @@ class Store:
                 (channel_id, int(after), limit + 1),
             ).fetchall()
         has_more = len(rows) > limit
-        return [self._message_json(r, viewer_id) for r in rows[:limit]], has_more
+        return self._messages_json(rows[:limit], viewer_id), has_more
 
     def all_messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
         """The rig's view (control API, Python API): every message with its stored `nonce`."""
@@ -347,7 +360,9 @@ class Store:
                 "SELECT * FROM messages WHERE channel_id=? ORDER BY CAST(id AS INTEGER)",
                 (channel_id,),
             )
-        return [{**self._message_json(r, None), "nonce": r["nonce"]} for r in rows.fetchall()]
+        found = rows.fetchall()
+        return [{**m, "nonce": r["nonce"]}
+                for m, r in zip(self._messages_json(found, None), found, strict=True)]
 
     def set_reaction(self, message_id: str, user_id: str, emoji: str, on: bool) -> bool:
         """Add or remove one reaction; True if anything changed."""
@@ -357,13 +372,39 @@ class Store:
             sql = "DELETE FROM reactions WHERE message_id=? AND user_id=? AND emoji=?"
         return self._db.execute(sql, (message_id, user_id, emoji)).rowcount > 0
 
-    def _message_json(self, row: sqlite3.Row, viewer_id: str | None) -> dict[str, Any]:
-        """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce."""
-        reactions = self._db.execute(
-            "SELECT emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions"
-            " WHERE message_id=? GROUP BY emoji ORDER BY emoji",
-            (viewer_id, row["id"]),
-        ).fetchall()
+    def _reactions(
+        self, message_ids: list[str], viewer_id: str | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The reactions of many messages in one query, per message id."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(message_ids), 500):  # SQLite's bound-parameter limit
+            chunk = message_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT message_id, emoji, COUNT(*) AS n, MAX(user_id = ?) AS me FROM reactions"
+                f" WHERE message_id IN ({marks}) GROUP BY message_id, emoji ORDER BY emoji",
+                (viewer_id, *chunk),
+            ).fetchall()
+            for r in rows:
+                out.setdefault(r["message_id"], []).append(
+                    {"emoji": {"id": None, "name": r["emoji"]}, "count": r["n"],
+                     "me": bool(r["me"])})
+        return out
+
+    def _messages_json(
+        self, rows: list[sqlite3.Row], viewer_id: str | None
+    ) -> list[dict[str, Any]]:
+        reactions = self._reactions([r["id"] for r in rows], viewer_id) if rows else {}
+        return [self._message_json(r, viewer_id, reactions.get(r["id"])) for r in rows]
+
+    def _message_json(
+        self, row: sqlite3.Row | dict[str, Any], viewer_id: str | None,
+        reactions: list[dict[str, Any]] | bool | None = False,
+    ) -> dict[str, Any]:
+        """The reference's message shape (accord-protocol.md s.4, s.7); never the nonce.
+        `reactions`: already fetched (None: none); False: fetch them."""
+        if reactions is False:
+            reactions = self._reactions([row["id"]], viewer_id).get(row["id"])
         return {
             "id": row["id"],
             "channel_id": row["channel_id"],
@@ -376,10 +417,7 @@ class Store:
             "mentions": [],
             "attachments": [],
             "embeds": [],
-            "reactions": [
-                {"emoji": {"id": None, "name": r["emoji"]}, "count": r["n"], "me": bool(r["me"])}
-                for r in reactions
-            ] or None,
+            "reactions": reactions or None,
             "reply_to": row["reply_to"],
             "tts": False,
             "pinned": False,

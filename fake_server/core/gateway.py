@@ -43,11 +43,9 @@ SESSION_ENDING_CODES = frozenset({4003, 4004, 4005, 4008, 4009, 4012, 4013, 4014
 CLIENT_ENDING_CODES = frozenset({1000, 1001})
 TOKEN_SCHEMES = ("Bearer ", "Bot ")
 INVALID_SESSION = {"op": 7, "data": {"resumable": False}}
-_COMPACT = (",", ":")
-
-
-def encode(frame: Any) -> str:
-    return json.dumps(frame, separators=_COMPACT)
+# One encoder (json.dumps with options builds a new one per call: the per-frame path).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+encode = _ENCODER.encode
 
 
 class Connection:
@@ -201,13 +199,19 @@ class Connection:
 
     # ------------------------------------------------------------------ input
 
-    def on_binary(self, now: float, size: int) -> None:
+    def _admit(self, now: float, kind: str, item: Any) -> bool:
+        """Hold input until a delayed HELLO is out; False when it is not handled now."""
         if self.hello_at is not None:
-            self.held.append(("binary", size))
-            return
+            self.held.append((kind, item))
+            return False
         if self.finished:
-            return
+            return False
         self.last_input = now
+        return True
+
+    def on_binary(self, now: float, size: int) -> None:
+        if not self._admit(now, "binary", size):
+            return
         self._record_in({"binary": size})  # ignored, as the reference
         self._over_frame_limit(now)
 
@@ -216,12 +220,8 @@ class Connection:
         self.ended("server", 1009, "frame too big")
 
     def on_text(self, now: float, text: str) -> None:
-        if self.hello_at is not None:
-            self.held.append(("text", text))
+        if not self._admit(now, "text", text):
             return
-        if self.finished:
-            return
-        self.last_input = now
         if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
             # A driver with no transport limit of its own (the simulator).
             self.on_oversized()
@@ -331,7 +331,7 @@ class Connection:
         self.user = user
         core = self.core
         session = core.sessions.create(
-            core.store.ids.next(), user["id"], user["username"], frozenset(intents), self
+            core.new_session_id(), user["id"], user["username"], frozenset(intents), self
         )
         self.session = session
         self.send({"op": 0, "type": "ready", "data": core.ready_payload(session, user),

@@ -25,7 +25,7 @@ from fake_server.faults import (
     RestMalformedSpec,
     RestRateLimitSpec,
 )
-from fake_server.history import clip
+from fake_server.history import Deferred, clip
 from fake_server.ratelimit import RATE_WINDOW_S
 
 if TYPE_CHECKING:
@@ -180,10 +180,15 @@ class Route:
         return params
 
 
+_Resolved = tuple[Route | None, dict[str, str], "HttpError | None"]
+_ROUTE_CACHE = 4096  # distinct (method, path) pairs remembered
+
+
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self._by_pattern: dict[tuple[str, ...], Route] = {}
+        self._cache: dict[tuple[str, str], _Resolved] = {}
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         pattern = tuple(path.split("/"))
@@ -197,20 +202,29 @@ class Router:
             route.handlers["HEAD"] = handler
 
     def resolve(self, req: Request, raw_path: str) -> None:
+        key = (req.method, raw_path)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._resolve(req.method, raw_path)
+            if len(self._cache) >= _ROUTE_CACHE:
+                self._cache.clear()
+            self._cache[key] = hit
+        req.route, params, req.route_error = hit
+        req.params = dict(params)
+
+    def _resolve(self, method: str, raw_path: str) -> _Resolved:
         segments = raw_path.split("/")
         allowed: set[str] = set()
         for route in self.routes:
             params = route.match(segments)
             if params is None:
                 continue
-            if req.method in route.handlers:
-                req.route, req.params = route, params
-                return
+            if method in route.handlers:
+                return route, params, None
             allowed |= set(route.handlers)
         if allowed:
-            req.route_error = HttpError(405, [("Allow", ",".join(sorted(allowed)))])
-        else:
-            req.route_error = HttpError(404)
+            return None, {}, HttpError(405, [("Allow", ",".join(sorted(allowed)))])
+        return None, {}, HttpError(404)
 
 
 # ---------------------------------------------------------------------- middlewares
@@ -228,6 +242,10 @@ def _body_for_history(body: bytes | str | None) -> Any:
         return clip(text)
 
 
+def _deferred_body(body: bytes | None) -> Any:
+    return Deferred(lambda: _body_for_history(body)) if body else None
+
+
 def _is_gateway_path(path: str) -> bool:
     return path == "/ws" or path.startswith("/ws/")
 
@@ -237,7 +255,7 @@ def run_request(core: ServerCore, req: Request) -> RequestGen:
     the protocol's answers."""
     base = {"req": req.id, "method": req.method, "path": req.path}
     core.record("http", "request",
-                {**base, "query": dict(req.query), "body": _body_for_history(req.body)})
+                {**base, "query": dict(req.query), "body": _deferred_body(req.body)})
     if _is_gateway_path(req.path):
         # Not a WebSocket upgrade: what aiohttp answers itself (the gateway records
         # its own frames).
@@ -259,7 +277,7 @@ def run_request(core: ServerCore, req: Request) -> RequestGen:
     user = req.user
     core.record(
         "http", "response",
-        {**base, "status": resp.status, "body": _body_for_history(resp.body),
+        {**base, "status": resp.status, "body": _deferred_body(resp.body),
          "user": user["username"] if user else None},
     )
     return resp

@@ -24,7 +24,7 @@ import heapq
 import itertools
 import random
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ from fake_server.history import History
 from fake_server.operations import Operations
 from fake_server.ratelimit import RATE_WINDOW_S, RateLimiter
 from fake_server.sessions import Session, SessionRegistry
-from fake_server.store import Store
+from fake_server.store import MEMORY, Store
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 # The reference's version, tagged as the fake in semver build metadata (which compares equal).
@@ -111,6 +111,36 @@ class ServerCore:
         self._pending: dict[int, RequestGen] = {}
         """REST requests waiting (a fault's latency or hang), by the driver's number."""
         self._req_ids = itertools.count(1)
+        self.session_id_source: Callable[[], str] | None = None
+        """Where session ids come from (default: the store's snowflakes)."""
+
+    @classmethod
+    def simulated(
+        cls,
+        config: ServerConfig,
+        rng_seed: int = 0,
+        *,
+        store: Store | None = None,
+        history: History | None = None,
+        now: float = 0.0,
+        wall_origin: float = DEFAULT_WALL_ORIGIN,
+    ) -> ServerCore:
+        """A core for simulation, the same run for the same seed: an in-memory SQLite
+        store and history, seeded on the virtual wall clock. Pass the `store` and
+        `history` of a killed core to restart on the same database (sessions are
+        gone, the history goes on under a new boot id)."""
+        boot = random.Random(rng_seed).randbytes(4).hex()
+        if history is None:
+            history = History(None, boot=boot)
+        else:
+            history.new_boot(boot)
+        if store is None:
+            store = Store(MEMORY, clock=lambda: wall_origin + now)
+        return cls(config, store, history, rng_seed, wall_origin=wall_origin, now=now)
+
+    def new_session_id(self) -> str:
+        source = self.session_id_source
+        return source() if source is not None else self.store.ids.next()
 
     # ------------------------------------------------------------------ time
 
@@ -305,6 +335,15 @@ class ServerCore:
             "user": user["username"] if user else None,
             "parked": parked,
         })
+
+    def close_socket(self, now: float, conn: int, code: int, reason: str = "") -> list[Out]:
+        """The server closes one socket with a close frame (`Close` out); the session
+        ends or parks by the code, as for the `close` fault."""
+        self._tick(now)
+        connection = self.connections.get(conn)
+        if connection is not None:
+            connection.close(code, reason)
+        return self.take_outputs()
 
     def shutdown(self, now: float) -> list[Out]:
         """Close every gateway socket with 1001 (the session ends), as on SIGTERM."""

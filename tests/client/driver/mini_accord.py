@@ -1,190 +1,119 @@
-"""Just enough of an Accord server (REST + gateway, one space, one channel) to
-drive the real ClientCore through the driver over TLS. Not the fake server: no
-faults API, no database; tests poke its attributes directly."""
+"""An Accord server for driving the real ClientCore through the driver over TLS:
+the fake server's own ServerCore (fake_server.core, in-memory SQLite) behind its
+aiohttp layer (fake_server.app.CoreApp), with short seed ids (space 10, channel
+100) and a few switches the tests flip. Tests serve `app` themselves (their TLS)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-SPACE = {"id": "10", "name": "Accord", "slug": "accord"}
-CHANNEL = {"id": "100", "name": "general", "space_id": "10", "type": "text"}
-USERS = {"alice": {"id": "1", "username": "alice"}, "bob": {"id": "2", "username": "bob"}}
+from fake_server.app import CoreApp
+from fake_server.config import ServerConfig
+from fake_server.core import ServerCore
+from fake_server.history import History
+from fake_server.store import MEMORY, Store
 
-
-@dataclass
-class Session:
-    id: str
-    seq: int = 1  # READY is 1
-    events: list[dict[str, Any]] = field(default_factory=list)  # dispatched frames
-    ws: web.WebSocketResponse | None = None
-    transport: asyncio.Transport | None = None  # of `ws`, for cutting it
+SEED_IDS = ("1", "2", "3", "10", "100", "101")  # alice bob carol; the space; general random
+CHANNEL_ID = "100"
+_HANG_POSTS = {"kind": "rest_hang", "method": "POST", "path": "/channels/*/messages"}
+_HANG_LISTS = {"kind": "rest_hang", "method": "GET", "path": "/channels/*/messages"}
 
 
 class MiniAccord:
     def __init__(self, heartbeat_ms: int = 100, password: str = "password") -> None:
-        self.heartbeat_ms = heartbeat_ms
-        self.password = password
-        self.tokens: set[str] = set()
-        self.messages: list[dict[str, Any]] = []
-        self.sessions: dict[str, Session] = {}
-        self.heartbeats = 0
-        self.identifies = 0
-        self.resumes = 0
-        self.hang_posts = False  # POST /messages never answers
-        self.hang_lists = False  # GET /messages never answers
-        self.acks = True  # answer heartbeats with op 4
-        self.close_frames: list[tuple[int, str]] = []  # what clients closed with
-        self._release = asyncio.Event()
-        self._next_id = 1000
-        self.app = web.Application()
-        api = "/api/v1"
-        self.app.router.add_route("*", f"{api}/auth/login", self.login)
-        self.app.router.add_get(f"{api}/users/@me", self.me)
-        self.app.router.add_get(f"{api}/users/@me/spaces", self.spaces)
-        self.app.router.add_get(f"{api}/spaces/10", self.space)
-        self.app.router.add_get(f"{api}/spaces/10/channels", self.channels)
-        self.app.router.add_get(f"{api}/spaces/10/members", self.empty_list)
-        self.app.router.add_get(f"{api}/spaces/10/roles", self.empty_list)
-        self.app.router.add_get(f"{api}/channels/100/messages", self.list_messages)
-        self.app.router.add_post(f"{api}/channels/100/messages", self.create_message)
-        self.app.router.add_get("/ws", self.gateway)
-        self.app.on_shutdown.append(self._shutdown)
+        config = ServerConfig(db=MEMORY, control_port=None, heartbeat_interval_ms=heartbeat_ms,
+                              rate_limit=None)
+        store = Store(MEMORY, seed_ids=SEED_IDS)
+        store.set_password("alice", password)
+        self.core = ServerCore(config, store, History(None))
+        self.tokens: list[str] = []
+        issue = store.token_hex
+
+        def token_hex(nbytes: int) -> str:
+            self.tokens.append(issue(nbytes))
+            return self.tokens[-1]
+
+        store.token_hex = token_hex
+        self.host = CoreApp(self.core)
+        self.app: web.Application = self.host.app
+        self._switches: dict[str, str] = {}  # switch -> standing fault id
 
     # ----------------------------------------------------------------- test controls
 
+    def _switch(self, name: str, on: bool, fault: dict[str, Any]) -> None:
+        fault_id = self._switches.pop(name, None)
+        if fault_id is not None:
+            self.core.board.clear(fault_id)
+        if on:
+            result = self.host.apply(fault)
+            assert result.id is not None
+            self._switches[name] = result.id
+
+    @property
+    def hang_posts(self) -> bool:
+        """POST /messages never answers (until the client gives up)."""
+        return "hang_posts" in self._switches
+
+    @hang_posts.setter
+    def hang_posts(self, on: bool) -> None:
+        self._switch("hang_posts", on, _HANG_POSTS)
+
+    @property
+    def hang_lists(self) -> bool:
+        """GET /messages never answers."""
+        return "hang_lists" in self._switches
+
+    @hang_lists.setter
+    def hang_lists(self, on: bool) -> None:
+        self._switch("hang_lists", on, _HANG_LISTS)
+
+    @property
+    def acks(self) -> bool:
+        """Heartbeats are answered with op 4 (off: a standing withhold_acks)."""
+        return "acks" not in self._switches
+
+    @acks.setter
+    def acks(self, on: bool) -> None:
+        self._switch("acks", not on, {"kind": "withhold_acks"})
+
     def drop_all(self) -> None:
         """Cut every gateway connection without a close frame (sessions stay parked)."""
-        for session in self.sessions.values():
-            if session.transport is not None:
-                session.transport.abort()
-            session.ws = session.transport = None
+        self.host.apply({"kind": "drop"})
 
     def post(self, author: str, content: str) -> dict[str, Any]:
-        """Store a message and dispatch `message.create` to every session (parked
-        sessions buffer it for replay)."""
-        self._next_id += 1
-        message = {
-            "id": str(self._next_id),
-            "channel_id": CHANNEL["id"],
-            "space_id": SPACE["id"],
-            "author_id": USERS[author]["id"],
-            "content": content,
-            "type": "default",
-            "timestamp": "2026-01-01 00:00:00",
-        }
-        self.messages.append(message)
-        for session in self.sessions.values():
-            session.seq += 1
-            frame = {"op": 0, "type": "message.create", "data": message, "seq": session.seq}
-            session.events.append(frame)
-            if session.ws is not None and not session.ws.closed:
-                asyncio.get_running_loop().create_task(session.ws.send_str(json.dumps(frame)))
+        """Store a message as `author` and dispatch `message.create` (parked sessions
+        buffer it for replay)."""
+        result = self.host.apply({"kind": "act_as", "user": author, "action": "post",
+                                  "channel": CHANNEL_ID, "content": content})
+        message: dict[str, Any] = result.result["message"]
         return message
 
-    # ----------------------------------------------------------------- REST
+    # ----------------------------------------------------------------- what happened
 
-    async def login(self, request: web.Request) -> web.Response:
-        if request.method == "GET":  # the add-server probe
-            return web.Response(status=405)
-        body = await request.json()
-        if body.get("password") != self.password or body.get("username") not in USERS:
-            error = {"code": "unauthorized", "message": "invalid credentials"}
-            return web.json_response({"error": error}, status=401)
-        token = secrets.token_hex(32)
-        self.tokens.add(token)
-        return web.json_response({"data": {"user": USERS[body["username"]], "token": token}})
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.core.messages(CHANNEL_ID)
 
-    async def me(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": USERS["alice"]})
+    def _client_ops(self) -> list[int]:
+        return [r["data"]["frame"]["op"] for r in self.core.history_records()
+                if r["kind"] == "frame" and r["name"] == "in" and "frame" in r["data"]]
 
-    async def spaces(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": [SPACE]})
+    @property
+    def heartbeats(self) -> int:
+        return self._client_ops().count(1)
 
-    async def space(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": SPACE})
+    @property
+    def identifies(self) -> int:
+        return self._client_ops().count(2)
 
-    async def channels(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": [CHANNEL]})
+    @property
+    def resumes(self) -> int:
+        return self._client_ops().count(3)
 
-    async def empty_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": []})
-
-    async def list_messages(self, request: web.Request) -> web.Response:
-        if self.hang_lists:
-            await self._release.wait()
-        limit = int(request.query.get("limit", "50"))
-        after = request.query.get("after")
-        if after:
-            page = [m for m in self.messages if int(m["id"]) > int(after)][:limit]
-        else:
-            page = list(reversed(self.messages))[:limit]
-        return web.json_response({"data": page})
-
-    async def create_message(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if self.hang_posts:
-            await self._release.wait()
-        return web.json_response({"data": self.post("alice", str(body["content"]))})
-
-    # ----------------------------------------------------------------- gateway
-
-    async def gateway(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(json.dumps({"op": 5, "data": {"heartbeat_interval": self.heartbeat_ms}}))
-        session: Session | None = None
-        while True:
-            msg = await ws.receive()
-            if msg.type is WSMsgType.CLOSE:
-                self.close_frames.append((int(msg.data), str(msg.extra or "")))
-                if session is not None:  # as the reference: a client close frame ends it
-                    self.sessions.pop(session.id, None)
-                break
-            if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
-                break
-            if msg.type is not WSMsgType.TEXT:
-                continue
-            frame = json.loads(msg.data)
-            op, data = frame.get("op"), frame.get("data")
-            if op == 1:
-                self.heartbeats += 1
-                if self.acks:
-                    await ws.send_str('{"op":4}')
-            elif op == 2:
-                self.identifies += 1
-                session = Session(secrets.token_hex(8), ws=ws, transport=request.transport)
-                self.sessions[session.id] = session
-                ready: dict[str, Any] = {
-                    "session_id": session.id,
-                    "user_id": "1",
-                    "user": USERS["alice"],
-                }
-                ready |= {"spaces": [SPACE], "channels": [CHANNEL], "members": [], "roles": []}
-                await ws.send_str(json.dumps({"op": 0, "type": "ready", "data": ready, "seq": 1}))
-            elif op == 3:
-                self.resumes += 1
-                session = self.sessions.get(data.get("session_id"))
-                # as the reference: unknown or ended, or its old socket still open
-                if session is None or (session.ws is not None and not session.ws.closed):
-                    session = None
-                    await ws.send_str('{"op":7,"data":{"resumable":false}}')
-                    continue
-                session.ws, session.transport = ws, request.transport
-                missed = [f for f in session.events if f["seq"] > int(data.get("seq", 0))]
-                for event in missed:
-                    await ws.send_str(json.dumps(event))
-                resumed = {"session_id": session.id, "seq": session.seq, "replayed": len(missed)}
-                frame = {"op": 0, "type": "resumed", "data": resumed, "seq": session.seq}
-                await ws.send_str(json.dumps(frame))
-        if session is not None and session.ws is ws:
-            session.ws = None
-        return ws
-
-    async def _shutdown(self, app: web.Application) -> None:
-        self._release.set()
+    @property
+    def close_frames(self) -> list[tuple[int, str]]:
+        """What clients closed with (close frames only)."""
+        return [(r["data"]["code"], r["data"]["reason"]) for r in self.core.history_records()
+                if r["kind"] == "conn" and r["name"] == "close" and r["data"]["by"] == "client"]
