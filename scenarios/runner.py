@@ -927,6 +927,18 @@ class ScenarioRun:
                     dict(h.get("data") or {}),
                 )
 
+    def _property_failures(
+        self, records: list[Record], series: list[Observation], wiring: dict[str, ServerWiring]
+    ) -> list[Failure]:
+        """With the `check:properties` tag: the contract's run-wide properties
+        (sim/properties.py, docs/simulation.md), as `accord-rig explore` checks them."""
+        from sim.properties import PROPERTIES_TAG, all_violations
+
+        if PROPERTIES_TAG not in self.scenario.tags:
+            return []
+        found = all_violations(records, series, wiring, self.timings.rest_wait, self.timeline.now())
+        return [Failure(f"property: {v}") for v in found]
+
     def _stored(self, rig: ServerRig) -> list[dict[str, Any]]:
         """What the server stored (fake_control.stored_messages' rows; an external
         server's are the messages listed over REST at the end)."""
@@ -958,6 +970,7 @@ class ScenarioRun:
             self.timescale,
             self._heartbeat(),
         )
+        self.result.failures += self._property_failures(records, series, wiring)
         stored = {name: self._stored(rig) for name, rig in self.servers.items()}
         users = {name: self._user_id(rig) or "" for name, rig in self.servers.items()}
         external = {name: stored[name] for name, rig in self.servers.items() if rig.rest}

@@ -16,7 +16,7 @@ from scenarios.loader import load_scenario
 from sim.explore import explore
 
 ROOT = Path(__file__).resolve().parents[2]
-FOUND = Path(__file__).parent / "files" / "found_bug10.scenario.yaml"
+FILES = Path(__file__).parent / "files"
 RUN_TIMEOUT = 300  # a liveness bound for one real run, not a timing assertion
 
 # (bug, budget): found well inside the budget with seed 1 (the sweep in
@@ -53,17 +53,29 @@ def _real_run(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_shrunk_file_fails_on_the_real_stack_with_the_bug_only(tmp_path: Path) -> None:
-    """Real Toxiproxy, real fake-server process: the file explore wrote for bug 10
-    fails on its liveness wait; the same steps without the switch pass."""
-    with_bug = _real_run(FOUND)
-    assert with_bug.returncode == 1, with_bug.stdout[-3000:] + with_bug.stderr[-3000:]
-    assert "wait_for: not seen within 150s" in with_bug.stdout + with_bug.stderr
+@pytest.mark.parametrize(
+    ("name", "bug", "failure"),
+    [
+        ("found_bug10.scenario.yaml", 10, "wait_for: not seen within 150s"),
+        ("found_bug11.scenario.yaml", 11, "property: "),
+    ],
+)
+def test_a_shrunk_file_fails_on_the_real_stack_with_the_bug_only(
+    name: str, bug: int, failure: str, tmp_path: Path
+) -> None:
+    """Real Toxiproxy, real fake-server process: a file explore wrote fails as it did
+    in simulation (bug 10: the liveness wait; bug 11: a check:properties property),
+    and the same steps without the switch pass."""
+    found = FILES / name
+    with_bug = _real_run(found)
+    output = with_bug.stdout + with_bug.stderr
+    assert with_bug.returncode == 1, output[-3000:]
+    assert failure in output, output[-3000:]
+    text = found.read_text(encoding="utf-8")
+    text = re.sub(rf"\n  bugs:\n  - {bug}\n", "\n", text)
+    text = re.sub(r"\nname: (.*)\n", r"\nname: \1 without the bug\n", text, count=1)
+    assert "bugs:" not in text
     without = tmp_path / "without_bug.scenario.yaml"
-    text = FOUND.read_text(encoding="utf-8")
-    text = re.sub(r"\n  bugs:\n  - 10\n", "\n", text)
-    text = text.replace("name: explore seed 1 bug 10", "name: explore seed 1 without the bug")
-    assert "bugs" not in text
     without.write_text(text, encoding="utf-8")
     clean = _real_run(without)
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
