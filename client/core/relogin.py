@@ -48,7 +48,7 @@ class Relogin:
             srv.last_failure = AUTH_FAILED
             self._emit(pl.ServerConnectionFailed(srv.name, AUTH_FAILED))
         for w in waiters:
-            if ok:  # once more, with the same token; a second 401 is its answer
+            if ok:  # once more, under its first Token; a second 401 is its answer
                 srv.rest.request(now, w.call, w.purpose, w.token)
             else:
                 self._dispatch(
