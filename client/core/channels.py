@@ -16,6 +16,7 @@ from client.core.context import (
     UNKNOWN_MESSAGE,
     CoreContext,
 )
+from client.core.purposes import Delete, Edit, LoadPage, React
 from client.core.rest import RestResult
 from client.core.session import LOADS_MESSAGES, Session
 
@@ -62,19 +63,19 @@ class Channels:
     def _load_channel(self: CoreContext, now: float, srv: Session, channel_id: str) -> None:
         """The newest page, merged into the cache (opening a channel, click-to-retry)."""
         self._emit(pl.MessagesLoading(srv.name, channel_id))
+        path = f"/channels/{channel_id}/messages?limit={MESSAGE_PAGE}"
+        self._call(now, srv, "GET", path, LoadPage(channel_id))
 
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            if not res.ok:
-                self._emit(pl.MessageFetchFailed(srv.name, channel_id, res.error))
-                return
-            batch = dict_items(res.data)
-            for msg in batch:
-                self._store_message(srv, msg, channel_id)
-            self._emit(pl.MessagesLoaded(srv.name, channel_id, len(batch)))
-
-        self._call(now, srv, "GET", f"/channels/{channel_id}/messages?limit={MESSAGE_PAGE}", done)
+    def _page_loaded(
+        self: CoreContext, now: float, srv: Session, channel_id: str, res: RestResult
+    ) -> None:
+        if not res.ok:
+            self._emit(pl.MessageFetchFailed(srv.name, channel_id, res.error))
+            return
+        batch = dict_items(res.data)
+        for msg in batch:
+            self._store_message(srv, msg, channel_id)
+        self._emit(pl.MessagesLoaded(srv.name, channel_id, len(batch)))
 
     def _store_message(
         self: CoreContext, srv: Session, msg: dict[str, Any], channel_hint: str | None = None
@@ -124,38 +125,34 @@ class Channels:
         if found is None:
             self._emit(pl.MessageEditFailed(srv.name, message_id, UNKNOWN_MESSAGE))
             return
-
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            if res.ok and isinstance(res.data, dict):
-                self._store_message(srv, res.data, found[0])
-                self._emit(pl.MessageEdited(srv.name, message_id))
-            else:
-                self._emit(
-                    pl.MessageEditFailed(srv.name, message_id, res.error or UNEXPECTED_RESPONSE)
-                )
-
         path = f"/channels/{found[0]}/messages/{message_id}"
-        self._call(now, srv, "PATCH", path, done, {"content": content})
+        self._call(now, srv, "PATCH", path, Edit(found[0], message_id), {"content": content})
+
+    def _edit_answered(
+        self: CoreContext, now: float, srv: Session, edit: Edit, res: RestResult
+    ) -> None:
+        if res.ok and isinstance(res.data, dict):
+            self._store_message(srv, res.data, edit.channel_id)
+            self._emit(pl.MessageEdited(srv.name, edit.message_id))
+        else:
+            error = res.error or UNEXPECTED_RESPONSE
+            self._emit(pl.MessageEditFailed(srv.name, edit.message_id, error))
 
     def _delete(self: CoreContext, now: float, srv: Session, message_id: str) -> None:
         found = srv.cache.find_message(message_id)
         if found is None:
             self._emit(pl.MessageDeleteFailed(srv.name, message_id, UNKNOWN_MESSAGE))
             return
-        cid = found[0]
+        path = f"/channels/{found[0]}/messages/{message_id}"
+        self._call(now, srv, "DELETE", path, Delete(message_id))
 
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            if res.ok:
-                if srv.cache.remove_message(message_id) is not None:
-                    self._emit(pl.MessageDeleted(srv.name, message_id))
-            else:
-                self._emit(pl.MessageDeleteFailed(srv.name, message_id, res.error))
-
-        self._call(now, srv, "DELETE", f"/channels/{cid}/messages/{message_id}", done)
+    def _delete_answered(
+        self: CoreContext, now: float, srv: Session, message_id: str, res: RestResult
+    ) -> None:
+        if not res.ok:
+            self._emit(pl.MessageDeleteFailed(srv.name, message_id, res.error))
+        elif srv.cache.remove_message(message_id) is not None:
+            self._emit(pl.MessageDeleted(srv.name, message_id))
 
     def _react(
         self: CoreContext, now: float, srv: Session, message_id: str, emoji: str, add: bool
@@ -165,11 +162,14 @@ class Channels:
         if found is None:
             self._emit(pl.ReactionFailed(srv.name, cid, message_id, emoji, UNKNOWN_MESSAGE))
             return
-
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv) or res.ok:
-                return
-            self._emit(pl.ReactionFailed(srv.name, cid, message_id, emoji, res.error))
-
         path = f"/channels/{cid}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me"
-        self._call(now, srv, "PUT" if add else "DELETE", path, done)
+        self._call(now, srv, "PUT" if add else "DELETE", path, React(cid, message_id, emoji))
+
+    def _react_answered(
+        self: CoreContext, now: float, srv: Session, react: React, res: RestResult
+    ) -> None:
+        if not res.ok:
+            error = res.error
+            self._emit(
+                pl.ReactionFailed(srv.name, react.channel_id, react.message_id, react.emoji, error)
+            )

@@ -6,6 +6,7 @@ transport input to the gateway or REST client that owns it, due deadlines by
 machine (client.core.timers), and actions to the part that handles them:
 
     session.py     a server's phase and its one transition table
+    answers.py     REST answers as events, dispatched by purpose (purposes.py)
     connection.py  first connect, gateway reports, escalation and re-auth (s.3-s.4)
     sync.py        the refetch after READY (s.4)
     relogin.py     the REST 401 re-login (s.3)
@@ -45,6 +46,7 @@ from client.core.actions import (
     SetBug,
     StartEdit,
 )
+from client.core.answers import Answers
 from client.core.bugs import DESCRIPTIONS, Bug, as_bugs, bugs_from_env
 from client.core.channels import Channels
 from client.core.connection import Connection
@@ -62,8 +64,9 @@ from client.core.io import (
 from client.core.outbox import Outbox
 from client.core.outgoing import FailedEntry, Outgoing, QueuedMessage
 from client.core.protocol import Status
+from client.core.purposes import Logout, Probe, Scope, Token
 from client.core.relogin import Relogin
-from client.core.rest import Rest, RestResult
+from client.core.rest import Rest, RestCall, RestResult
 from client.core.session import Session
 from client.core.sync import Sync
 from client.core.timers import Machine, TimerKey, Timers
@@ -72,7 +75,7 @@ from client.core.timings import Timings
 __all__ = ["ClientCore", "FailedEntry", "Outgoing", "QueuedMessage"]
 
 
-class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
+class ClientCore(Answers, Connection, Sync, Relogin, Channels, Outbox):
     def __init__(
         self,
         timings: Timings | None = None,
@@ -212,16 +215,26 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
                 srv.gateway.on_timer(now, key.kind)
                 self._drain_gateway(now, srv)
             return
-        rests = ([srv.rest] if srv is not None else []) + self._retired
-        for rest in rests:
+        if srv is not None and srv.rest.owns_timer(key):
+            srv.rest.on_timer(now, key)
+            self._drain_rest(now, srv)
+            return
+        for rest in self._retired:
             if rest.owns_timer(key):
                 rest.on_timer(now, key)
+                rest.take_events()  # a removed server's answers are not waited for
                 return
 
     def _route_http(self, now: float, event: HttpResponse | HttpFailed) -> None:
-        for rest in [s.rest for s in self._servers.values()] + self._retired:
+        for srv in self._servers.values():
+            if srv.rest.owns(event.req):
+                srv.rest.handle(now, event)
+                self._drain_rest(now, srv)
+                return
+        for rest in self._retired:
             if rest.owns(event.req):
                 rest.handle(now, event)
+                rest.take_events()  # a removed server's answers are not waited for
                 return
         self._log("debug", f"ignored answer for unknown request {event.req}")
 
@@ -303,35 +316,18 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
             return
         srv.adding = True
         self._emit(pl.ServerProbeStarted(srv.name))
+        self._request(now, srv, RestCall("GET", "/auth/login"), Probe(), probe=True)
 
-        def probed(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            if not res.ok:
-                self._rollback_add(t, srv, res.error)
-                return
-            self._emit(pl.ServerProbeOk(srv.name))
-            self._connect(t, srv)
-
-        srv.rest.request(now, "GET", "/auth/login", probed, probe=True)
+    def _probed(self, now: float, srv: Session, res: RestResult) -> None:
+        if not res.ok:
+            self._rollback_add(now, srv, res.error)
+            return
+        self._emit(pl.ServerProbeOk(srv.name))
+        self._connect(now, srv)
 
     def _rollback_add(self, now: float, srv: Session, error: str) -> None:
         self._drop_server(now, srv)
         self._emit(pl.ServerAddFailed(srv.name, error))
-
-    # ------------------------------------------------------------------ gateway hooks
-
-    # ------------------------------------------------------------------ escalation
-
-    # ------------------------------------------------------------------ 401 policy
-
-    # ------------------------------------------------------------------ refetch
-
-    # ================================================================== channels and messages
-
-    # ================================================================== sending and the queue
-
-    # ================================================================== edits, deletes, reactions
 
     # ================================================================== removal
 
@@ -341,7 +337,7 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         self._drop_server(now, srv)
         if token:
             srv.rest.token = token
-            srv.rest.request(now, "POST", "/auth/logout", lambda t, r: None)
+            self._request(now, srv, RestCall("POST", "/auth/logout"), Logout())
             self._retired.append(srv.rest)
         self._emit(pl.ServerRemoved(srv.name))
         if self.mode == "LIVE" and not any(
@@ -386,10 +382,12 @@ class ClientCore(Connection, Sync, Relogin, Channels, Outbox):
         self._last_id += 1
         return self._last_id
 
-    def _current(self, srv: Session, epoch: int | None = None) -> bool:
-        """The one staleness check: `srv` is still the configured session and, for
-        work bound to one connection, still in `epoch` (client.core.session)."""
-        return self._servers.get(srv.name) is srv and (epoch is None or srv.epoch == epoch)
+    def _current(self, srv: Session, token: Token) -> bool:
+        """The one staleness check (client.core.purposes): `srv` is still the
+        configured session and, for a CONNECTION-scope token, still in its epoch."""
+        if self._servers.get(srv.name) is not srv:
+            return False
+        return token.scope is Scope.SESSION or token.epoch == srv.epoch
 
     def _emit(self, payload: pl.Payload) -> None:
         self._out.append(payload.to_signal())

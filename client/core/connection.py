@@ -21,7 +21,8 @@ from client.core.gateway_policy import (
     Reconnecting,
 )
 from client.core.protocol import CloseCode, Status, is_fatal
-from client.core.rest import RestResult
+from client.core.purposes import ConnectStep
+from client.core.rest import RestCall, RestResult
 from client.core.session import CAN_RECONNECT, TRANSITIONS, Event, Session
 from client.core.steps import CONNECT_CHAIN, LOGIN
 
@@ -42,35 +43,34 @@ class Connection:
         Without `login` (bug 3) the stored token stands in for the login's answer."""
         srv.epoch += 1
         if login:
-            self._connect_step(now, srv, srv.epoch, 0)
+            self._connect_step(now, srv, 0)
         else:
-            self._connect_step_done(now, srv, srv.epoch, 0, {"token": srv.rest.token})
+            self._connect_step_done(now, srv, 0, {"token": srv.rest.token})
 
-    def _connect_step(self: CoreContext, now: float, srv: Session, epoch: int, index: int) -> None:
+    def _connect_step(self: CoreContext, now: float, srv: Session, index: int) -> None:
         if index == len(CONNECT_CHAIN):
             self._open_gateway(now, srv)
             return
         step = CONNECT_CHAIN[index]
+        call = RestCall(step.method, step.url_path(srv), step.body(srv) if step.body else None)
+        self._request(now, srv, call, ConnectStep(index), login=step is LOGIN)
 
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv, epoch):
-                return  # torn down or superseded meanwhile
-            if not res.ok:
-                self._connect_chain_failed(t, srv, res.error)
-                return
-            self._connect_step_done(t, srv, epoch, index, res.data)
-
-        body = step.body(srv) if step.body is not None else None
-        srv.rest.request(now, step.method, step.url_path(srv), done, body, login=step is LOGIN)
+    def _connect_step_answered(
+        self: CoreContext, now: float, srv: Session, index: int, res: RestResult
+    ) -> None:
+        if not res.ok:
+            self._connect_chain_failed(now, srv, res.error)
+            return
+        self._connect_step_done(now, srv, index, res.data)
 
     def _connect_step_done(
-        self: CoreContext, now: float, srv: Session, epoch: int, index: int, data: Any
+        self: CoreContext, now: float, srv: Session, index: int, data: Any
     ) -> None:
         problem = CONNECT_CHAIN[index].apply(self, now, srv, data)
         if problem is not None:
             self._connect_chain_failed(now, srv, problem)
             return
-        self._connect_step(now, srv, epoch, index + 1)
+        self._connect_step(now, srv, index + 1)
 
     def _connect_chain_failed(self: CoreContext, now: float, srv: Session, text: str) -> None:
         if srv.reauthing:
@@ -145,7 +145,7 @@ class Connection:
         srv.adding = False
         srv.in_outage = False
         srv.epoch += 1
-        self._refetch(now, srv, srv.epoch)
+        self._refetch(now, srv)
 
     def _announce_connected(self: CoreContext, srv: Session, event: Event) -> None:
         srv.go(event)

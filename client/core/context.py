@@ -8,14 +8,14 @@ concern; this module is the only thing they import from each other.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from client.core.bugs import Bug
 from client.core.io import Effect
 from client.core.outgoing import Attempt, Outgoing
 from client.core.payloads import Payload
-from client.core.rest import Rest, RestResult
+from client.core.purposes import CatchUp, Edit, LookForCopy, Post, Purpose, React, Token, Via
+from client.core.rest import Rest, RestAnswered, RestCall, RestResult
 from client.core.session import Event, Session
 from client.core.timers import Timers
 from client.core.timings import Timings
@@ -77,24 +77,49 @@ class CoreContext(Protocol):
         self, now: float, srv: Session, code: int = 1000, reason: str = ""
     ) -> None: ...
 
+    def _request(
+        self,
+        now: float,
+        srv: Session,
+        call: RestCall,
+        purpose: Purpose,
+        *,
+        login: bool = False,
+        probe: bool = False,
+    ) -> None: ...
+
+    def _drain_rest(self, now: float, srv: Session) -> None: ...
+
+    def _dispatch(
+        self, now: float, srv: Session, purpose: Purpose, token: Token, res: RestResult
+    ) -> None: ...
+
     def _call(
         self,
         now: float,
         srv: Session,
         method: str,
         path: str,
-        on_done: Callable[[float, RestResult], None],
+        purpose: Purpose,
         body: Any = None,
     ) -> None: ...
 
-    def _relogin(self, now: float, srv: Session, waiter: Callable[[float, bool], None]) -> None: ...
+    def _wants_relogin(self, now: float, srv: Session, answer: RestAnswered) -> bool: ...
 
-    def _refetch(self, now: float, srv: Session, epoch: int) -> None: ...
+    def _relogin(self, now: float, srv: Session, waiter: RestAnswered) -> None: ...
+
+    def _relogin_answered(self, now: float, srv: Session, res: RestResult) -> None: ...
+
+    def _probed(self, now: float, srv: Session, res: RestResult) -> None: ...
+
+    def _refetch(self, now: float, srv: Session) -> None: ...
 
     def _synced(self, now: float, srv: Session) -> None: ...
 
-    def _catch_up_messages(
-        self, now: float, srv: Session, channel_id: str, then: Callable[[float], None]
+    def _catch_up(self, now: float, srv: Session, channel_id: str, received: int) -> None: ...
+
+    def _catch_up_answered(
+        self, now: float, srv: Session, page: CatchUp, res: RestResult
     ) -> None: ...
 
     def _store_channels(self, now: float, srv: Session, data: Any) -> None: ...
@@ -106,6 +131,8 @@ class CoreContext(Protocol):
     def _fetch_channel(self, now: float, srv: Session, ref: str) -> None: ...
 
     def _load_channel(self, now: float, srv: Session, channel_id: str) -> None: ...
+
+    def _page_loaded(self, now: float, srv: Session, channel_id: str, res: RestResult) -> None: ...
 
     def _store_message(
         self, srv: Session, msg: dict[str, Any], channel_hint: str | None = None
@@ -121,27 +148,27 @@ class CoreContext(Protocol):
 
     def _post_direct(self, now: float, srv: Session, msg: Outgoing) -> None: ...
 
+    def _direct_answered(
+        self, now: float, srv: Session, msg: Outgoing, res: RestResult
+    ) -> None: ...
+
     def _post_message(
-        self,
-        now: float,
-        srv: Session,
-        channel_id: str,
-        content: str,
-        nonce: str,
-        done: Callable[[float, RestResult], None],
-        *,
-        at_most_once: bool = True,
+        self, now: float, srv: Session, msg: Outgoing, via: Via, *, at_most_once: bool = True
+    ) -> None: ...
+
+    def _post(self, now: float, srv: Session, post: Post) -> None: ...
+
+    def _posted(self, now: float, srv: Session, post: Post, res: RestResult) -> None: ...
+
+    def _sender_answered(
+        self, now: float, srv: Session, msg: Outgoing, via: Via, res: RestResult
     ) -> None: ...
 
     def _look_for_copy(
-        self,
-        now: float,
-        srv: Session,
-        nonce: str,
-        att: Attempt,
-        done: Callable[[float, RestResult], None],
-        post: Callable[[float], None],
+        self, now: float, srv: Session, look: LookForCopy, after: str | None
     ) -> None: ...
+
+    def _copy_page(self, now: float, srv: Session, look: LookForCopy, res: RestResult) -> None: ...
 
     def _find_own_copy(self, srv: Session, att: Attempt) -> dict[str, Any] | None: ...
 
@@ -153,31 +180,47 @@ class CoreContext(Protocol):
 
     def _flush(self, now: float, srv: Session) -> None: ...
 
+    def _flush_answered(
+        self, now: float, srv: Session, head: Outgoing, res: RestResult
+    ) -> None: ...
+
     def _retry_failed(self, now: float, srv: Session, nonce: str) -> None: ...
 
     def _edit(self, now: float, srv: Session, message_id: str, content: str) -> None: ...
 
+    def _edit_answered(self, now: float, srv: Session, edit: Edit, res: RestResult) -> None: ...
+
     def _delete(self, now: float, srv: Session, message_id: str) -> None: ...
 
+    def _delete_answered(
+        self, now: float, srv: Session, message_id: str, res: RestResult
+    ) -> None: ...
+
     def _react(self, now: float, srv: Session, message_id: str, emoji: str, add: bool) -> None: ...
+
+    def _react_answered(self, now: float, srv: Session, react: React, res: RestResult) -> None: ...
 
     def _bug_on(self, bug: Bug) -> bool: ...
 
     def _next_id(self) -> int: ...
 
-    def _current(self, srv: Session, epoch: int | None = None) -> bool: ...
+    def _current(self, srv: Session, token: Token) -> bool: ...
 
-    def _connect_step(self, now: float, srv: Session, epoch: int, index: int) -> None: ...
+    def _connect_step(self, now: float, srv: Session, index: int) -> None: ...
 
-    def _connect_step_done(
-        self, now: float, srv: Session, epoch: int, index: int, data: Any
+    def _connect_step_answered(
+        self, now: float, srv: Session, index: int, res: RestResult
     ) -> None: ...
+
+    def _connect_step_done(self, now: float, srv: Session, index: int, data: Any) -> None: ...
 
     def _connect_chain_failed(self, now: float, srv: Session, text: str) -> None: ...
 
-    def _refetch_step(self, now: float, srv: Session, epoch: int, index: int) -> None: ...
+    def _refetch_step(self, now: float, srv: Session, index: int) -> None: ...
 
-    def _refetch_finished(self, now: float, srv: Session, epoch: int) -> None: ...
+    def _refetch_step_answered(
+        self, now: float, srv: Session, index: int, res: RestResult
+    ) -> None: ...
 
     def _drain_gateway(self, now: float, srv: Session) -> None: ...
 

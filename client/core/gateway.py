@@ -82,12 +82,7 @@ class Gateway:
 
     @property
     def state(self) -> str:
-        """The spec's state names: DISCONNECTED, CONNECTING, RESUMING, CONNECTED."""
-        if self.phase is Phase.CONNECTED:
-            return "CONNECTED"
-        if self.phase in (Phase.IDLE, Phase.BACKOFF):
-            return "DISCONNECTED"
-        return "RESUMING" if self.session_id is not None and self.retrying else "CONNECTING"
+        return gp.spec_state(self.phase, resuming=self.session_id is not None and self.retrying)
 
     @property
     def max_attempts(self) -> int:
@@ -110,26 +105,21 @@ class Gateway:
     def stop(self, now: float, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Tear down without reporting anything (removal, re-auth teardown)."""
         if self.conn is not None:
+            handshake = self._t.scaled(self._t.close_handshake)
             if self.phase in gp.SOCKET_PHASES:
-                self._out.append(
-                    CloseSocket(
-                        self.conn, int(code), reason, self._t.scaled(self._t.close_handshake)
-                    )
-                )
+                self._out.append(CloseSocket(self.conn, int(code), reason, handshake))
             else:
                 self._out.append(AbortSocket(self.conn))
         self.conn = None
-        self._cancel_timers()
-        self._timers.cancel(self._key(TimerKind.BACKOFF))
-        self._timers.cancel(self._key(TimerKind.INVALID_SESSION_WAIT))
+        self._cancel_timers(gp.CONNECTION_TIMERS + gp.WAIT_TIMERS)
         self.phase = Phase.IDLE
 
     def on_timer(self, now: float, kind: TimerKind) -> None:
         """A deadline this gateway set is due (dispatched by the core, by kind)."""
         handler = {
             TimerKind.OPEN_TIMEOUT: self._on_open_timeout,
-            TimerKind.HELLO_TIMEOUT: self._on_hello_timeout,
-            TimerKind.READY_TIMEOUT: self._on_ready_timeout,
+            TimerKind.HELLO_TIMEOUT: self._on_handshake_timeout(Reason4000.HELLO_TIMEOUT),
+            TimerKind.READY_TIMEOUT: self._on_handshake_timeout(Reason4000.READY_TIMEOUT),
             TimerKind.HEARTBEAT: self._beat,
             TimerKind.BACKOFF: self._on_backoff_elapsed,
             TimerKind.INVALID_SESSION_WAIT: self._begin_attempt,
@@ -199,11 +189,8 @@ class Gateway:
         self._log("warning", "gateway open timed out")
         self._connection_ended(now, DROPPED, "", text=OPEN_TIMED_OUT)
 
-    def _on_hello_timeout(self, now: float) -> None:
-        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.HELLO_TIMEOUT, frame=False)
-
-    def _on_ready_timeout(self, now: float) -> None:
-        self._close(now, CloseCode.UNKNOWN_ERROR, Reason4000.READY_TIMEOUT, frame=False)
+    def _on_handshake_timeout(self, reason: Reason4000) -> Callable[[float], None]:
+        return lambda now: self._close(now, CloseCode.UNKNOWN_ERROR, reason, frame=False)
 
     # ------------------------------------------------------------------ frames
 
@@ -355,13 +342,8 @@ class Gateway:
             self._resume_pending = False
         self.phase = Phase.IDLE
         ending = next(e for e in gp.ENDINGS if e.applies(facts))
-        for report in ending.reports:
-            if report is gp.Report.LOST:
-                self._events.append(gp.Lost(code, reason))
-            elif report is gp.Report.ESCALATE:
-                self._events.append(gp.Escalate(code, reason))
-            else:
-                self._events.append(gp.Failed(text or close_text(code, reason), code, opened))
+        failure = text or close_text(code, reason)
+        self._events += gp.reports(ending, code, reason, failure, opened)
         if ending.then is Phase.BACKOFF:
             if ending.restart_attempts:
                 self.attempt = 0
@@ -401,24 +383,16 @@ class Gateway:
         assert self.conn is not None
         self._out.append(SendText(conn=self.conn, text=text))
 
-    def _cancel_timers(self) -> None:
-        for kind in gp.CONNECTION_TIMERS:
+    def _cancel_timers(self, kinds: tuple[TimerKind, ...] = gp.CONNECTION_TIMERS) -> None:
+        for kind in kinds:
             self._timers.cancel(self._key(kind))
 
     def _key(self, kind: TimerKind) -> TimerKey:
         return TimerKey(self.server, Machine.GATEWAY, kind)
 
     def _draw(self, kind: TimerKind, purpose: str, value: float) -> None:
-        self._out.append(
-            RngDraw(
-                stream=f"{self.server}:gateway",
-                purpose=purpose,
-                value=value,
-                server=self.server,
-                kind=kind.value,
-                attempt=self.attempt,
-            )
-        )
+        stream = f"{self.server}:gateway"
+        self._out.append(RngDraw(stream, purpose, value, self.server, kind.value, self.attempt))
 
     def _log(self, level: str, message: str) -> None:
         self._out.append(Log(level=level, message=message, server=self.server))

@@ -34,6 +34,16 @@ TRANSITIONS: dict[tuple[Phase, str], Phase] = {
     (Phase.AWAIT_READY, "resumed"): Phase.CONNECTED,
 }
 
+
+def spec_state(phase: Phase, *, resuming: bool) -> str:
+    """The spec's state names: DISCONNECTED, CONNECTING, RESUMING, CONNECTED."""
+    if phase is Phase.CONNECTED:
+        return "CONNECTED"
+    if phase in (Phase.IDLE, Phase.BACKOFF):
+        return "DISCONNECTED"
+    return "RESUMING" if resuming else "CONNECTING"
+
+
 SOCKET_PHASES = frozenset({Phase.AWAIT_HELLO, Phase.AWAIT_READY, Phase.CONNECTED})
 # The timers of one connection, all cancelled when it ends.
 CONNECTION_TIMERS = (
@@ -42,6 +52,8 @@ CONNECTION_TIMERS = (
     TimerKind.READY_TIMEOUT,
     TimerKind.HEARTBEAT,
 )
+# The waits between connections, cancelled too when the gateway is stopped.
+WAIT_TIMERS = (TimerKind.BACKOFF, TimerKind.INVALID_SESSION_WAIT)
 
 
 class Report(Enum):
@@ -159,3 +171,13 @@ class Failed:
 
 
 GatewayEvent = Opened | Ready | Dispatch | Lost | Reconnecting | Escalate | Failed
+
+
+def reports(ending: Ending, code: int, reason: str, text: str, opened: bool) -> list[GatewayEvent]:
+    """The events an ending's reports stand for, in the table's order."""
+    made: dict[Report, GatewayEvent] = {
+        Report.LOST: Lost(code, reason),
+        Report.ESCALATE: Escalate(code, reason),
+        Report.FAILED: Failed(text, code, opened),
+    }
+    return [made[r] for r in ending.reports]

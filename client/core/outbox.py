@@ -5,7 +5,7 @@ Every message on its way is one `Outgoing` (client.core.outgoing).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from client.core import payloads as pl
@@ -15,6 +15,7 @@ from client.core.cache import dict_items, id_order, str_id
 from client.core.context import REFETCH_LIMIT, REFETCH_PAGE, UNEXPECTED_RESPONSE, CoreContext
 from client.core.outgoing import Attempt, Outgoing
 from client.core.protocol import Status
+from client.core.purposes import LookForCopy, Post, Via
 from client.core.rest import RestResult
 from client.core.session import SEND_QUEUED, SEND_REFUSED, Session
 
@@ -54,120 +55,116 @@ class Outbox:
 
     def _post_direct(self: CoreContext, now: float, srv: Session, msg: Outgoing) -> None:
         srv.posting = True
-        cid, content, nonce = msg.channel_id, msg.content, msg.nonce
         # Bug 12: the original forgot an unknown outcome, so the restored text,
         # sent again, is posted again without looking for the first copy.
         at_most_once = not self._bug_on(Bug.RESEND_WITHOUT_CHECK)
+        self._post_message(now, srv, msg, Via.DIRECT, at_most_once=at_most_once)
 
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            srv.posting = False
-            if res.ok:
-                self._accepted(srv, cid, nonce, res.data)
-            else:
-                error = res.error or UNEXPECTED_RESPONSE
-                srv.restored = msg
-                self._emit(pl.MessageSendFailed(srv.name, cid, content, error))
-            if srv.direct:
-                self._post_direct(t, srv, srv.direct.popleft())
-            else:
-                self._flush(t, srv)  # a flush waits for the direct sends before it
-
-        self._post_message(now, srv, cid, content, nonce, done, at_most_once=at_most_once)
+    def _direct_answered(
+        self: CoreContext, now: float, srv: Session, msg: Outgoing, res: RestResult
+    ) -> None:
+        srv.posting = False
+        if res.ok:
+            self._accepted(srv, msg.channel_id, msg.nonce, res.data)
+        else:
+            error = res.error or UNEXPECTED_RESPONSE
+            srv.restored = msg
+            self._emit(pl.MessageSendFailed(srv.name, msg.channel_id, msg.content, error))
+        if srv.direct:
+            self._post_direct(now, srv, srv.direct.popleft())
+        else:
+            self._flush(now, srv)  # a flush waits for the direct sends before it
 
     def _post_message(
         self: CoreContext,
         now: float,
         srv: Session,
-        channel_id: str,
-        content: str,
-        nonce: str,
-        done: Callable[[float, RestResult], None],
+        msg: Outgoing,
+        via: Via,
         *,
         at_most_once: bool = True,
     ) -> None:
         """POST a message at most once (s.6): the server neither echoes nor
         deduplicates nonces, so when an earlier attempt's outcome is unknown the
-        channel is checked first, and a copy found there is the answer (`done`
-        gets a 2xx result carrying it)."""
-        att = srv.attempts.get(nonce)
+        channel is checked first, and a copy found there is the answer (its
+        sender gets a 2xx result carrying it)."""
+        att = srv.attempts.get(msg.nonce)
         if att is None:
-            att = Attempt(channel_id, content, srv.cache.newest_id(channel_id))
-            srv.attempts[nonce] = att
+            att = Attempt(msg.channel_id, msg.content, srv.cache.newest_id(msg.channel_id))
+            srv.attempts[msg.nonce] = att
         att.busy = True
-
-        def posted(t: float, res: RestResult) -> None:
-            att.busy = False
-            if res.ok:
-                srv.attempts.pop(nonce, None)
-            elif res.outcome_unknown and at_most_once:
-                att.unknown = True
-                found = self._find_own_copy(srv, att)
-                if found is not None:  # its gateway echo came while the POST was out
-                    srv.attempts.pop(nonce, None)
-                    res = RestResult(True, 200, data=found)
-            elif not att.unknown or not at_most_once:
-                srv.attempts.pop(nonce, None)  # known not stored: nothing to look for
-            done(t, res)
-
-        def post(t: float) -> None:
-            body = {"content": content, "nonce": nonce}  # sent, never relied on
-            self._call(t, srv, "POST", f"/channels/{channel_id}/messages", posted, body)
-
         if att.unknown and at_most_once:
-            self._look_for_copy(now, srv, nonce, att, done, post)
+            look = LookForCopy(msg, via, at_most_once, att, pages=0, forward=False)
+            self._look_for_copy(now, srv, look, att.baseline)
         else:
-            post(now)
+            self._post(now, srv, Post(msg, via, at_most_once, att))
+
+    def _post(self: CoreContext, now: float, srv: Session, post: Post) -> None:
+        body = {"content": post.msg.content, "nonce": post.msg.nonce}  # sent, never relied on
+        self._call(now, srv, "POST", f"/channels/{post.msg.channel_id}/messages", post, body)
+
+    def _posted(self: CoreContext, now: float, srv: Session, post: Post, res: RestResult) -> None:
+        att, nonce = post.att, post.msg.nonce
+        att.busy = False
+        if res.ok:
+            srv.attempts.pop(nonce, None)
+        elif res.outcome_unknown and post.at_most_once:
+            att.unknown = True
+            found = self._find_own_copy(srv, att)
+            if found is not None:  # its gateway echo came while the POST was out
+                srv.attempts.pop(nonce, None)
+                res = RestResult(True, 200, data=found)
+        elif not att.unknown or not post.at_most_once:
+            srv.attempts.pop(nonce, None)  # known not stored: nothing to look for
+        self._sender_answered(now, srv, post.msg, post.via, res)
+
+    def _sender_answered(
+        self: CoreContext, now: float, srv: Session, msg: Outgoing, via: Via, res: RestResult
+    ) -> None:
+        if via is Via.DIRECT:
+            self._direct_answered(now, srv, msg, res)
+        else:
+            self._flush_answered(now, srv, msg, res)
 
     def _look_for_copy(
-        self: CoreContext,
-        now: float,
-        srv: Session,
-        nonce: str,
-        att: Attempt,
-        done: Callable[[float, RestResult], None],
-        post: Callable[[float], None],
+        self: CoreContext, now: float, srv: Session, look: LookForCopy, after: str | None
     ) -> None:
         """Page the channel after the baseline for this user's copy of the
         message; found: it was delivered; not found: post it; the check failed:
-        the outcome stays unknown and `done` gets a transient failure."""
-        pages = [0]
+        the outcome stays unknown and the sender gets a transient failure."""
+        path = f"/channels/{look.att.channel_id}/messages?limit={REFETCH_PAGE}"
+        if after is not None:
+            path += f"&after={after}"
+        self._call(now, srv, "GET", path, replace(look, forward=after is not None))
 
-        def request(t: float, after: str | None) -> None:
-            path = f"/channels/{att.channel_id}/messages?limit={REFETCH_PAGE}"
-            if after is not None:
-                path += f"&after={after}"
-            self._call(t, srv, "GET", path, lambda t2, r: page(t2, r, after is not None))
-
-        def page(t: float, res: RestResult, forward: bool) -> None:
-            if not self._current(srv):
-                return
-            if not res.ok:
-                att.busy = False
-                self._log("warning", f"at-most-once check failed: {res.error}", srv.name)
-                done(t, RestResult(False, 0, error=res.error, transient=True, outcome_unknown=True))
-                return
-            batch = dict_items(res.data)
-            for msg in batch:
-                self._store_message(srv, msg, att.channel_id)
-            found = self._find_own_copy(srv, att)
-            if found is not None:
-                att.busy = False
-                srv.attempts.pop(nonce, None)
-                self._log("info", "an unknown send was found stored: not posted again", srv.name)
-                done(t, RestResult(True, 200, data=found))
-                return
-            pages[0] += 1
-            ids = [i for i in (str_id(m.get("id")) for m in batch) if i is not None]
-            more = bool(res.cursor.get("has_more")) if res.cursor else len(batch) >= REFETCH_PAGE
-            if forward and ids and more and pages[0] * REFETCH_PAGE < REFETCH_LIMIT:
-                request(t, max(ids, key=id_order))
-                return
-            att.unknown = False  # looked, not there: this POST is the only copy
-            post(t)
-
-        request(now, att.baseline)
+    def _copy_page(
+        self: CoreContext, now: float, srv: Session, look: LookForCopy, res: RestResult
+    ) -> None:
+        att = look.att
+        if not res.ok:
+            att.busy = False
+            self._log("warning", f"at-most-once check failed: {res.error}", srv.name)
+            failed = RestResult(False, 0, error=res.error, transient=True, outcome_unknown=True)
+            self._sender_answered(now, srv, look.msg, look.via, failed)
+            return
+        batch = dict_items(res.data)
+        for msg in batch:
+            self._store_message(srv, msg, att.channel_id)
+        found = self._find_own_copy(srv, att)
+        if found is not None:
+            att.busy = False
+            srv.attempts.pop(look.msg.nonce, None)
+            self._log("info", "an unknown send was found stored: not posted again", srv.name)
+            self._sender_answered(now, srv, look.msg, look.via, RestResult(True, 200, data=found))
+            return
+        pages = look.pages + 1
+        ids = [i for i in (str_id(m.get("id")) for m in batch) if i is not None]
+        more = bool(res.cursor.get("has_more")) if res.cursor else len(batch) >= REFETCH_PAGE
+        if look.forward and ids and more and pages * REFETCH_PAGE < REFETCH_LIMIT:
+            self._look_for_copy(now, srv, replace(look, pages=pages), max(ids, key=id_order))
+            return
+        att.unknown = False  # looked, not there: this POST is the only copy
+        self._post(now, srv, Post(look.msg, look.via, look.at_most_once, att))
 
     def _find_own_copy(self: CoreContext, srv: Session, att: Attempt) -> dict[str, Any] | None:
         """The oldest message in the attempt's channel by this user with its
@@ -239,39 +236,37 @@ class Outbox:
         """Send the queue head; on success go on with the next, in order."""
         if srv.flushing or srv.posting or not srv.queue or srv.phase is not Status.CONNECTED:
             return
-        head = srv.queue[0]
         srv.flushing = True
+        self._post_message(now, srv, srv.queue[0], Via.FLUSH)
 
-        def done(t: float, res: RestResult) -> None:
-            if not self._current(srv):
-                return
-            srv.flushing = False
-            if not srv.queue or srv.queue[0] is not head:
-                return
-            if res.ok:
-                srv.queue.popleft()
-                self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
-                self._accepted(srv, head.channel_id, head.nonce, res.data)
-                self._flush(t, srv)
-                return
-            error = res.error or UNEXPECTED_RESPONSE
-            if self._bug_on(Bug.FLUSH_FAILURE_LOSES_MESSAGE):
-                srv.queue.popleft()  # bug 4: gone, without a word
-                self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
-                self._flush(t, srv)
-                return
-            if res.transient or res.unauthorized:
-                self._emit(pl.QueueFlushPaused(srv.name, error))
-                return
+    def _flush_answered(
+        self: CoreContext, now: float, srv: Session, head: Outgoing, res: RestResult
+    ) -> None:
+        srv.flushing = False
+        if not srv.queue or srv.queue[0] is not head:
+            return
+        if res.ok:
             srv.queue.popleft()
-            srv.failed.append(head.failed(error))
             self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
-            self._emit(
-                pl.MessageFailedEntry(srv.name, head.channel_id, head.nonce, head.content, error)
-            )
-            self._flush(t, srv)
-
-        self._post_message(now, srv, head.channel_id, head.content, head.nonce, done)
+            self._accepted(srv, head.channel_id, head.nonce, res.data)
+            self._flush(now, srv)
+            return
+        error = res.error or UNEXPECTED_RESPONSE
+        if self._bug_on(Bug.FLUSH_FAILURE_LOSES_MESSAGE):
+            srv.queue.popleft()  # bug 4: gone, without a word
+            self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
+            self._flush(now, srv)
+            return
+        if res.transient or res.unauthorized:
+            self._emit(pl.QueueFlushPaused(srv.name, error))
+            return
+        srv.queue.popleft()
+        srv.failed.append(head.failed(error))
+        self._emit(pl.QueueChanged(srv.name, len(srv.queue)))
+        self._emit(
+            pl.MessageFailedEntry(srv.name, head.channel_id, head.nonce, head.content, error)
+        )
+        self._flush(now, srv)
 
     def _retry_failed(self: CoreContext, now: float, srv: Session, nonce: str) -> None:
         entry = next((f for f in srv.failed if f.nonce == nonce), None)

@@ -3,6 +3,8 @@
 The core allocates request ids; each `HttpRequest` effect is answered by one
 `HttpResponse` or `HttpFailed` for the same id. A 429 retry or a timed-out
 request never reuses an id, so a late answer for an abandoned id is ignored.
+Each request's outcome is one `RestAnswered` event carrying the request's
+purpose and token (client.core.purposes), drained with `take_events()`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from client.core.bugs import Bug
 from client.core.io import CancelHttp, Effect, HttpFailed, HttpRequest, HttpResponse, Log, NetError
+from client.core.purposes import Purpose, Token
 from client.core.timers import Machine, TimerKey, TimerKind, Timers
 from client.core.timings import Timings
 
@@ -51,18 +54,43 @@ class RestResult:
         return self.status == 401
 
 
-RestCallback = Callable[[float, RestResult], None]
+@dataclass(frozen=True, slots=True)
+class RestCall:
+    """A request as the core asked for it (what a retry after a re-login sends again)."""
+
+    method: str
+    path: str
+    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestAnswered:
+    """A request's outcome: what it was for, its token, and the result."""
+
+    purpose: Purpose
+    token: Token
+    call: RestCall
+    result: RestResult
+    retry_on_401: bool  # under the s.3 policy: a 401 logs in again, then this once more
 
 
 @dataclass(slots=True)
 class _Call:
-    method: str
-    path: str
-    body: Any
-    on_done: RestCallback
+    call: RestCall
+    purpose: Purpose
+    token: Token
     login: bool  # POST /auth/login: 401 reads "Authentication failed"
     probe: bool  # any HTTP status means success
+    retry_on_401: bool
     retries_done: int = 0
+
+    @property
+    def method(self) -> str:
+        return self.call.method
+
+    @property
+    def path(self) -> str:
+        return self.call.path
 
 
 def _parse_json(body: bytes) -> Any:
@@ -123,21 +151,27 @@ class Rest:
         self._bug_on = bug_on
         self._pending: dict[int, _Call] = {}
         self._retries: dict[int, _Call] = {}  # 429 waits, by retry id
+        self._events: list[RestAnswered] = []
 
     # ------------------------------------------------------------------ public
 
     def request(
         self,
         now: float,
-        method: str,
-        path: str,
-        on_done: RestCallback,
-        body: Any = None,
+        call: RestCall,
+        purpose: Purpose,
+        token: Token,
         *,
         login: bool = False,
         probe: bool = False,
+        retry_on_401: bool = False,
     ) -> None:
-        self._send(now, _Call(method, path, body, on_done, login, probe))
+        self._send(now, _Call(call, purpose, token, login, probe, retry_on_401))
+
+    def take_events(self) -> list[RestAnswered]:
+        """The answers since the last call, in order, for the core to dispatch."""
+        events, self._events = self._events, []
+        return events
 
     def owns(self, req: int) -> bool:
         return req in self._pending
@@ -155,14 +189,14 @@ class Rest:
             text = NET_ERROR_TEXT[event.error]
             self._log("warning", f"{call.method} {call.path} failed: {text}")
             unknown = event.error in OUTCOME_UNKNOWN_ERRORS
-            call.on_done(
-                now, RestResult(False, 0, error=text, transient=True, outcome_unknown=unknown)
+            self._answer(
+                call, RestResult(False, 0, error=text, transient=True, outcome_unknown=unknown)
             )
             return
         self._on_response(now, call, event)
 
     def cancel_all(self) -> None:
-        """Abandon every request (server removed): no callback will run."""
+        """Abandon every request (server removed): none will be answered."""
         for req in list(self._pending):
             self._timers.cancel(self._timeout_key(req))
             self._out.append(CancelHttp(req=req))
@@ -195,7 +229,7 @@ class Rest:
             headers.append(("Authorization", f"Bearer {self.token}"))
         headers.append(("Content-Type", "application/json"))
         headers.append(("User-Agent", USER_AGENT))
-        body = None if call.body is None else json.dumps(call.body).encode()
+        body = None if call.call.body is None else json.dumps(call.call.body).encode()
         self._pending[req] = call
         self._out.append(
             HttpRequest(
@@ -222,22 +256,22 @@ class Rest:
             return
         self._out.append(CancelHttp(req=req))
         self._log("warning", f"{call.method} {call.path} timed out")
-        call.on_done(
-            now, RestResult(False, 0, error=TIMED_OUT, transient=True, outcome_unknown=True)
+        self._answer(
+            call, RestResult(False, 0, error=TIMED_OUT, transient=True, outcome_unknown=True)
         )
 
     def _on_response(self, now: float, call: _Call, resp: HttpResponse) -> None:
         status = resp.status
         payload = _parse_json(resp.body)
         if call.probe:
-            call.on_done(now, RestResult(True, status, data=payload))
+            self._answer(call, RestResult(True, status, data=payload))
             return
         if 200 <= status < 300:
             self._log("debug", f"{call.method} {call.path} -> {status}")
             if isinstance(payload, dict) and "data" in payload:
                 cursor = payload.get("cursor")
-                call.on_done(
-                    now,
+                self._answer(
+                    call,
                     RestResult(
                         True,
                         status,
@@ -246,7 +280,7 @@ class Rest:
                     ),
                 )
             else:
-                call.on_done(now, RestResult(True, status, data=payload))
+                self._answer(call, RestResult(True, status, data=payload))
             return
         if status == 429:
             self._on_rate_limited(now, call, resp, payload)
@@ -254,7 +288,7 @@ class Rest:
         self._log("warning", f"{call.method} {call.path} -> HTTP {status}")
         text = AUTH_FAILED if (call.login and status == 401) else error_text(status, payload)
         transient = status >= 500 or status == 408
-        call.on_done(now, RestResult(False, status, data=payload, error=text, transient=transient))
+        self._answer(call, RestResult(False, status, data=payload, error=text, transient=transient))
 
     def _on_rate_limited(self, now: float, call: _Call, resp: HttpResponse, payload: Any) -> None:
         max_retries = self._timings.rate_limit_retries
@@ -262,8 +296,8 @@ class Rest:
             max_retries -= 1
         if call.retries_done >= max_retries:
             self._log("warning", f"{call.method} {call.path} rate limited, giving up")
-            call.on_done(
-                now, RestResult(False, 429, data=payload, error=RATE_LIMITED, transient=True)
+            self._answer(
+                call, RestResult(False, 429, data=payload, error=RATE_LIMITED, transient=True)
             )
             return
         wait = _as_seconds(_header(resp.headers, "Retry-After"))
@@ -277,6 +311,10 @@ class Rest:
         self._retries[retry_id] = call
         self._log("info", f"{call.method} {call.path} rate limited, retry in {wait:.3f}s")
         self._timers.set(self._retry_key(retry_id), now, wait)
+
+    def _answer(self, call: _Call, result: RestResult) -> None:
+        answered = RestAnswered(call.purpose, call.token, call.call, result, call.retry_on_401)
+        self._events.append(answered)
 
     def _log(self, level: str, message: str) -> None:
         self._out.append(Log(level=level, message=message, server=self.server))

@@ -7,17 +7,17 @@ The phase is a `Status` (client.core.protocol). SYNCING is the core's
 looks the move up in `TRANSITIONS` and raises on a move the table does not
 have, so the table is the whole story (docs/architecture.md shows it).
 
-Stale answers: a REST chain that belongs to one connection (the connect chain,
-the refetch, a catch-up) carries the `epoch` it started in and stops quietly when
-the epoch has moved on; every answer also checks that its session is still the
-configured one (`ClientCore._current`). Sends, edits, deletes and reactions check
-only the session: their answers settle a message whatever the gateway did since.
+Stale answers: every REST request carries a token, the session's `epoch` and a
+scope per request kind (client.core.purposes). An answer of CONNECTION scope (the
+connect chain, the refetch, a catch-up) is dropped once the epoch has moved on;
+every answer is dropped once its session is no longer the configured one
+(`ClientCore._current`). Sends, edits, deletes and reactions are SESSION scope:
+their answers settle a message whatever the gateway did since.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
@@ -26,7 +26,7 @@ from client.core.actions import ServerConfig
 from client.core.cache import ServerCache
 from client.core.outgoing import Attempt, Outgoing
 from client.core.protocol import Status
-from client.core.rest import Rest
+from client.core.rest import Rest, RestAnswered
 
 if TYPE_CHECKING:
     from client.core.gateway import Gateway
@@ -115,7 +115,7 @@ class Session:
     rest: Rest
     gateway: Gateway | None = None
     phase: Status = Status.NONE
-    epoch: int = 0  # moves on at every connect, loss, READY and teardown
+    epoch: int = 0  # moves on at every connect, loss, READY and teardown (purposes.Token)
     ever_connected: bool = False  # a first READY happened
     in_outage: bool = False  # the next READY/resumed ends an outage
     reauthing: bool = False  # inside the re-auth (it may outlive phase moves under bug 7)
@@ -139,7 +139,7 @@ class Session:
     attempts: dict[str, Attempt] = field(default_factory=dict)  # nonce -> unsettled attempt
     own_ids: set[str] = field(default_factory=set)  # ids known to be this client's sends
     # REST 401s waiting for the one re-login under way (client.core.relogin).
-    relogin_waiters: list[Callable[[float, bool], None]] | None = None
+    relogin_waiters: list[RestAnswered] | None = None
 
     @property
     def name(self) -> str:

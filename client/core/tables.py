@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from client.core import gateway_policy as gw
-from client.core import session, signals, steps
+from client.core import purposes, session, signals, steps
 from client.core.protocol import CloseCode, Reason4000, Status, close_text
 from client.core.timers import Machine, TimerKey, TimerKind
 
@@ -98,6 +98,28 @@ def step_tables() -> list[str]:
     ]
 
 
+def purpose_table() -> list[str]:
+    rows = [
+        (
+            f"`{p.__name__}`",
+            f"`{p.SCOPE.value}`",
+            "re-login, once more" if p.RELOGIN else "its answer",
+            (p.__doc__ or "").strip(),
+        )
+        for p in purposes.PURPOSES
+    ]
+    return [
+        "REST answers (`client/core/purposes.py`): each request names its purpose and a"
+        " token (the session's epoch, the purpose's scope); its answer is a `RestAnswered`"
+        " event the core drains (`Rest.take_events()`) and dispatches by purpose. The one"
+        " staleness check drops an answer once its server is removed, and a `connection`"
+        " one once the epoch moved on (connect, loss, READY, teardown). REST timers are keyed"
+        " by request id, gateway timers by kind and attempt.",
+        "",
+        *_table(("purpose", "token scope", "a 401 under way (s.3)", "its answer"), rows),
+    ]
+
+
 def close_code_table() -> list[str]:
     rows = [
         (str(int(c)), c.name.lower(), "FATAL" if c.fatal else "reconnect", c.text)
@@ -161,6 +183,7 @@ def render(import_graph: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
         session_table(),
         gateway_tables(),
         step_tables(),
+        purpose_table(),
         close_code_table(),
         signal_status_table(),
         timer_table(),
