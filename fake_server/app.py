@@ -69,15 +69,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class _Link:
     """One gateway socket's I/O: the outbox its writer task drains in order."""
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
-        self.transport = transport
+        self.request = request
         self.outbox: asyncio.Queue[Out | None] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        # The transport as of now: aiohttp forgets it once the connection is lost. A
+        # transport kept from the upgrade may be closed twice by then, and the SSL
+        # transport of Debian's Python 3.11.2 (the image's) then raises AttributeError
+        # on abort() (3.11.7 checks).
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     async def write_loop(self) -> None:
         while True:
@@ -194,7 +199,7 @@ class CoreApp:
         )
         await ws.prepare(request)
         conn = next(self._conn_ids)
-        link = _Link(ws, request.transport)
+        link = _Link(ws, request)
         self._links[conn] = link
         link.writer = asyncio.create_task(link.write_loop())
         core = self.core
@@ -216,15 +221,17 @@ class CoreApp:
                     oversized = msg.type is WSMsgType.ERROR and ws.close_code == 1009
                     break
         finally:
-            link.outbox.put_nowait(None)
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(link.writer, _CLOSE_TIMEOUT_S + 1)
-            if not ws.closed:
-                link.abort()
-            if oversized:
-                self.perform(core.socket_oversized(_now(), conn))
-            self.perform(core.socket_closed(_now(), conn, code, reason))
-            self._links.pop(conn, None)
+            try:
+                link.outbox.put_nowait(None)
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(link.writer, _CLOSE_TIMEOUT_S + 1)
+                if not ws.closed:
+                    link.abort()
+            finally:  # whatever the socket's teardown did, the core learns it is gone
+                if oversized:
+                    self.perform(core.socket_oversized(_now(), conn))
+                self.perform(core.socket_closed(_now(), conn, code, reason))
+                self._links.pop(conn, None)
         return ws
 
 

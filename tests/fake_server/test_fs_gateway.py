@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
+from typing import Any
+
 import aiohttp
 import pytest
 from fs_helpers import TIMESCALE, Client, eventually, session_records
@@ -113,6 +117,47 @@ async def test_resume_replays_missed_events(client: Client, server: FakeServer) 
                          "data": {"session_id": session_id, "seq": 5, "replayed": 3}}
     await client.post("bob", "live")
     assert (await gw.recv())["seq"] == 6
+
+
+def _ssl_abort_without_a_guard(self: asyncio.sslproto._SSLProtocolTransport) -> None:
+    """`_SSLProtocolTransport.abort` as in Debian's Python 3.11.2 (the rig image's):
+    on a transport closed twice (its protocol gone) it raises AttributeError; 3.11.7
+    checks. The host venv then fails as the container does."""
+    self._closed = True
+    self._ssl_protocol._abort()  # type: ignore[union-attr, call-arg]
+
+
+async def test_a_peer_gone_without_a_close_frame_is_closed_at_once_and_resumes(
+    client: Client, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's heartbeat-timeout drop (or a proxy's reset) while the server still
+    dispatches to the socket: the server records the close at once and parks the
+    session, so RESUME on the next socket replays, not INVALID_SESSION (the starter
+    scenarios in containers failed so)."""
+    monkeypatch.setattr(asyncio.sslproto._SSLProtocolTransport, "abort",
+                        _ssl_abort_without_a_guard)
+    gw, ready = await client.ready("alice")
+    session_id = ready["data"]["session_id"]
+    await client.login("bob")
+    gw.cut()
+    for i in range(3):  # frames for the socket that is gone
+        await client.post("bob", f"after the cut {i}")
+
+    def closed() -> list[dict[str, Any]]:
+        return [r["data"] for r in server.history_records()
+                if r["kind"] == "conn" and r["name"] == "close"]
+
+    # Well within the silence drop (9 s here): the server must not wait for it.
+    [close] = await eventually(closed, deadline=2.0)
+    assert (close["by"], close["code"], close["parked"]) == ("lost", 1006, True)
+    assert [s["state"] for s in server.session_list()] == ["parked"]
+    again = await client.connect()
+    await again.recv()
+    await again.resume(client.tokens["alice"], session_id, 1)
+    frames = [await again.recv() for _ in range(4)]
+    assert [f["data"]["content"] for f in frames[:3]] == [
+        f"after the cut {i}" for i in range(3)]
+    assert frames[3]["type"] == "resumed"
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 4000, 4999])
