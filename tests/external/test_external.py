@@ -27,7 +27,10 @@ from client.timeline import Timeline
 from fake_server.tls import ensure_test_pki
 from scenarios.delivery import attribute_sends, check_delivery
 from scenarios.external import ExternalTarget
+from scenarios.loader import load_scenario
 from scenarios.needs import Need
+from scenarios.pytest_plugin import scenario_timeout
+from scenarios.runner import longest_wait
 from scenarios.schema import STEP_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,6 +306,26 @@ def test_tls_front_waits_out_a_slow_handshake_longer_than_the_clients_timeouts(
     finally:
         front.stop()
         listener.close()
+
+
+def test_a_scenario_played_in_real_time_gets_a_timeout_from_its_own_waits() -> None:
+    # Measured against accordserver v0.1.32: reconnect_failed/manual_reconnect_flushes
+    # (setup.timescale 0.02) played at the server's 1.0 ran into the 120 s timeout.
+    loaded = load_scenario(
+        REPO / "scenarios" / "reconnect_failed" / "manual_reconnect_flushes.scenario.yaml"
+    )
+    url = "http://127.0.0.1:{port}"
+    real = ExternalTarget.create(url, command="server --port {port}", register=True)
+    timeout = scenario_timeout(loaded, real, None, 120.0)
+    assert timeout is not None
+    assert timeout >= longest_wait(loaded.scenario, 1.0) > 120.0
+    # A server the rig sets the timescale of, or no configured timeout: nothing changes.
+    scaled = ExternalTarget.create(
+        url, command="server --port {port} --ts {timescale}", register=True
+    )
+    assert scenario_timeout(loaded, scaled, None, 120.0) is None
+    assert scenario_timeout(loaded, None, None, 120.0) is None
+    assert scenario_timeout(loaded, real, None, 0.0) is None
 
 
 # --------------------------------------------------------------------------- delivery over REST
