@@ -23,6 +23,11 @@ from pathlib import Path
 
 CONNECT_TIMEOUT = 5.0
 """Real seconds to reach the upstream server (a frozen one still accepts: the kernel does)."""
+HANDSHAKE_TIMEOUT = 60.0
+"""Real seconds a client's TLS handshake may take (asyncio's and nginx's default). It must
+outlast the client's own I/O timeouts at timescale 1 (30 s per request), so that a slow or
+black-holed network ends in the client's verdict ("Request timed out"), never in an abort
+by the front: at timescale 1 a 3 s latency toxic already makes a handshake take over 6 s."""
 CHUNK = 64 * 1024
 
 
@@ -54,7 +59,7 @@ class TlsFront:
             try:
                 self._server = await asyncio.start_server(
                     self._serve, self.host, self.port, ssl=context,
-                    ssl_handshake_timeout=CONNECT_TIMEOUT,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # reported to the caller of start

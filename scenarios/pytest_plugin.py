@@ -30,8 +30,9 @@ from scenarios.errors import ScenarioError
 from scenarios.external import ExternalTarget, needs_missing
 from scenarios.loader import SUFFIX, LoadedScenario, load_scenario
 from scenarios.render import failure_report
-from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun
+from scenarios.runner import RunOptions, ScenarioResult, ScenarioRun, longest_wait
 from scenarios.server_backends import SERVER_BACKENDS, default_backend
+from scenarios.timescale import DEFAULT_TIMESCALE
 
 SUMMARY_PROPERTY = "accord_rig_summary"
 _TOXIPROXY = pytest.StashKey[Any]()
@@ -139,12 +140,42 @@ class ScenarioFile(pytest.File):
         for run in range(repeat):
             item_name = name if repeat == 1 else f"{name}[run{run + 1}]"
             item = ScenarioItem.from_parent(self, name=item_name, loaded=loaded)
+            timeout = scenario_timeout(
+                loaded, external_target(self.config), self.config.getoption("--rig-timescale"),
+                _configured_timeout(self.config),
+            )
+            if timeout is not None:
+                item.add_marker(pytest.mark.timeout(timeout))
             for tag in loaded.scenario.tags:
                 marker = marker_name(tag)
                 self.config.addinivalue_line("markers", f"{marker}: scenario tag {tag}")
                 item.add_marker(marker)
             items.append(item)
         return items
+
+
+SETUP_ALLOWANCE = 60.0
+"""Real seconds a run spends beyond its steps' waits: servers, logins, the delivery check."""
+
+
+def scenario_timeout(
+    loaded: LoadedScenario, external: ExternalTarget | None, wanted: float | None,
+    configured: float,
+) -> float | None:
+    """A per-test timeout longer than the configured one, for a scenario whose waits
+    outgrow it at the run's timescale: a server whose timescale the rig cannot set plays
+    a `setup.timescale: 0.02` scenario in real time. None: the configured one holds."""
+    if external is None:
+        return None
+    scale = external.run_timescale(wanted or loaded.scenario.setup.timescale or DEFAULT_TIMESCALE)
+    bound = longest_wait(loaded.scenario, scale) + SETUP_ALLOWANCE
+    return bound if configured and bound > configured else None
+
+
+def _configured_timeout(config: pytest.Config) -> float:
+    """pytest-timeout's timeout for this run (--timeout, else the ini); 0: none."""
+    value = config.getoption("timeout", None) or config.getini("timeout") or 0
+    return float(value)
 
 
 class ScenarioItem(pytest.Item):

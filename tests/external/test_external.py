@@ -21,12 +21,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from chaos import ToxiproxyServer
-from chaos.tls_front import TlsFront
+from chaos.tls_front import CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, TlsFront
+from client.core.timings import Timings
 from client.timeline import Timeline
 from fake_server.tls import ensure_test_pki
 from scenarios.delivery import attribute_sends, check_delivery
 from scenarios.external import ExternalTarget
+from scenarios.loader import load_scenario
 from scenarios.needs import Need
+from scenarios.pytest_plugin import scenario_timeout
+from scenarios.runner import longest_wait
 from scenarios.schema import STEP_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,6 +283,49 @@ def test_tls_front_forwards_both_ways_and_closes_when_the_server_is_down(
         front.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_tls_front_waits_out_a_slow_handshake_longer_than_the_clients_timeouts(
+    tmp_path: Path,
+) -> None:
+    # Measured against accordserver v0.1.32 at timescale 1: a 3 s latency toxic made the
+    # handshake take over 6 s, and a front that gave up after 5 s turned the client's
+    # "Request timed out" into "Could not connect" (docs/external.md).
+    assert Timings().rest_timeout < HANDSHAKE_TIMEOUT
+    pki = ensure_test_pki(tmp_path / "pki", ())
+    assert pki.ca is not None
+    listener, _ = _echo_server()
+    front = TlsFront("127.0.0.1", listener.getsockname()[1], pki.cert, pki.key)
+    port = front.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            # No ClientHello for longer than the front's upstream connect timeout: still open.
+            raw.settimeout(CONNECT_TIMEOUT + 1.0)
+            with pytest.raises(TimeoutError):
+                raw.recv(10)
+    finally:
+        front.stop()
+        listener.close()
+
+
+def test_a_scenario_played_in_real_time_gets_a_timeout_from_its_own_waits() -> None:
+    # Measured against accordserver v0.1.32: reconnect_failed/manual_reconnect_flushes
+    # (setup.timescale 0.02) played at the server's 1.0 ran into the 120 s timeout.
+    loaded = load_scenario(
+        REPO / "scenarios" / "reconnect_failed" / "manual_reconnect_flushes.scenario.yaml"
+    )
+    url = "http://127.0.0.1:{port}"
+    real = ExternalTarget.create(url, command="server --port {port}", register=True)
+    timeout = scenario_timeout(loaded, real, None, 120.0)
+    assert timeout is not None
+    assert timeout >= longest_wait(loaded.scenario, 1.0) > 120.0
+    # A server the rig sets the timescale of, or no configured timeout: nothing changes.
+    scaled = ExternalTarget.create(
+        url, command="server --port {port} --ts {timescale}", register=True
+    )
+    assert scenario_timeout(loaded, scaled, None, 120.0) is None
+    assert scenario_timeout(loaded, None, None, 120.0) is None
+    assert scenario_timeout(loaded, real, None, 0.0) is None
 
 
 # --------------------------------------------------------------------------- delivery over REST
