@@ -104,7 +104,10 @@ def _without_switch(found: Path, bug: int, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("name", "bug", "failure"),
-    [("found_bug12.scenario.yaml", 12, "'m2' is stored 2 times")],
+    [
+        ("found_bug4.scenario.yaml", 4, "nothing dropped silently"),
+        ("found_bug12.scenario.yaml", 12, "'m2' is stored 2 times"),
+    ],
 )
 def test_a_shrunk_file_fails_in_simulation_with_the_bug_only(
     name: str, bug: int, failure: str, tmp_path: Path
