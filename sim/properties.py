@@ -337,8 +337,9 @@ def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> 
 def silent_drop_violations(records: Sequence[Record]) -> list[str]:
     """s.6 "nothing is ever dropped silently": at the end, every message the client
     gave a nonce was sent (`message_sent`), reported failed or refused (the composer
-    or a failed entry), is still in its server's queue, has its request out, waits
-    behind a send whose request is out, or went with its removed server. So per
+    or a failed entry), is still in its server's queue, has its request out (or
+    answered 429: its retry waits), waits behind such a send, or went with its
+    removed server. So per
     server the other open sends are at most the final queue depth."""
     open_sends: dict[str, dict[str, tuple[str, str]]] = {}  # server -> nonce -> (channel, text)
     depth: dict[str, int] = {}
@@ -357,7 +358,8 @@ def silent_drop_violations(records: Sequence[Record]) -> list[str]:
         elif (r.kind == "input" and r.name in ("HttpResponse", "HttpFailed")) or (
             r.kind == "effect" and r.name == "CancelHttp"
         ):
-            out.pop(int(r.data["req"]), None)
+            if not (r.name == "HttpResponse" and r.data.get("status") == 429):
+                out.pop(int(r.data["req"]), None)  # a 429's send is out until its retry
         if r.kind != "signal" or not args:
             continue
         server = str(args[0])
