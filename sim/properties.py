@@ -355,11 +355,12 @@ def silent_drop_violations(records: Sequence[Record]) -> list[str]:
             if nonce is not None:
                 out[int(r.data["req"])] = nonce
                 requested.add(nonce)
-        elif (r.kind == "input" and r.name in ("HttpResponse", "HttpFailed")) or (
-            r.kind == "effect" and r.name == "CancelHttp"
+        elif r.kind == "input" and r.name == "HttpResponse" and r.data.get("status") == 429:
+            pass  # its send is out until the retry
+        elif (r.kind == "input" and r.name == "HttpFailed") or (
+            r.kind in ("input", "effect") and r.name in ("HttpResponse", "CancelHttp")
         ):
-            if not (r.name == "HttpResponse" and r.data.get("status") == 429):
-                out.pop(int(r.data["req"]), None)  # a 429's send is out until its retry
+            out.pop(int(r.data["req"]), None)
         if r.kind != "signal" or not args:
             continue
         server = str(args[0])
