@@ -105,6 +105,7 @@ def _without_switch(found: Path, bug: int, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("name", "bug", "failure"),
     [
+        ("found_bug2.scenario.yaml", 2, "a second automatic escalation in one outage"),
         ("found_bug4.scenario.yaml", 4, "nothing dropped silently"),
         ("found_bug5.scenario.yaml", 5, "nothing dropped silently"),
         ("found_bug12.scenario.yaml", 12, "'m2' is stored 2 times"),
