@@ -39,6 +39,10 @@ class Send:
     # which counts (its first attempt may be the one stored): it is held to exactly
     # once, not to a place in the order (docs/architecture.md, delivery).
     sent_again: bool = False
+    # Answered 2xx. A send settled only by finding its copy (its POST timed out, the
+    # server stored it late) was not accepted in s.6's sense: held to exactly once, not
+    # to a place in the order (the server may store it after later sends).
+    answered: bool = False
 
 
 @dataclass
@@ -132,9 +136,11 @@ def _apply_http_outcomes(records: Sequence[RecordLike], sends: dict[str, Send]) 
         if nonce is None:
             continue
         send = sends[nonce]
+        status = int(data.get("status", 0)) if name == "HttpResponse" else 0
+        if 200 <= status < 300:
+            send.answered = True
         if send.outcome == "accepted":
             continue  # a 2xx settles it for good
-        status = int(data.get("status", 0)) if name == "HttpResponse" else 0
         if 200 <= status < 300:
             send.outcome = "accepted"
         elif 400 <= status < 500 and status not in REFUSAL_EXCEPTIONS:
@@ -216,7 +222,7 @@ def check_delivery(
                 report.duplicated.append(f"{label} is stored {len(found)} times")
             else:
                 report.delivered += 1
-            if found and not send.sent_again:
+            if found and not send.sent_again and send.answered:
                 key = (send.server, send.channel_id)
                 message_id = int(str(found[0].get("id")))
                 previous = last_id.get(key)
