@@ -35,6 +35,14 @@ class Send:
     outcome: str = "pending"  # accepted | refused | unknown | pending
     message_id: str | None = None
     deleted: bool = False  # the user deleted it afterwards
+    # A restored text sent again has two places in the send order and s.6 does not say
+    # which counts (its first attempt may be the one stored): it is held to exactly
+    # once, not to a place in the order (docs/architecture.md, delivery).
+    sent_again: bool = False
+    # Answered 2xx. A send settled only by finding its copy (its POST timed out, the
+    # server stored it late) was not accepted in s.6's sense: held to exactly once, not
+    # to a place in the order (the server may store it after later sends).
+    answered: bool = False
 
 
 @dataclass
@@ -80,14 +88,23 @@ class DeliveryReport:
 
 
 def _sends(records: Sequence[RecordLike]) -> dict[str, Send]:
+    """Each nonce's send in the order first sent; `sent_again` marks a restored text
+    the user sent again (same nonce, after its `message_send_failed`)."""
     sends: dict[str, Send] = {}
+    failed: set[tuple[str, str, str]] = set()  # (server, channel, content) restored
+    order = 0
     for s in signals(records):
-        if s.name in ("message_sending", "message_queued") and len(s.args) >= 4:
+        if s.name == "message_send_failed" and len(s.args) >= 3:
+            failed.add((str(s.args[0]), str(s.args[1]), str(s.args[2])))
+        elif s.name in ("message_sending", "message_queued") and len(s.args) >= 4:
             nonce = str(s.args[3])
+            key = (str(s.args[0]), str(s.args[1]), str(s.args[2]))
             if nonce not in sends:
-                sends[nonce] = Send(
-                    str(s.args[0]), str(s.args[1]), str(s.args[2]), nonce, len(sends)
-                )
+                sends[nonce] = Send(*key, nonce, order)
+            elif key in failed:
+                sends[nonce].sent_again = True
+            failed.discard(key)
+            order += 1
         elif s.name == "message_sent" and len(s.args) >= 4 and str(s.args[2]) in sends:
             send = sends[str(s.args[2])]
             send.outcome, send.message_id = "accepted", str(s.args[3])
@@ -119,9 +136,11 @@ def _apply_http_outcomes(records: Sequence[RecordLike], sends: dict[str, Send]) 
         if nonce is None:
             continue
         send = sends[nonce]
+        status = int(data.get("status", 0)) if name == "HttpResponse" else 0
+        if 200 <= status < 300:
+            send.answered = True
         if send.outcome == "accepted":
             continue  # a 2xx settles it for good
-        status = int(data.get("status", 0)) if name == "HttpResponse" else 0
         if 200 <= status < 300:
             send.outcome = "accepted"
         elif 400 <= status < 500 and status not in REFUSAL_EXCEPTIONS:
@@ -203,7 +222,7 @@ def check_delivery(
                 report.duplicated.append(f"{label} is stored {len(found)} times")
             else:
                 report.delivered += 1
-            if found:
+            if found and not send.sent_again and send.answered:
                 key = (send.server, send.channel_id)
                 message_id = int(str(found[0].get("id")))
                 previous = last_id.get(key)

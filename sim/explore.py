@@ -31,7 +31,7 @@ from hypothesis.errors import NoSuchExample
 
 from chaos import TOXIC_TYPES
 from client.core.bugs import BUG_NUMBERS
-from client.core.protocol import KNOWN_CLOSE_CODES
+from client.core.protocol import FATAL_CODES, KNOWN_CLOSE_CODES
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
 from scenarios.schema import Step
@@ -49,9 +49,17 @@ TIMESCALE = 0.05  # as the catalogue: the file replays at the same factor on the
 # request hung before the heal timing out (30 s) + the refetch (30 s) + 19 s to flush.
 LIVENESS_BOUND = "360s"
 LIVENESS_SECONDS = 360.0
-SETTLE = "2s"
+# Outlasts the longest latency + jitter drawn (15 s + 2 s): an event posted just before
+# the heal may still be on its way (explore --bug 2 found "the client lacks 1 of the
+# server's messages" after a 1990 ms latency and a 2 s settle, with no bug on).
+SETTLE = "20s"
 # Every close a server can send (the schema's list; 1006 is the network's, not a code sent).
 CLOSE_CODES = [code for code in KNOWN_CLOSE_CODES if code != 1006]
+# Half the closes drawn are fatal (s.4: escalation, and a fatal close during re-auth is
+# its own branch); the rest spread over every code.
+DRAWN_CLOSE_CODES = st.one_of(
+    st.sampled_from(sorted(int(c) for c in FATAL_CODES)), st.sampled_from(CLOSE_CODES)
+)
 PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
 # (180 s outlasts nine backoff waits, 168 s at most: escalation is reachable)
 MESSAGES = "/channels/*/messages"
@@ -116,6 +124,7 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
             [
                 "drop",
                 "close",
+                "close",  # twice: a standing fatal close on IDENTIFY meets re-auth (s.4)
                 "reconnect",
                 "withhold_acks",
                 "invalid_session",
@@ -133,11 +142,11 @@ def _server_fault(draw: Draw, server: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"server": server, "kind": kind}
     if kind in ("drop", "close", "invalid_session"):
         # now, or a standing fault on the next handshakes (null count: until healed)
-        trigger = draw(st.sampled_from(["now", "on_identify", "on_resume"]))
+        trigger = draw(st.sampled_from(["now", "on_identify", "on_identify", "on_resume"]))
         if trigger != "now":
             spec |= {"trigger": trigger, "count": draw(st.sampled_from([1, 2, None]))}
     if kind == "close":
-        spec["code"] = draw(st.sampled_from(CLOSE_CODES))
+        spec["code"] = draw(DRAWN_CLOSE_CODES)
     elif kind == "withhold_acks":
         spec["count"] = draw(st.integers(1, 3))
     elif kind == "invalid_session":
@@ -185,33 +194,39 @@ def _rest_fault(draw: Draw, server: str) -> dict[str, Any]:
     return {"server_fault": spec}
 
 
+# The op kinds drawn, with repeats as weights: sends (and bursts past the queue's 20)
+# and REST faults on sending are what delivery is about, an outage of the gateway
+# alone (REST up) is what queues them, and a heal of one proxy keeps the server's
+# REST faults standing into the flush (s.6: flush failures); a standing close on the
+# next IDENTIFY meets the re-authentication's own attempt (s.4).
+OP_MIX = (
+    # First, where shrinking moves each op: "thaw" is no step unless a server is
+    # frozen, so shrinking an op to it deletes the op.
+    "thaw",
+    *("send",) * 3,
+    *("send_burst",) * 2,
+    *("rest_fault",) * 2,
+    "toxic",
+    *("proxy_down",) * 2,
+    *("heal",) * 2,
+    "server_close",
+    *("server_fault",) * 2,
+    "user_post",
+    "kill",
+    "restart",
+    "freeze",
+    "resend",
+    "edit",
+    "delete",
+    "select",
+    "reconnect",
+    "remove",
+)
+
+
 def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     """One generated step, or None when nothing applies (all servers down/removed)."""
-    kind = draw(
-        st.sampled_from(
-            [
-                "send",
-                "rest_fault",
-                "toxic",
-                "proxy_down",
-                "heal",
-                "server_close",
-                "server_fault",
-                "user_post",
-                "kill",
-                "restart",
-                "freeze",
-                "thaw",
-                "send_burst",
-                "resend",
-                "edit",
-                "delete",
-                "select",
-                "reconnect",
-                "remove",
-            ]
-        )
-    )
+    kind = draw(st.sampled_from(OP_MIX))
     configured, up = state.configured(), state.up()
     if not configured:
         return None
@@ -242,10 +257,13 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     if kind == "toxic":
         return _toxic(draw, server)
     if kind == "proxy_down":
-        target = draw(st.sampled_from([server, f"{server}.gateway", f"{server}.rest"]))
+        target = draw(
+            st.sampled_from([server, f"{server}.gateway", f"{server}.gateway", f"{server}.rest"])
+        )
         return {"proxy_down": target}
     if kind == "heal":  # all / SERVER: also its server faults; SERVER.proxy: that proxy only
-        target = draw(st.sampled_from(["all", server, f"{server}.gateway", f"{server}.rest"]))
+        gateway = f"{server}.gateway"
+        target = draw(st.sampled_from(["all", server, gateway, gateway, f"{server}.rest"]))
         return {"heal": target}
     if kind == "kill" and server in up:
         state.killed.add(server)
@@ -262,7 +280,7 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
     if server not in up:
         return None
     if kind == "server_close":
-        return {"server_close": {"server": server, "code": draw(st.sampled_from(CLOSE_CODES))}}
+        return {"server_close": {"server": server, "code": draw(DRAWN_CLOSE_CODES)}}
     if kind == "server_fault":
         return _server_fault(draw, server)
     if kind == "rest_fault":
@@ -402,6 +420,18 @@ class ExploreRun(SimScenarioRun):
                 last = sig.name
         return last is None or last == "message_send_failed"
 
+    def _flush_paused(self, server: str) -> bool:
+        """The server's flush stopped on a transient failure and has not gone on since."""
+        self._catch_up()
+        last = None
+        for sig in self._signals:
+            if sig.args and sig.args[0] == server and sig.name in (
+                "queue_flush_paused",
+                "queue_changed",
+            ):
+                last = sig.name
+        return last == "queue_flush_paused"
+
     def _status(self, server: str) -> tuple[str, int]:
         self._catch_up()
         seen = self.observer.series[-1].server(server)
@@ -437,10 +467,21 @@ class ExploreRun(SimScenarioRun):
 
         def settled() -> bool:
             status, queue = self._status(server)
-            return status == "error" or (status == "connected" and queue == 0)
+            return status == "error" or (
+                status == "connected" and (queue == 0 or self._flush_paused(server))
+            )
 
         bound = LIVENESS_SECONDS * self.timescale
         await self.client.wait(settled, bound)
+        status, queue = self._status(server)
+        if status == "connected" and queue and self._flush_paused(server):
+            # s.6: a paused flush resumes on the next server_synced, the user's
+            # Reconnect or a send; connected and synced, the user sends again
+            send = {"channel": f"{server}/general", "text": f"{server}: after the heal"}
+            self.inserted[outcome.index] = [{"send": send}]
+            from client.core import actions as act
+
+            await self.client.act(act.SendMessage(server, "general", send["text"]))
         if self._status(server)[0] == "error":
             self.inserted[outcome.index] = [
                 {"wait_for": {"status": {server: "error"}, "within": LIVENESS_BOUND}},
@@ -546,6 +587,8 @@ def explore(
     outcome = run_schedule(minimal, bugs, work / "final")
     if not outcome.violations:  # flaky would be a simulator bug: keep the last failure seen
         outcome = last_failure[0]
+    if bugs:
+        _tail_of_the_fixed_client(outcome, work / "clean")
     seconds = time.perf_counter() - started
     report = ExploreReport(
         count,
@@ -558,6 +601,28 @@ def explore(
     if out_dir is not None:
         report.written = write_scenario(outcome, out_dir, seed, bugs)
     return report
+
+
+def _replay_fails(data: dict[str, Any], work: Path) -> bool:
+    """`data` played as `accord-rig run --sim` plays a file: does it fail?"""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "replay.scenario.yaml"
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+    path.write_text(text, encoding="utf-8")
+    result = SimScenarioRun(load_scenario(path, text), sim_options(work)).play()
+    return bool(result.error or result.failures)
+
+
+def _tail_of_the_fixed_client(outcome: Outcome, work: Path) -> None:
+    """The steps a switch-free client plays (its liveness tail: no Reconnect a buggy
+    client needed after giving up), kept when the file still fails with the switch,
+    so the file fails with the switch and passes without it."""
+    clean = run_schedule(outcome.schedule, (), work)
+    if clean.violations or clean.data["steps"] == outcome.data["steps"]:
+        return
+    candidate = dict(outcome.data, steps=clean.data["steps"])
+    if _replay_fails(candidate, work):
+        outcome.data = candidate
 
 
 def write_scenario(outcome: Outcome, out_dir: Path, seed: int, bugs: tuple[int, ...]) -> Path:

@@ -12,6 +12,8 @@ cannot state:
   after INVALID_SESSION the next handshake is RESUME if resumable, else IDENTIFY;
 - s.4: escalation only after attempt 10 failed, a fatal close, or the user's
   Reconnect, once per outage, and it logs in again before its gateway attempt;
+- s.6: nothing dropped silently: every send ends sent, failed/refused, queued or
+  out at the end;
 - s.7: nothing but its logout goes to a removed server (the logout may be retried
   after a 429), and no other timer of its is set.
 """
@@ -332,6 +334,67 @@ def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> 
     return found[:5]
 
 
+def silent_drop_violations(records: Sequence[Record]) -> list[str]:
+    """s.6 "nothing is ever dropped silently": at the end, every message the client
+    gave a nonce was sent (`message_sent`), reported failed or refused (the composer
+    or a failed entry), is still in its server's queue, has its request out (or
+    answered 429: its retry waits), waits behind such a send, or went with its
+    removed server. So per
+    server the other open sends are at most the final queue depth."""
+    open_sends: dict[str, dict[str, tuple[str, str]]] = {}  # server -> nonce -> (channel, text)
+    depth: dict[str, int] = {}
+    removed: set[str] = set()
+    requested: set[str] = set()  # nonces a request carried
+    out: dict[int, str] = {}  # request -> nonce, for the requests not ended
+    for r in records:
+        if r.src != "client":
+            continue
+        args = r.data.get("args") or []
+        if r.kind == "effect" and r.name == "HttpRequest":
+            nonce = _nonce(r.data.get("body"))
+            if nonce is not None:
+                out[int(r.data["req"])] = nonce
+                requested.add(nonce)
+        elif r.kind == "input" and r.name == "HttpResponse" and r.data.get("status") == 429:
+            pass  # its send is out until the retry
+        elif (r.kind == "input" and r.name == "HttpFailed") or (
+            r.kind in ("input", "effect") and r.name in ("HttpResponse", "CancelHttp")
+        ):
+            out.pop(int(r.data["req"]), None)
+        if r.kind != "signal" or not args:
+            continue
+        server = str(args[0])
+        sends = open_sends.setdefault(server, {})
+        if r.name in ("message_sending", "message_queued") and len(args) >= 4:
+            sends[str(args[3])] = (str(args[1]), str(args[2]))
+        elif r.name in ("message_sent", "message_failed_entry") and len(args) >= 3:
+            sends.pop(str(args[2]), None)
+        elif r.name in ("message_send_failed", "message_send_refused") and len(args) >= 3:
+            for nonce, key in list(sends.items()):
+                if key == (str(args[1]), str(args[2])):
+                    del sends[nonce]
+        elif r.name == "queue_changed" and len(args) >= 2:
+            depth[server] = int(args[1])
+        elif r.name == "server_removed":
+            removed.add(server)
+    in_flight = set(out.values())
+    found: list[str] = []
+    for server, sends in open_sends.items():
+        if server in removed:
+            continue
+        busy = any(nonce in in_flight for nonce in sends)
+        dropped = [
+            text
+            for nonce, (_channel, text) in sends.items()
+            if nonce not in in_flight and not (busy and nonce not in requested)
+        ]
+        if len(dropped) > depth.get(server, 0):
+            found.append(
+                f"{server}: {len(dropped)} sends neither sent, failed, refused, queued nor"
+                f" out at the end (s.6: nothing dropped silently): {dropped[:3]}"
+            )
+    return found
+
 # A scenario with this tag is also judged by these properties, in both modes
 # (scenarios.runner): the files explore writes carry it, so a replay judges them too.
 PROPERTIES_TAG = "check:properties"
@@ -349,4 +412,5 @@ def all_violations(
         *gateway_violations(records, wiring),
         *removal_violations(records, wiring),
         *rest_violations(records, rest_wait, end),
+        *silent_drop_violations(records),
     ]
