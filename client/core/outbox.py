@@ -226,6 +226,9 @@ class Outbox:
                 return
             srv.restored = Outgoing(channel_id, content, nonce)  # the text stays in the composer
             self._emit(pl.MessageSendRefused(srv.name, channel_id, content, sig.REFUSED_QUEUE_FULL))
+            # s.6: a paused flush resumes "when the user sends again", refused or not
+            # (found by accord-rig explore: a full, paused queue never drained).
+            self._flush(now, srv)
             return
         srv.queue.append(Outgoing(channel_id, content, nonce))
         self._emit(pl.MessageQueued(srv.name, channel_id, content, nonce, len(srv.queue)))

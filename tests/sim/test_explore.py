@@ -131,3 +131,13 @@ def test_a_send_with_two_places_in_the_order_is_not_reordered(name: str) -> None
     run = _sim_run(FILES / name)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
+
+
+def test_a_send_refused_by_a_full_paused_queue_resumes_the_flush() -> None:
+    """Found by `explore --seed 7` with no bug on (shrunk): 21 sends fill the queue
+    while REST is black-holed, the flush pauses, and after the heal the user's next
+    send is refused ("Queue full"). s.6: a paused flush resumes when the user sends
+    again; the client once returned before resuming it, so the queue never drained."""
+    run = _sim_run(FILES / "full_queue_paused_flush.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
