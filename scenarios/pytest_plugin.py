@@ -173,7 +173,11 @@ def scenario_timeout(
 
 
 def _configured_timeout(config: pytest.Config) -> float:
-    """pytest-timeout's timeout for this run (--timeout, else the ini); 0: none."""
+    """pytest-timeout's timeout for this run (--timeout, else the ini); 0: none, also
+    when pytest-timeout is not installed (the rig's image has no such plugin, and
+    `getini` of an unknown option raises)."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return 0.0
     value = config.getoption("timeout", None) or config.getini("timeout") or 0
     return float(value)
 
