@@ -283,24 +283,23 @@ class ScenarioRun:
         self.result.timeline_path = path
         return self.result
 
+    def _record_run(self, t: float, wall: float, **extra: Any) -> None:
+        """The run record every report starts from (the simulator adds its mode)."""
+        self.timeline.add(t, "rig", "log", "run", {
+            "scenario": self.scenario.name,
+            "file": str(self.loaded.path),
+            "timescale": self.timescale,
+            "seed": self.seed,
+            # The client's open/HELLO/READY/REST timeouts are max(scaled, floor).
+            "client_floor": self.timings.floor,
+            "wall": wall,
+            **extra,
+        })
+
     async def _start(self) -> None:
         work = self.options.work_dir
         work.mkdir(parents=True, exist_ok=True)
-        self.timeline.add(
-            self.timeline.now(),
-            "rig",
-            "log",
-            "run",
-            {
-                "scenario": self.scenario.name,
-                "file": str(self.loaded.path),
-                "timescale": self.timescale,
-                "seed": self.seed,
-                # The client's open/HELLO/READY/REST timeouts are max(scaled, floor).
-                "client_floor": self.timings.floor,
-                "wall": time.time(),
-            },
-        )
+        self._record_run(self.timeline.now(), time.time())
         sink = _Sink(self.timeline)
         toxiproxy = self.options.toxiproxy
         self.network = NetworkChaos(

@@ -285,21 +285,7 @@ class SimScenarioRun(ScenarioRun):
         work.mkdir(parents=True, exist_ok=True)
         for index, step in enumerate(self.scenario.steps):
             self._check_supported(index, step)
-        self.timeline.add(
-            0.0,
-            "rig",
-            "log",
-            "run",
-            {
-                "scenario": self.scenario.name,
-                "file": str(self.loaded.path),
-                "timescale": self.timescale,
-                "seed": self.seed,
-                "client_floor": self.timings.floor,
-                "wall": WALL_ORIGIN,
-                "mode": "sim",
-            },
-        )
+        self._record_run(0.0, WALL_ORIGIN, mode="sim")
         self.network = NetworkChaos(
             SimToxiproxyApi(self.world),  # type: ignore[arg-type]
             timescale=self.timescale,
