@@ -31,6 +31,7 @@ from fake_server.store import Store
 from fake_server.tls import resolve_tls, server_context
 
 _CLOSE_TIMEOUT_S = 2.0  # real seconds to wait for the client's close reply
+IDLE_KEEPALIVE_S = 3600.0  # an idle HTTP keep-alive connection stays open this long
 
 
 @dataclass(frozen=True)
@@ -285,8 +286,15 @@ class FakeServer:
         sock = bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
         # handler_cancellation: a hung request ends when its client gives up.
+        # keepalive_timeout: accordserver v0.1.32 (hyper) keeps an idle keep-alive
+        # connection open (measured: still open after 200 s); aiohttp's default
+        # closes it after 75 s.
         runner = web.AppRunner(
-            self.host.app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+            self.host.app,
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+            access_log=None,
+            keepalive_timeout=IDLE_KEEPALIVE_S,
         )
         await runner.setup()
         self._runners.append(runner)

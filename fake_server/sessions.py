@@ -85,6 +85,10 @@ class SessionRegistry:
 
     def __init__(self, replay_size: int, resume_window: float, record: Recorder) -> None:
         self._sessions: dict[str, Session] = {}
+        # Parked sessions in the order they parked (`now` never goes back), so
+        # expiring looks at the oldest few, not every session: a storm's thousands of
+        # RESUMEs each expire first.
+        self._parked: dict[str, Session] = {}
         self.replay_size = replay_size
         self.resume_window = resume_window  # already scaled
         self.record = record
@@ -108,6 +112,7 @@ class SessionRegistry:
     def attach(self, session: Session, conn: Connection, reason: str) -> None:
         """A RESUME moved the session onto `conn` (reason `resume` or `takeover`)."""
         session.conn, session.parked_at, session.last_conn = conn, None, conn.id
+        self._parked.pop(session.session_id, None)
         self._record("resumed", session, reason)
 
     def get_resumable(self, session_id: str, now: float | None = None) -> Session | None:
@@ -118,10 +123,13 @@ class SessionRegistry:
     def park(self, session: Session, reason: str) -> None:
         session.conn = None
         session.parked_at = self.now
+        self._parked.pop(session.session_id, None)
+        self._parked[session.session_id] = session
         self._record("parked", session, reason)
 
     def end(self, session: Session, reason: str) -> None:
         session.conn = None
+        self._parked.pop(session.session_id, None)
         if self._sessions.pop(session.session_id, None) is not None:
             self._record("ended", session, reason)
 
@@ -140,11 +148,11 @@ class SessionRegistry:
         if now is not None:
             self.now = max(self.now, now)
         deadline = self.now - self.resume_window
-        for session in list(self._sessions.values()):
-            if session.parked_at is not None and session.conn is None and (
-                session.parked_at < deadline
-            ):
-                self.end(session, "expired")
+        while self._parked:
+            session = next(iter(self._parked.values()))
+            if session.parked_at is None or session.parked_at >= deadline:
+                break
+            self.end(session, "expired")
 
     def live(self, now: float | None = None) -> Iterable[Session]:
         """Every session that should still receive events (open or parked)."""

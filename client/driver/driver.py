@@ -49,8 +49,15 @@ class AsyncClientDriver(DriverBase):
         timeline: Timeline | None = None,
         timings: Timings | None = None,
         keepalive: bool = False,
+        open_gate: asyncio.Semaphore | None = None,
     ) -> None:
         super().__init__(core, timeline, timings)
+        # Shared by the drivers of one crowd process: at most that many socket opens
+        # (TCP, TLS, upgrade) in flight, first come first served. A storm bigger than
+        # the machine's handshake rate then queues at no cost instead of slowing every
+        # handshake past the clients' open timeout at once. The core's timeout still
+        # runs from the moment it asked.
+        self._open_gate = open_gate
         self._ssl = ssl_context if ssl_context is not None else client_ssl_context(ca_file)
         # Off by default: a fresh connection per request makes every REST failure
         # the same kind of failure however earlier requests went (deterministic runs).
@@ -71,7 +78,14 @@ class AsyncClientDriver(DriverBase):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._clock_offset = self._loop.time() - self.timeline.now()
-        connector = aiohttp.TCPConnector(ssl=self._ssl, force_close=not self._keepalive, limit=0)
+        # With keep-alive an idle connection is kept until the server closes it, as
+        # the gevent driver does (aiohttp's own 15 s would make every resync after a
+        # quiet spell pay a fresh TLS handshake: a storm's recovery doubled them).
+        connector = (
+            aiohttp.TCPConnector(ssl=self._ssl, keepalive_timeout=None, limit=0)
+            if self._keepalive
+            else aiohttp.TCPConnector(ssl=self._ssl, force_close=True, limit=0)
+        )
         # No session timeouts: the core owns every one of them.
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(), auto_decompress=True
@@ -182,7 +196,13 @@ class AsyncClientDriver(DriverBase):
             return
         assert self._session is not None, "start() the driver first"
         sock = GatewaySocket(
-            effect.conn, effect.url, self._session, self._ssl, self._feed, self._note_conn
+            effect.conn,
+            effect.url,
+            self._session,
+            self._ssl,
+            self._feed,
+            self._note_conn,
+            gate=self._open_gate,
         )
         self._sockets[effect.conn] = sock
 

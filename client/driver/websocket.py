@@ -37,8 +37,12 @@ class GatewaySocket:
         ssl_context: ssl.SSLContext,
         report: Callable[[TransportInput], None],
         note: Callable[[str, dict[str, Any]], None] | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.conn = conn
+        self._gate: contextlib.AbstractAsyncContextManager[Any] = (
+            gate if gate is not None else contextlib.nullcontext()
+        )
         self.url = url
         self._session = session
         self._ssl = ssl_context
@@ -94,15 +98,16 @@ class GatewaySocket:
         try:
             # The core owns liveness and every timeout: no aiohttp heartbeat, no
             # auto-pong, no receive/close timeouts of aiohttp's own.
-            ws = await self._session.ws_connect(
-                self.url,
-                ssl=self._ssl,
-                heartbeat=None,
-                autoping=False,
-                autoclose=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=None),
-                max_msg_size=MAX_MESSAGE,
-            )
+            async with self._gate:  # the driver's cap on opens in flight, if any
+                ws = await self._session.ws_connect(
+                    self.url,
+                    ssl=self._ssl,
+                    heartbeat=None,
+                    autoping=False,
+                    autoclose=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=None),
+                    max_msg_size=MAX_MESSAGE,
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
