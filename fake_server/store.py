@@ -80,6 +80,9 @@ class Store:
         its channels) instead of snowflakes (a test fixture with short ids)."""
         self._clock = clock
         self._member_ids: dict[str, frozenset[str]] = {}
+        # Member pages as answered (a crowd's resyncs ask for the same page thousands
+        # of times); only `register` changes membership and clears both caches.
+        self._member_pages: dict[tuple[str, int, str | None], list[dict[str, Any]]] = {}
         self.token_hex = token_hex
         """token_hex(nbytes) -> hex text; the core passes one drawn from its seeded RNG."""
         if path != MEMORY:
@@ -167,6 +170,7 @@ class Store:
 
     def register(self, username: str, password: str, display_name: str | None) -> dict[str, Any]:
         self._member_ids.clear()
+        self._member_pages.clear()
         uid = self.ids.next()
         now = self.now_text()
         with self._db:
@@ -250,23 +254,29 @@ class Store:
         return known
 
     def members(self, space_id: str, limit: int, after: str | None) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT m.*, u.id AS uid FROM members m JOIN users u ON u.id = m.user_id"
-            " WHERE m.space_id=? AND CAST(m.user_id AS INTEGER) > ? ORDER BY CAST(m.user_id AS"
-            " INTEGER) LIMIT ?",
-            (space_id, int(after or 0), limit),
-        ).fetchall()
-        # As the reference: the user's id and role ids (@everyone included), no embedded user.
-        return [
-            {
-                "user_id": r["user_id"],
-                "space_id": space_id,
-                "nickname": None,
-                "roles": [everyone_role_id(space_id)],
-                "joined_at": r["joined_at"],
-            }
-            for r in rows
-        ]
+        """One page of a space's members (cached: callers must not change it)."""
+        key = (space_id, limit, after)
+        page = self._member_pages.get(key)
+        if page is None:
+            rows = self._db.execute(
+                "SELECT m.*, u.id AS uid FROM members m JOIN users u ON u.id = m.user_id"
+                " WHERE m.space_id=? AND CAST(m.user_id AS INTEGER) > ? ORDER BY"
+                " CAST(m.user_id AS INTEGER) LIMIT ?",
+                (space_id, int(after or 0), limit),
+            ).fetchall()
+            # As the reference: the user's id and role ids (@everyone included), no
+            # embedded user.
+            page = self._member_pages[key] = [
+                {
+                    "user_id": r["user_id"],
+                    "space_id": space_id,
+                    "nickname": None,
+                    "roles": [everyone_role_id(space_id)],
+                    "joined_at": r["joined_at"],
+                }
+                for r in rows
+            ]
+        return page
 
     def roles(self, space_id: str) -> list[dict[str, Any]]:
         return [

@@ -271,6 +271,7 @@ class LoadConductor:
             "senders": crowd.senders,
             "channels": crowd.channels,
             "keepalive": crowd.rest_keepalive,
+            "connect_tries": crowd.connect_tries,
             "space_size": crowd.space_size,
             "timescale": self.timescale,
             "seed": self.load.seed,

@@ -235,7 +235,13 @@ class ChatUser(User):
         self.interval = float(every) if every and (senders is None or self.index < senders) else 0
         self.sent = 0
         self.reported = False
-        report("connect", self._call(lambda s: s.connect(self.timeout)))
+        timed = self._call(lambda s: s.connect(self.timeout))
+        report("connect", timed)
+        for _ in range(int(cfg.get("connect_tries", 1)) - 1):
+            if not timed.error or WIND_DOWN.wait(random.uniform(1.0, 5.0)):
+                break
+            timed = self._call(lambda s: s.reconnect(self.timeout))
+            report("connect", timed)
         # What a connected client holds lives as long as the run: out of the
         # collector's sight, a full collection no longer walks the whole crowd
         # (the crowd's largest cost after the client itself in a storm profile).

@@ -166,6 +166,14 @@ class Crowd(Strict):
         "connection per request, the scenario rig's deterministic default (about 20 "
         "handshakes per first connect)",
     )
+    connect_tries: int = Field(
+        3,
+        ge=1,
+        description="a client whose first connect failed (the client's own timeouts, "
+        "'Reconnection failed') presses Reconnect after 1-5 s, up to this many tries in "
+        "all; each failed try is a failed `connect` in Locust's report. 1: a failed first "
+        "connect is final",
+    )
     channels: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]+$")]] = Field(
         default_factory=lambda: ["general"],
         min_length=1,

@@ -27,6 +27,7 @@ from client.core import signals as sig
 from client.core.actions import (
     ConfigureServer,
     ConnectServer,
+    ReconnectServer,
     SelectChannel,
     SendMessage,
     ServerConfig,
@@ -152,6 +153,7 @@ class _Session:
         self.attempted = 0
         self.connect_seconds: float | None = None
         self.connect_error = ""
+        self.connect_tries = 0  # first connect + Reconnects after it failed
 
     def _attach(self, driver: AsyncClientDriver | GeventClientDriver) -> None:
         self.driver = driver
@@ -208,6 +210,7 @@ class _Session:
             connected_now=self.core.status(SERVER) == "connected",
             connect_seconds=self.connect_seconds,
             connect_error=self.connect_error,
+            connect_tries=self.connect_tries,
             attempted=self.attempted,
         )
 
@@ -228,6 +231,7 @@ class ChatSession(_Session):
     async def connect(self, timeout: float) -> Timed:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.connect_tries += 1
         if not self.spec.registered:
             await register(self.spec.base_url, self.username, self._ssl)
         await self.driver.start()
@@ -235,6 +239,14 @@ class ChatSession(_Session):
             await self.driver.act(action)
         await self.driver.wait_for(self._synced, timeout, "connected and synced")
         return self._connected(loop.time() - start)
+
+    async def reconnect(self, timeout: float) -> Timed:
+        """The user's Reconnect after a failed first connect (s.4: a fresh login)."""
+        start = asyncio.get_running_loop().time()
+        self.connect_tries += 1
+        await self.driver.act(ReconnectServer(SERVER))
+        await self.driver.wait_for(self._synced, timeout, "connected and synced")
+        return self._connected(asyncio.get_running_loop().time() - start)
 
     async def send(self, text: str, timeout: float) -> Timed:
         loop = asyncio.get_running_loop()
@@ -267,11 +279,19 @@ class GreenChatSession(_Session):
 
     def connect(self, timeout: float) -> Timed:
         start = time.monotonic()
+        self.connect_tries += 1
         if not self.spec.registered:
             register_green(self.spec.base_url, self.username, self._ssl)
         self.driver.start()
         for action in self._connect_actions():
             self.driver.act(action)
+        self.driver.wait_for(self._synced, timeout, "connected and synced")
+        return self._connected(time.monotonic() - start)
+
+    def reconnect(self, timeout: float) -> Timed:
+        start = time.monotonic()
+        self.connect_tries += 1
+        self.driver.act(ReconnectServer(SERVER))
         self.driver.wait_for(self._synced, timeout, "connected and synced")
         return self._connected(time.monotonic() - start)
 

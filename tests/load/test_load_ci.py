@@ -82,6 +82,37 @@ def test_a_master_and_two_workers_with_the_proxies_on_another_address(tmp_path: 
     assert figures.recovered == figures.episodes == figures.clients
 
 
+RETRY_FILE = """\
+name: failed first connects are retried
+crowd:
+  clients: 6
+  spawn_rate: 2
+  servers: {alpha: {rate_limit: off}}
+  send_every: null
+run_for: 20s
+schedule:
+  - at: 0s
+    server_fault: {server: alpha, kind: rest_fail, method: POST, path: /auth/login, count: 2}
+thresholds:
+  connected_at_end: 100%
+"""
+
+
+def test_a_client_whose_first_connect_failed_presses_reconnect(tmp_path: Path) -> None:
+    """Two logins answer 500: those clients end their first connect with
+    'Reconnection failed' (the core's rule: a failed first connect is final for
+    the client), press Reconnect and connect; the crowd is whole at the end."""
+    path = tmp_path / "retry.load.yaml"
+    path.write_text(RETRY_FILE, encoding="utf-8")
+    run = asyncio.run(play_load(load_load_file(path), LoadOptions(work_dir=tmp_path / "run")))
+    figures = compute(run)
+    failed = [v for v in judge(run, figures) if not v.ok]
+    assert not run.error and failed == [], (run.error, failed, run.problems)
+    tries = sorted(s["connect_tries"] for s in run.summaries)
+    assert tries == [1, 1, 1, 1, 2, 2], tries
+    assert all(s["connected_now"] and not s["connect_error"] for s in run.summaries)
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
