@@ -70,16 +70,23 @@ class NetworkChaos:
         run_id: str | None = None,
         host: str = "127.0.0.1",
         listen_host: str | None = None,
+        rest_api: ToxiproxyApi | None = None,
     ) -> None:
+        """`rest_api`: put every `<server>.rest` proxy on a second Toxiproxy. A crowd
+        holds four descriptors per client in the Toxiproxy it goes through (two
+        sockets per connection, a gateway and a REST one), and this machine's hard
+        limit of 20,000 per process is reached at 5,000 clients."""
         if timescale <= 0:
             raise ValueError(f"timescale must be > 0, got {timescale}")
         self.api = api
+        self.rest_api = rest_api or api
         self.timescale = timescale
         self.run_id = run_id or f"run{secrets.token_hex(4)}"
         self.host = host  # where clients dial the proxies
         self.listen_host = listen_host or host  # where Toxiproxy binds them
         self.faults = FaultLog(sink)
         self._proxies: dict[str, ProxyInfo] = {}
+        self._apis: dict[str, ToxiproxyApi] = {}  # proxy name -> the Toxiproxy holding it
         self._active: dict[str, ActiveFault] = {}
 
     # ------------------------------------------------------------------ proxies
@@ -89,19 +96,28 @@ class NetworkChaos:
     ) -> ServerProxies:
         """Create `<server>.rest` and `<server>.gateway`, both to the server's port."""
         upstream = f"{upstream_host}:{upstream_port}"
-        rest = await self.add_proxy(f"{server}.rest", upstream)
+        rest = await self.add_proxy(f"{server}.rest", upstream, self.rest_api)
         gateway = await self.add_proxy(f"{server}.gateway", upstream)
         return ServerProxies(server, rest, gateway)
 
-    async def add_proxy(self, name: str, upstream: str) -> ProxyInfo:
+    async def add_proxy(
+        self, name: str, upstream: str, api: ToxiproxyApi | None = None
+    ) -> ProxyInfo:
         if name in self._proxies:
             raise ChaosError(f"proxy {name!r} already exists in run {self.run_id}")
+        api = api or self.api
         toxiproxy_name = f"{self.run_id}.{name}"
-        created = await self.api.create_proxy(toxiproxy_name, upstream, f"{self.listen_host}:0")
+        created = await api.create_proxy(toxiproxy_name, upstream, f"{self.listen_host}:0")
         port = int(str(created["listen"]).rsplit(":", 1)[1])
         info = ProxyInfo(name, toxiproxy_name, self.host, port, upstream)
         self._proxies[name] = info
+        self._apis[name] = api
         return info
+
+    def api_of(self, proxy: str) -> ToxiproxyApi:
+        """The Toxiproxy that holds `proxy`."""
+        self.proxy(proxy)  # a clear error for an unknown name
+        return self._apis[proxy]
 
     def proxy(self, name: str) -> ProxyInfo:
         try:
@@ -126,7 +142,7 @@ class NetworkChaos:
         fault_id = self.faults.new_id(toxic.type_name())
         # The fault id names the toxic in Toxiproxy too: two toxics of one type never clash.
         body = toxic.to_api(self.timescale) | {"name": fault_id}
-        await self.api.add_toxic(info.toxiproxy_name, body)
+        await self.api_of(proxy).add_toxic(info.toxiproxy_name, body)
         self._active[fault_id] = ActiveFault(fault_id, toxic.type_name(), proxy, fault_id)
         self.faults.record(
             "start",
@@ -146,11 +162,11 @@ class NetworkChaos:
         fault = self._active.get(fault_id)
         if fault is None:
             raise ChaosError(f"no active fault {fault_id!r} in run {self.run_id}")
-        info = self.proxy(fault.proxy)
+        info, api = self.proxy(fault.proxy), self.api_of(fault.proxy)
         if fault.toxic_name is None:
-            await self.api.set_enabled(info.toxiproxy_name, True)
+            await api.set_enabled(info.toxiproxy_name, True)
         else:
-            await self.api.remove_toxic(info.toxiproxy_name, fault.toxic_name)
+            await api.remove_toxic(info.toxiproxy_name, fault.toxic_name)
         del self._active[fault_id]
         self.faults.record("end", fault.name, fault_id, fault.proxy)
 
@@ -161,7 +177,7 @@ class NetworkChaos:
             if fault.name == "down":
                 return fault.fault_id  # already down: one window, not two
         fault_id = self.faults.new_id("down")
-        await self.api.set_enabled(info.toxiproxy_name, False)
+        await self.api_of(proxy).set_enabled(info.toxiproxy_name, False)
         self._active[fault_id] = ActiveFault(fault_id, "down", proxy, None)
         self.faults.record("start", "down", fault_id, proxy)
         return fault_id
@@ -171,19 +187,19 @@ class NetworkChaos:
             if fault.name == "down":
                 await self.remove(fault.fault_id)
                 return
-        await self.api.set_enabled(self.proxy(proxy).toxiproxy_name, True)
+        await self.api_of(proxy).set_enabled(self.proxy(proxy).toxiproxy_name, True)
 
     async def heal(self, proxy: str | None = None) -> None:
         """Remove every toxic and enable the proxy (`None`: every proxy of this run)."""
         names = [proxy] if proxy is not None else self.proxy_names
         for name in names:
-            info = self.proxy(name)
+            info, api = self.proxy(name), self.api_of(name)
             for fault in self.active_faults(name):
                 await self.remove(fault.fault_id)
             # Toxics this object did not add (none expected) go too: heal means clean.
-            for toxic in await self.api.toxics(info.toxiproxy_name):
-                await self.api.remove_toxic(info.toxiproxy_name, str(toxic["name"]))
-            await self.api.set_enabled(info.toxiproxy_name, True)
+            for toxic in await api.toxics(info.toxiproxy_name):
+                await api.remove_toxic(info.toxiproxy_name, str(toxic["name"]))
+            await api.set_enabled(info.toxiproxy_name, True)
 
     async def close(self) -> None:
         """End every open fault and delete every proxy this run created."""
@@ -193,10 +209,11 @@ class NetworkChaos:
             self.faults.record("end", fault.name, fault.fault_id, fault.proxy, reason="cleanup")
         for name in list(self._proxies):
             try:
-                await self.api.delete_proxy(self._proxies[name].toxiproxy_name)
+                await self.api_of(name).delete_proxy(self._proxies[name].toxiproxy_name)
             except Exception as exc:  # keep deleting the others, then report
                 problems.append(f"{name}: {exc}")
             else:
                 del self._proxies[name]
+                del self._apis[name]
         if problems:
             raise ChaosError("could not delete proxies: " + "; ".join(problems))

@@ -10,6 +10,7 @@ Both are loop-independent (blocking, bounded calls); async callers use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -120,6 +121,7 @@ class ManagedProcess:
         self.process.kill()
         self.process.wait(5)
         self.frozen = False
+        self._kill_group()
 
     def freeze(self) -> None:
         """SIGSTOP: the process keeps its sockets but answers nothing."""
@@ -147,6 +149,15 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(grace)
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        """SIGKILL what the process left in its session's group (Locust's forked
+        workers outlive a master killed after its grace; seen at 5,000 clients)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own group: start_new_session
 
     def _require_alive(self, what: str) -> None:
         if not self.alive:

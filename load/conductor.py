@@ -147,6 +147,7 @@ class LoadConductor:
         self.network: NetworkChaos | None = None
         self.processes: ProcessChaos | None = None
         self.toxiproxy: ToxiproxyServer | None = None
+        self.rest_toxiproxy: ToxiproxyServer | None = None  # ours, for the REST proxies
         self.locust: ManagedProcess | None = None
         self.control_dir = options.work_dir / "control"
         self.report_path = options.work_dir / "clients.jsonl"
@@ -189,9 +190,18 @@ class LoadConductor:
         )
         assert toxiproxy is not None
         self.toxiproxy = toxiproxy
+        if toxiproxy.owned:
+            # Our own Toxiproxy: the REST proxies get a second one, so a crowd's four
+            # descriptors per client spread over two processes (chaos.NetworkChaos).
+            self.rest_toxiproxy = await asyncio.to_thread(
+                ToxiproxyServer.start, log_path=work / "toxiproxy-rest.log"
+            )
         sink = _WallSink(self.run.fault_records)
         self.network = NetworkChaos(
             toxiproxy.api(timeout=10.0, retries=5),
+            rest_api=self.rest_toxiproxy.api(timeout=10.0, retries=5)
+            if self.rest_toxiproxy
+            else None,
             host=self.dial_host,
             listen_host=self.options.proxy_host,
             timescale=self.timescale,
@@ -509,6 +519,8 @@ class LoadConductor:
                 problems.append(f"fake server {server.name}: {exc}")
         if self.toxiproxy is not None and self.options.toxiproxy is None:
             await asyncio.to_thread(self.toxiproxy.stop)
+        if self.rest_toxiproxy is not None:
+            await asyncio.to_thread(self.rest_toxiproxy.stop)
         if problems and not self.run.error:
             self.run.error = "cleanup: " + "; ".join(problems)
 
