@@ -39,6 +39,7 @@ from scenarios.yaml_lines import LineMap
 RAW_CONNECTS = 600  # per measurement, split across the processes
 RAW_CONCURRENCY = 50  # per process
 SAMPLE_EVERY = 0.5  # seconds between CPU samples of the run's processes
+RECOVERY_WINDOW = 240  # seconds of run left after the spawn for the storm and its tail
 
 
 class CpuSampler:
@@ -117,7 +118,7 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
                 "senders": 10,
                 "space_size": 100,
             },
-            "run_for": f"{spawn * 1.5 + 60:.0f}s",
+            "run_for": f"{spawn * 1.5 + RECOVERY_WINDOW:.0f}s",
             "schedule": [
                 {
                     "when": {"connected": "99%", "within": f"{spawn * 1.5 + 30:.0f}s"},
