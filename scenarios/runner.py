@@ -235,7 +235,10 @@ class ScenarioRun:
         )
         self.options = options
         self.timeline = Timeline()
-        self.timings = Timings(scale=self.timescale, floor=options.client_floor)
+        floor = options.client_floor
+        if setup.client_floor is not None:  # a scenario may ask for more, never less
+            floor = max(floor, setup.client_floor.seconds)
+        self.timings = Timings(scale=self.timescale, floor=floor)
         self.observer = Observer(self.timings)
         self._fed = 0  # timeline records already given to the observer
         self._signals: list[SignalSeenAt] = []

@@ -224,6 +224,20 @@ class Setup(Strict):
         default_factory=list,
         description="regression switches (client-behaviour.md s.9) on from the start",
     )
+    client_floor: DurationField | None = Field(
+        None,
+        description="real seconds the client's I/O timeouts (open, HELLO, READY, REST) never "
+        "drop below, when more than the rig's own floor (1 s): for a story that counts "
+        "handshakes the server must see, so a handshake a busy machine slowed is not a "
+        "timeout that never reached the server",
+    )
+
+    @field_validator("client_floor")
+    @classmethod
+    def _floor_in_seconds(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.heartbeats:
+            raise ValueError("client_floor is real seconds (e.g. 3s), not heartbeats")
+        return value
 
 
 # --------------------------------------------------------------------------- conditions

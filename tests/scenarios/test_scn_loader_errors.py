@@ -89,6 +89,12 @@ BAD_FILES = [
         11,
         "steps[2].toxic.attributes.latency",
     ),
+    (
+        "client floor in heartbeats",
+        GOOD.format(name="x").replace("[alpha]", "[alpha]\n  client_floor: 1 heartbeat"),
+        5,
+        "setup.client_floor: client_floor is real seconds (e.g. 3s), not heartbeats",
+    ),
 ]
 
 
