@@ -421,6 +421,9 @@ class ExternalRest:
         self._wire: Server | None = None
         self.users: dict[str, User] = {}  # scenario user name -> signed-in account
         self._channels: dict[tuple[str, str], str] = {}  # (space slug, name) -> id
+        # Each channel's newest message id before the run: a shared server keeps what
+        # earlier runs stored, and none of it is this run's to judge.
+        self._before: dict[str, str] = {}
 
     @property
     def wire(self) -> Server:
@@ -460,17 +463,40 @@ class ExternalRest:
     async def channel_id(self, user: str, space: str, channel: str) -> str:
         key = (space, channel)
         if key not in self._channels:
-            who = self.users[user]
-            reply = await self.wire.rest("GET", "/users/@me/spaces", user=who)
-            spaces = [s for s in reply.data or [] if space in (s.get("slug"), s.get("name"))]
-            if not spaces:
-                raise ProbeError(f"{user} is in no space {space!r} on {self.server.origin}")
-            reply = await self.wire.rest("GET", f"/spaces/{spaces[0]['id']}/channels", user=who)
-            for c in reply.data or []:
-                self._channels[(space, str(c.get("name")))] = str(c["id"])
+            await self._list_channels(user, space)
             if key not in self._channels:
                 raise ProbeError(f"space {space!r} has no channel {channel!r}")
         return self._channels[key]
+
+    async def _list_channels(self, user: str, space: str) -> None:
+        who = self.users[user]
+        reply = await self.wire.rest("GET", "/users/@me/spaces", user=who)
+        spaces = [s for s in reply.data or [] if space in (s.get("slug"), s.get("name"))]
+        if not spaces:
+            raise ProbeError(f"{user} is in no space {space!r} on {self.server.origin}")
+        reply = await self.wire.rest("GET", f"/spaces/{spaces[0]['id']}/channels", user=who)
+        for c in reply.data or []:
+            self._channels[(space, str(c.get("name")))] = str(c["id"])
+
+    async def mark_start(self, user: str, space: str) -> None:
+        """Remember each channel's newest message of `space`, as `user` sees it."""
+        try:
+            await self._list_channels(user, space)
+            for (slug, _name), cid in self._channels.items():
+                if slug != space or cid in self._before:
+                    continue
+                reply = await self.wire.rest(
+                    "GET", f"/channels/{cid}/messages?limit=1", user=self.users[user]
+                )
+                if reply.status != 200 or not isinstance(reply.data, list):
+                    raise ProbeError(f"GET /channels/{cid}/messages?limit=1: HTTP {reply.status}")
+                self._before[cid] = str(reply.data[0]["id"]) if reply.data else "0"
+        except ProbeError as exc:
+            raise SetupError(str(exc)) from None
+
+    def newest_before(self, channel_id: str) -> int:
+        """The channel's newest message id before the run (0: none, or not seen)."""
+        return int(self._before.get(channel_id, "0"))
 
     async def act(
         self, user: str, method: str, path: str, body: dict[str, Any] | None = None
@@ -481,9 +507,10 @@ class ExternalRest:
         return reply.data
 
     async def messages(self, user: str, channel_id: str) -> list[dict[str, Any]]:
-        """Every message of a channel, oldest first (pages of 100 after 0)."""
+        """Every message of a channel stored since the run began, oldest first (pages
+        of 100 after the newest one before it)."""
         out: list[dict[str, Any]] = []
-        after = "0"
+        after = self._before.get(channel_id, "0")
         for _ in range(LIST_PAGES):
             reply = await self.wire.rest(
                 "GET", f"/channels/{channel_id}/messages?limit=100&after={after}",

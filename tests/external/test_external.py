@@ -448,3 +448,57 @@ def test_several_servers_need_one_server_each_only_when_they_share_the_runs(
         "step 2 (line 6) kill_server needs a server process the rig starts (--server-command)"
     )
     assert needs_missing(load_scenario(case), None)[0] == skip  # alpha's own target decides
+
+
+SEND_ONCE = """\
+name: one message on a shared server
+setup: {servers: [alpha]}
+steps:
+  - connect: alpha
+  - select_channel: alpha/general
+  - wait_for: {status: {alpha: connected}, eventually: 10s}
+  - send: "hello again"
+  - wait_for: {signal: {name: message_sent, args: [alpha]}, eventually: 10s}
+timeline:
+  delivery: {delivered: 1, pending: 0}
+"""
+
+
+def test_a_shared_server_keeps_earlier_runs_messages_out_of_the_delivery_check(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    """One server the rig does not start, one fixed account, the same scenario
+    twice: the second run's checker must not count the first run's message (same
+    user, same text) as `unexpected`, nor credit it to its own send."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fake_server", "--plain-http", "--no-control",
+         "--port", str(port), "--db", str(tmp_path / "shared.db")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline().startswith("{")
+        case = tmp_path / "once.scenario.yaml"
+        case.write_text(SEND_ONCE)
+        accounts = tmp_path / "accounts.yaml"
+        accounts.write_text("alice: alice:password\n")
+        out = tmp_path / "out"
+        run = rig(
+            "run", str(case), "--repeat", "2", "--out", str(out),
+            "--target", "external", "--server-url", f"http://127.0.0.1:{port}",
+            "--accounts", str(accounts), toxiproxy=toxiproxy,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        deliveries = [
+            next(r["data"] for r in records(p) if r["name"] == "delivery")
+            for p in sorted(out.rglob("timeline.jsonl"))
+        ]
+        assert len(deliveries) == 2
+        assert all(d["delivered"] == 1 and d["unexpected"] == 0 for d in deliveries), deliveries  # type: ignore[index]
+    finally:
+        server.terminate()
+        server.wait(10)
