@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -550,6 +551,20 @@ def explore(
     """Generate up to `budget` schedules (Hypothesis, seeded), stop at the first that
     breaks a property, shrink it, write it as a scenario file."""
     work = Path(tempfile.mkdtemp(prefix="accord-explore-"))
+    try:
+        return _explore(budget, seed, bugs, out_dir, max_ops, work)
+    finally:  # the schedules' scratch files; what is kept was written to `out_dir`
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _explore(
+    budget: int,
+    seed: int,
+    bugs: tuple[int, ...],
+    out_dir: Path | None,
+    max_ops: int,
+    work: Path,
+) -> ExploreReport:
     count = 0
     last_failure: list[Outcome] = []
     first: list[float] = [0, 0.0]
