@@ -12,7 +12,8 @@ proxy, as many processes as the crowd, no client logic), with the ratio of the
 storm's recovery rate (clients / time to 100%) to it.
 
     .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
-        [--driver asyncio|gevent] [--bridge notify|poll] [--spawn-rate 10] [--out DIR]
+        [--driver asyncio|gevent] [--bridge notify|poll] [--spawn-rate 10] [--tail 240]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from scenarios.yaml_lines import LineMap
 RAW_CONNECTS = 600  # per measurement, split across the processes
 RAW_CONCURRENCY = 50  # per process
 SAMPLE_EVERY = 0.5  # seconds between CPU samples of the run's processes
-RECOVERY_WINDOW = 240  # seconds of run left after the spawn for the storm and its tail
+TAIL = 240  # default seconds of run left after the spawn for the storm and its recovery
 
 
 class CpuSampler:
@@ -105,7 +106,7 @@ class CpuSampler:
         return cores
 
 
-def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
+def storm_file(clients: int, spawn_rate: float, tail: float = TAIL) -> LoadedLoad:
     spawn = clients / spawn_rate
     load = LoadFile.model_validate(
         {
@@ -118,7 +119,7 @@ def storm_file(clients: int, spawn_rate: float) -> LoadedLoad:
                 "senders": 10,
                 "space_size": 100,
             },
-            "run_for": f"{spawn * 1.5 + RECOVERY_WINDOW:.0f}s",
+            "run_for": f"{spawn * 1.5 + tail:.0f}s",
             "schedule": [
                 {
                     "when": {"connected": "99%", "within": f"{spawn * 1.5 + 30:.0f}s"},
@@ -239,6 +240,9 @@ def main() -> None:
     parser.add_argument("--driver", choices=("asyncio", "gevent"), default="asyncio")
     parser.add_argument("--bridge", choices=("notify", "poll"), default="notify")
     parser.add_argument("--spawn-rate", type=float, default=10.0)
+    parser.add_argument(
+        "--tail", type=float, default=TAIL, help="seconds of run after the spawn (storm, recovery)"
+    )
     parser.add_argument("--out", help="keep the runs here")
     args = parser.parse_args()
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="accord-storm-"))
@@ -249,7 +253,7 @@ def main() -> None:
         with CpuSampler() as sampler:
             run = asyncio.run(
                 play_load(
-                    storm_file(clients, args.spawn_rate),
+                    storm_file(clients, args.spawn_rate, args.tail),
                     LoadOptions(
                         work_dir=work, workers=args.workers, driver=args.driver, bridge=args.bridge,
                         op_timeout=120.0,
