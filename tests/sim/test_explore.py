@@ -143,6 +143,16 @@ def test_a_send_with_two_places_in_the_order_is_not_reordered(name: str) -> None
     assert run.returncode == 0, output[-3000:]
 
 
+def test_a_failed_load_after_the_last_sync_is_no_list_to_compare() -> None:
+    """Found by `explore --seed 21` (schedule 9290) with no bug on: the refetch after
+    the resync is answered 500, so the view shows "Failed to load messages ... Click
+    to retry" (s.5) and no list; the list check once read it as "the client lacks 1
+    of the server's messages"."""
+    run = _sim_run(FILES / "refetch_failed_after_sync.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+
+
 def test_a_send_refused_by_a_full_paused_queue_resumes_the_flush() -> None:
     """Found by `explore --seed 7` with no bug on (shrunk): 21 sends fill the queue
     while REST is black-holed, the flush pauses, and after the heal the user's next
