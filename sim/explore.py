@@ -64,6 +64,9 @@ DRAWN_CLOSE_CODES = st.one_of(
 )
 PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
 # (180 s outlasts nine backoff waits, 168 s at most: escalation is reachable)
+# The user's wait before sending a failed text again: a send failed at once (5xx), or
+# one that timed out (the REST timeout is 30 s).
+RETRY_PAUSES = (5.0, 35.0, 70.0)
 MESSAGES = "/channels/*/messages"
 # A generated send of this text is the user sending again the text the composer holds
 # restored after a failed send (s.6), resolved when the run reaches it (which send
@@ -192,7 +195,8 @@ def _rest_fault(draw: Draw, server: str) -> dict[str, Any]:
         spec["status"] = draw(st.sampled_from([500, 503, 400, 403]))
     elif kind == "rest_hang":
         spec |= {
-            "stage": draw(st.sampled_from(["after", "before"])),
+            # after the handler twice: stored, the answer late (an unknown outcome)
+            "stage": draw(st.sampled_from(["after", "after", "before"])),
             "seconds": draw(st.sampled_from([45, None, 5])),
         }
     else:
@@ -222,6 +226,9 @@ OP_MIX = (
     "restart",
     "freeze",
     "resend",
+    # send, wait for the outcome, send the restored text again: one op, so a send
+    # whose outcome is unknown (a POST hung past the handler) is sent twice (s.6)
+    "send_retry",
     "edit",
     "delete",
     "select",
@@ -230,8 +237,9 @@ OP_MIX = (
 )
 
 
-def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
-    """One generated step, or None when nothing applies (all servers down/removed)."""
+def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """One generated step (or a user's few), or None when nothing applies (all
+    servers down/removed)."""
     kind = draw(st.sampled_from(OP_MIX))
     configured, up = state.configured(), state.up()
     if not configured:
@@ -248,6 +256,14 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
         return {"send": {"channel": channel, "text": text, "repeat": repeat}}
     if kind == "resend":  # the text the composer holds restored, when the run gets here
         return {"send": {"channel": channel, "text": RESTORED_TEXT}}
+    if kind == "send_retry":
+        text = f"m{number}"
+        state.texts.append(text)
+        return [
+            {"send": {"channel": channel, "text": text}},
+            {"pause": f"{draw(st.sampled_from(RETRY_PAUSES)):g}s"},
+            {"send": {"channel": channel, "text": RESTORED_TEXT}},
+        ]
     if kind in ("edit", "delete") and state.texts:
         target = draw(st.sampled_from(state.texts))
         if kind == "edit":
@@ -316,7 +332,7 @@ def schedules(draw: Draw, max_ops: int = 12) -> Schedule:
         step = _op(draw, state, number)
         if step is None:
             continue
-        steps.append(step)
+        steps += step if isinstance(step, list) else [step]
         pause = draw(st.sampled_from(PAUSES))
         if pause:
             steps.append({"pause": f"{pause:g}s"})
