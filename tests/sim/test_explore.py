@@ -115,9 +115,15 @@ def _without_switch(found: Path, bug: int, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("name", "bug", "failure"),
     [
+        ("found_bug1.scenario.yaml", 1, "escalated after 9 socket attempts"),
         ("found_bug2.scenario.yaml", 2, "a second automatic escalation in one outage"),
+        ("found_bug3.scenario.yaml", 3, "gateway attempt after re-authentication without"),
         ("found_bug4.scenario.yaml", 4, "nothing dropped silently"),
         ("found_bug5.scenario.yaml", 5, "nothing dropped silently"),
+        ("found_bug6.scenario.yaml", 6, "wait_for: not seen within 360s"),
+        ("found_bug7.scenario.yaml", 7, "server_connected after 'opened'"),
+        ("found_bug8.scenario.yaml", 8, "ended only after"),
+        ("found_bug9.scenario.yaml", 9, "failed rate-limited after 3 answers 429"),
         ("found_bug12.scenario.yaml", 12, "'m2' is stored 2 times"),
     ],
 )
