@@ -149,6 +149,17 @@ def test_a_send_with_two_places_in_the_order_is_not_reordered(name: str) -> None
     assert run.returncode == 0, output[-3000:]
 
 
+def test_a_post_cancelled_while_held_before_the_handler_is_never_stored() -> None:
+    """Found by `explore --seed 1 --bug 4` failing without the switch too: a POST held
+    45 s before the handler times out (30 s), the user sends the restored text again
+    (the check finds nothing, it is posted); the simulated network dropped the
+    client's cancel, so the held POST stored a second copy at 45 s. The real fake
+    server cancels the handler when its client goes (aiohttp handler_cancellation)."""
+    run = _sim_run(FILES / "cancelled_before_handler.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+
+
 def test_a_failed_load_after_the_last_sync_is_no_list_to_compare() -> None:
     """Found by `explore --seed 21` (schedule 9290) with no bug on: the refetch after
     the resync is answered 500, so the view shows "Failed to load messages ... Click
