@@ -15,6 +15,7 @@ error is where the contract leaves it after "Reconnection failed"). The file's
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import re
 import shutil
@@ -31,12 +32,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from chaos import TOXIC_TYPES
+from client.core import signals as signal_names
 from client.core.bugs import BUG_NUMBERS
 from client.core.protocol import FATAL_CODES, KNOWN_CLOSE_CODES
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
 from scenarios.schema import Step
-from sim.properties import PROPERTIES_TAG
+from sim.properties import PROPERTIES_TAG, SendsInFlight
 from sim.scenario import SimScenarioRun, sim_options
 
 SERVERS = ("alpha", "beta")
@@ -63,7 +65,14 @@ DRAWN_CLOSE_CODES = st.one_of(
 )
 PAUSES = (0.0, 0.5, 2.0, 5.0, 12.0, 30.0, 70.0, 180.0)  # seconds, shrinking towards 0
 # (180 s outlasts nine backoff waits, 168 s at most: escalation is reachable)
+# The user's wait before sending a failed text again: a send failed at once (5xx), or
+# one that timed out (the REST timeout is 30 s).
+RETRY_PAUSES = (5.0, 35.0, 70.0)
 MESSAGES = "/channels/*/messages"
+# A generated send of this text is the user sending again the text the composer holds
+# restored after a failed send (s.6), resolved when the run reaches it (which send
+# fails is known only then) and written to the file as that text; none restored: no step.
+RESTORED_TEXT = "(the restored text)"
 
 
 # ====================================================================== generation
@@ -187,7 +196,8 @@ def _rest_fault(draw: Draw, server: str) -> dict[str, Any]:
         spec["status"] = draw(st.sampled_from([500, 503, 400, 403]))
     elif kind == "rest_hang":
         spec |= {
-            "stage": draw(st.sampled_from(["after", "before"])),
+            # after the handler twice: stored, the answer late (an unknown outcome)
+            "stage": draw(st.sampled_from(["after", "after", "before"])),
             "seconds": draw(st.sampled_from([45, None, 5])),
         }
     else:
@@ -217,6 +227,9 @@ OP_MIX = (
     "restart",
     "freeze",
     "resend",
+    # send, wait for the outcome, send the restored text again: one op, so a send
+    # whose outcome is unknown (a POST hung past the handler) is sent twice (s.6)
+    "send_retry",
     "edit",
     "delete",
     "select",
@@ -225,8 +238,9 @@ OP_MIX = (
 )
 
 
-def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
-    """One generated step, or None when nothing applies (all servers down/removed)."""
+def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """One generated step (or a user's few), or None when nothing applies (all
+    servers down/removed)."""
     kind = draw(st.sampled_from(OP_MIX))
     configured, up = state.configured(), state.up()
     if not configured:
@@ -241,8 +255,16 @@ def _op(draw: Draw, state: _State, number: int) -> dict[str, Any] | None:
         text = f"b{number}-{{n}}"
         repeat = draw(st.sampled_from([2, 5, 21, 24]))
         return {"send": {"channel": channel, "text": text, "repeat": repeat}}
-    if kind == "resend" and state.texts:
-        return {"send": {"channel": channel, "text": draw(st.sampled_from(state.texts))}}
+    if kind == "resend":  # the text the composer holds restored, when the run gets here
+        return {"send": {"channel": channel, "text": RESTORED_TEXT}}
+    if kind == "send_retry":
+        text = f"m{number}"
+        state.texts.append(text)
+        return [
+            {"send": {"channel": channel, "text": text}},
+            {"pause": f"{draw(st.sampled_from(RETRY_PAUSES)):g}s"},
+            {"send": {"channel": channel, "text": RESTORED_TEXT}},
+        ]
     if kind in ("edit", "delete") and state.texts:
         target = draw(st.sampled_from(state.texts))
         if kind == "edit":
@@ -311,7 +333,7 @@ def schedules(draw: Draw, max_ops: int = 12) -> Schedule:
         step = _op(draw, state, number)
         if step is None:
             continue
-        steps.append(step)
+        steps += step if isinstance(step, list) else [step]
         pause = draw(st.sampled_from(PAUSES))
         if pause:
             steps.append({"pause": f"{pause:g}s"})
@@ -390,6 +412,16 @@ def scenario_data(schedule: Schedule, bugs: tuple[int, ...], note: str = "") -> 
     }
 
 
+# The signals that start or end a send's life in the composer (client.core.signals).
+_SEND_SIGNALS = (
+    signal_names.MESSAGE_SENDING,
+    signal_names.MESSAGE_QUEUED,
+    signal_names.MESSAGE_SEND_FAILED,
+    signal_names.MESSAGE_SEND_REFUSED,
+)
+_SEND_ENDED = (signal_names.MESSAGE_SEND_FAILED, signal_names.MESSAGE_SEND_REFUSED)
+
+
 class ExploreRun(SimScenarioRun):
     """A generated scenario: user steps that cannot apply now (an edit of a message
     the client does not show, Reconnect while connected) are skipped and left out of
@@ -400,26 +432,30 @@ class ExploreRun(SimScenarioRun):
         super().__init__(loaded, sim_options(work))
         self.skipped: set[int] = set()
         self.inserted: dict[int, list[dict[str, Any]]] = {}  # before step index
+        self.replaced: dict[int, dict[str, Any]] = {}  # step index -> the step played
+        self.settle_index = len(loaded.scenario.steps) - 1  # the tail's last pause
 
-    def _may_send_again(self, text: str) -> bool:
-        """A text never sent, or one whose last send failed (the restored text)."""
+    def _sent_and_restored(self, server: str, text: str) -> tuple[bool, str | None]:
+        """Was `text` sent to `server` before; the text its composer holds restored: the
+        one whose send ended failed or refused if that is the server's latest send
+        signal (the client keeps one restored text per server; a later send replaces
+        or clears it)."""
         self._catch_up()
-        last = None
-        for sig in self._signals:
-            args = sig.args
-            if (
-                len(args) >= 3
-                and args[2] == text
-                and sig.name
-                in (
-                    "message_sending",
-                    "message_queued",
-                    "message_send_failed",
-                    "message_send_refused",
-                )
-            ):
-                last = sig.name
-        return last is None or last == "message_send_failed"
+        sent = False
+        last: tuple[str, str] | None = None  # the server's latest send signal, its text
+        for seen in self._signals:
+            args = seen.args
+            if len(args) >= 3 and args[0] == server and seen.name in _SEND_SIGNALS:
+                sent = sent or args[2] == text
+                last = (seen.name, str(args[2]))
+        return sent, last[1] if last is not None and last[0] in _SEND_ENDED else None
+
+    def _may_send_again(self, server: str, text: str) -> bool:
+        """A text never sent to `server`, or the one its composer holds restored (typed
+        again while another send's failure holds the composer, it is a new send of a
+        text whose first outcome may be unknown: explore seed 21, no bug on)."""
+        sent, restored = self._sent_and_restored(server, text)
+        return not sent or restored == text
 
     def _flush_paused(self, server: str) -> bool:
         """The server's flush stopped on a transient failure and has not gone on since."""
@@ -446,7 +482,17 @@ class ExploreRun(SimScenarioRun):
         ):
             self.skipped.add(outcome.index)
             return
-        if kind == "send" and value.repeat == 1 and not self._may_send_again(value.text):
+        if kind == "send" and value.text == RESTORED_TEXT:
+            server = value.channel.split("/", 1)[0]
+            restored = self._sent_and_restored(server, RESTORED_TEXT)[1]
+            if restored is None:
+                self.skipped.add(outcome.index)
+                return
+            value = value.model_copy(update={"text": restored})
+            self.replaced[outcome.index] = {"send": {"channel": value.channel, "text": restored}}
+        if kind == "send" and value.repeat == 1 and not self._may_send_again(
+            value.channel.split("/", 1)[0], value.text
+        ):
             # "send again" is the user re-sending a restored text; the same text typed
             # while its first send is still out is left out (docs/simulation.md: the
             # spec's settle-by-content rule cannot tell the two apart)
@@ -460,7 +506,37 @@ class ExploreRun(SimScenarioRun):
                 return
         if kind == "wait_for" and value.within is not None and value.queue:
             await self._liveness(next(iter(value.queue)), outcome)
+        if kind == "pause" and outcome.index == self.settle_index:
+            await self._sends_settle(outcome)
         await super()._do(step, kind, value, outcome)
+
+    async def _sends_settle(self, outcome: StepOutcome) -> None:
+        """Connected with empty queues, a direct send (never queued) may still have its
+        POST out (hung before the heal: it ends at the REST timeout) or wait out a 429:
+        wait until none is out, so the verdict reads each send's outcome, not a request
+        cut off by the end of the run. The file gets the same wait as a pause (whole
+        client seconds), so a replay on the real stack waits as long."""
+        assert self.client is not None
+        tracker = SendsInFlight()
+
+        def none_out() -> bool:
+            tracker.feed(self.timeline.records)
+            return not tracker.out()
+
+        t = self.timings
+        # every request of one send ends within the REST timeout, its 429 retries wait
+        # at most the cap each (s.1)
+        bound = (t.rate_limit_retries + 1) * t.rest_wait + t.rate_limit_retries * t.scaled(
+            t.rate_limit_cap
+        )
+        started = self.timeline.now()
+        await self.client.wait(none_out, bound)
+        waited = self.timeline.now() - started
+        if waited <= 0:
+            return
+        seconds = math.ceil(waited / self.timescale)
+        await self.client.wait(lambda: False, seconds * self.timescale - waited)
+        self.inserted[outcome.index] = [{"pause": f"{seconds}s"}]
 
     async def _liveness(self, server: str, outcome: StepOutcome) -> None:
         """Let the client settle; if it gave up (error), the user presses Reconnect."""
@@ -498,7 +574,7 @@ class ExploreRun(SimScenarioRun):
         for index, step in enumerate(steps):
             out += self.inserted.get(index, [])
             if index not in self.skipped:
-                out.append(step)
+                out.append(self.replaced.get(index, step))
         return out
 
 

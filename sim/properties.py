@@ -334,6 +334,57 @@ def rest_violations(records: Sequence[Record], rest_wait: float, end: float) -> 
     return found[:5]
 
 
+class SendsInFlight:
+    """Which sends still have their POST out, fed the records in order (incrementally:
+    explore's tail asks after every simulated event): a request carrying the nonce is
+    not answered, failed or cancelled yet, or it was answered 429 and the retry has
+    neither been made nor has the send settled (sent, failed, refused, a failed entry)."""
+
+    def __init__(self) -> None:
+        self.fed = 0  # records read so far
+        self._requests: dict[int, str] = {}  # request not ended -> nonce
+        self._retrying: set[str] = set()  # nonces answered 429, the retry not made yet
+        self._keys: dict[str, tuple[str, str, str]] = {}  # nonce -> (server, channel, text)
+
+    def feed(self, records: Sequence[Record]) -> None:
+        for r in records[self.fed :]:
+            self._feed_one(r)
+        self.fed = len(records)
+
+    def _feed_one(self, r: Record) -> None:
+        if r.src != "client":
+            return
+        data = r.data
+        if r.kind == "effect" and r.name == "HttpRequest":
+            nonce = _nonce(data.get("body"))
+            if nonce is not None:
+                self._requests[int(data["req"])] = nonce
+                self._retrying.discard(nonce)
+        elif (r.kind == "input" and r.name in ("HttpResponse", "HttpFailed")) or (
+            r.kind == "effect" and r.name == "CancelHttp"
+        ):
+            nonce = self._requests.pop(int(data["req"]), None)
+            if nonce is not None and r.name == "HttpResponse" and data.get("status") == 429:
+                self._retrying.add(nonce)
+        elif r.kind == "signal":
+            args = data.get("args") or []
+            if r.name in ("message_sending", "message_queued") and len(args) >= 4:
+                self._keys[str(args[3])] = (str(args[0]), str(args[1]), str(args[2]))
+            elif r.name in ("message_sent", "message_failed_entry") and len(args) >= 3:
+                self._retrying.discard(str(args[2]))
+            elif r.name in ("message_send_failed", "message_send_refused") and len(args) >= 3:
+                key = (str(args[0]), str(args[1]), str(args[2]))
+                self._retrying -= {n for n in self._retrying if self._keys.get(n) == key}
+            elif r.name == "server_removed" and args:
+                gone = {n for n, key in self._keys.items() if key[0] == str(args[0])}
+                self._retrying -= gone
+                self._requests = {q: n for q, n in self._requests.items() if n not in gone}
+
+    def out(self) -> set[str]:
+        """The nonces whose send is still out."""
+        return set(self._requests.values()) | self._retrying
+
+
 def silent_drop_violations(records: Sequence[Record]) -> list[str]:
     """s.6 "nothing is ever dropped silently": at the end, every message the client
     gave a nonce was sent (`message_sent`), reported failed or refused (the composer

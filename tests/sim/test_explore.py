@@ -9,11 +9,21 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scenarios.loader import load_scenario
-from sim.explore import explore
+from sim.explore import (
+    MESSAGES,
+    RESTORED_TEXT,
+    SETTLE,
+    Outcome,
+    Schedule,
+    explore,
+    run_schedule,
+)
+from sim.properties import SendsInFlight
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = Path(__file__).parent / "files"
@@ -105,9 +115,15 @@ def _without_switch(found: Path, bug: int, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("name", "bug", "failure"),
     [
+        ("found_bug1.scenario.yaml", 1, "escalated after 9 socket attempts"),
         ("found_bug2.scenario.yaml", 2, "a second automatic escalation in one outage"),
+        ("found_bug3.scenario.yaml", 3, "gateway attempt after re-authentication without"),
         ("found_bug4.scenario.yaml", 4, "nothing dropped silently"),
         ("found_bug5.scenario.yaml", 5, "nothing dropped silently"),
+        ("found_bug6.scenario.yaml", 6, "wait_for: not seen within 360s"),
+        ("found_bug7.scenario.yaml", 7, "server_connected after 'opened'"),
+        ("found_bug8.scenario.yaml", 8, "ended only after"),
+        ("found_bug9.scenario.yaml", 9, "failed rate-limited after 3 answers 429"),
         ("found_bug12.scenario.yaml", 12, "'m2' is stored 2 times"),
     ],
 )
@@ -133,6 +149,27 @@ def test_a_send_with_two_places_in_the_order_is_not_reordered(name: str) -> None
     assert run.returncode == 0, output[-3000:]
 
 
+def test_a_post_cancelled_while_held_before_the_handler_is_never_stored() -> None:
+    """Found by `explore --seed 1 --bug 4` failing without the switch too: a POST held
+    45 s before the handler times out (30 s), the user sends the restored text again
+    (the check finds nothing, it is posted); the simulated network dropped the
+    client's cancel, so the held POST stored a second copy at 45 s. The real fake
+    server cancels the handler when its client goes (aiohttp handler_cancellation)."""
+    run = _sim_run(FILES / "cancelled_before_handler.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+
+
+def test_a_failed_load_after_the_last_sync_is_no_list_to_compare() -> None:
+    """Found by `explore --seed 21` (schedule 9290) with no bug on: the refetch after
+    the resync is answered 500, so the view shows "Failed to load messages ... Click
+    to retry" (s.5) and no list; the list check once read it as "the client lacks 1
+    of the server's messages"."""
+    run = _sim_run(FILES / "refetch_failed_after_sync.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+
+
 def test_a_send_refused_by_a_full_paused_queue_resumes_the_flush() -> None:
     """Found by `explore --seed 7` with no bug on (shrunk): 21 sends fill the queue
     while REST is black-holed, the flush pauses, and after the heal the user's next
@@ -141,3 +178,70 @@ def test_a_send_refused_by_a_full_paused_queue_resumes_the_flush() -> None:
     run = _sim_run(FILES / "full_queue_paused_flush.scenario.yaml")
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
+
+
+# ---------------------------------------------------------------- the generator's own rules
+
+HANG_AFTER = {
+    "server_fault": {
+        "server": "alpha",
+        "kind": "rest_hang",
+        "method": "POST",
+        "path": MESSAGES,
+        "count": 1,
+        "stage": "after",
+        "seconds": 45,
+    }
+}
+
+
+def _send(text: str) -> dict[str, Any]:
+    return {"send": {"channel": "alpha/general", "text": text}}
+
+
+def _played_sends(outcome: Outcome) -> list[str]:
+    return [s["send"]["text"] for s in outcome.data["steps"] if "send" in s]
+
+
+def test_a_text_typed_again_while_another_is_restored_is_not_played(tmp_path: Path) -> None:
+    """Found by `explore --seed 21` with no bug on: m1 and m2 time out on a frozen
+    server (m2's failure replaces m1 as the restored text), then "m1" is typed again:
+    a new send of a text whose first outcome is unknown, which s.6's settle-by-content
+    rule cannot tell from the first (both report delivered for one stored message).
+    Explore leaves such a send out, as it does while the first send is out."""
+    steps = (_send("m1"), _send("m2"), {"freeze_server": "alpha"}, {"pause": "70s"}, _send("m1"))
+    outcome = run_schedule(Schedule(("alpha",), 0, steps), (), tmp_path)
+    assert outcome.violations == []
+    assert _played_sends(outcome) == ["m1", "m2"]
+
+
+def test_the_restored_text_is_sent_again_as_the_text_the_run_restored(tmp_path: Path) -> None:
+    """The generated "send the restored text" becomes, in the file, a send of the text
+    whose POST failed (here the timed-out m2, stored by the server): bug 12 posts it
+    again blindly (stored twice), the fixed client checks and finds it."""
+    steps = (HANG_AFTER, _send("m2"), {"pause": "30s"}, _send(RESTORED_TEXT))
+    found = run_schedule(Schedule(("alpha",), 0, steps), (12,), tmp_path / "bug")
+    assert _played_sends(found) == ["m2", "m2"]
+    assert found.violations and found.result is not None
+    observed = [line for f in found.result.failures for line in f.observed]
+    assert any("'m2' is stored 2 times" in line for line in observed), observed
+    clean = run_schedule(Schedule(("alpha",), 0, steps), (), tmp_path / "clean")
+    assert clean.violations == []
+    nothing_restored = run_schedule(Schedule(("alpha",), 0, (_send(RESTORED_TEXT),)), (), tmp_path)
+    assert _played_sends(nothing_restored) == []  # nothing restored: no step
+
+
+def test_the_tail_waits_for_a_direct_send_still_out(tmp_path: Path) -> None:
+    """A direct send whose POST hangs past the heal (the hang outlives the fault) is
+    still out when the queue is empty and the settle pause ends; the tail waits until
+    it ended (here at the REST timeout), and the file gets that wait as a pause."""
+    hang = {"server_fault": dict(HANG_AFTER["server_fault"], stage="before", seconds=None)}
+    steps = (hang, _send("m1"), {"pause": "2s"})
+    outcome = run_schedule(Schedule(("alpha",), 0, steps), (), tmp_path)
+    assert outcome.violations == []
+    assert outcome.result is not None
+    tracker = SendsInFlight()
+    tracker.feed(outcome.result.timeline.records)
+    assert tracker.out() == set()  # nothing out when the verdict was taken
+    tail = outcome.data["steps"][-2:]
+    assert tail == [{"pause": "28s"}, {"pause": SETTLE}], tail  # 30 s timeout - 2 s paused
