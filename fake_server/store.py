@@ -80,6 +80,10 @@ class Store:
         its channels) instead of snowflakes (a test fixture with short ids)."""
         self._clock = clock
         self._member_ids: dict[str, frozenset[str]] = {}
+        self._token_users: dict[str, dict[str, Any]] = {}
+        self._spaces: dict[str, dict[str, Any] | None] = {}
+        self._space_channels: dict[str, list[dict[str, Any]]] = {}
+        self._channels: dict[str, dict[str, Any] | None] = {}
         # Member pages as answered (a crowd's resyncs ask for the same page thousands
         # of times); only `register` changes membership and clears both caches.
         self._member_pages: dict[tuple[str, int, str | None], list[dict[str, Any]]] = {}
@@ -195,15 +199,24 @@ class Store:
         return token
 
     def user_for_token(self, token: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token=?", (token,)
-        ).fetchone()
-        return _user_json(row) if row else None
+        """Cached: every authenticated request asks. Revoking clears the cache; no
+        store method changes what a user's JSON holds."""
+        if token not in self._token_users:
+            row = self._db.execute(
+                "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token=?",
+                (token,),
+            ).fetchone()
+            if row is None:
+                return None  # not cached: the token may be issued later
+            self._token_users[token] = _user_json(row)
+        return dict(self._token_users[token])
 
     def revoke_token(self, token: str) -> None:
+        self._token_users.clear()
         self._db.execute("DELETE FROM tokens WHERE token=?", (token,))
 
     def revoke_all_tokens(self, user_id: str | None = None) -> int:
+        self._token_users.clear()
         if user_id is None:
             return self._db.execute("DELETE FROM tokens").rowcount
         return self._db.execute("DELETE FROM tokens WHERE user_id=?", (user_id,)).rowcount
@@ -223,8 +236,13 @@ class Store:
         return [self._space_json(r) for r in rows]
 
     def space(self, space_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM spaces WHERE id=?", (space_id,)).fetchone()
-        return self._space_json(row) if row else None
+        """Cached, as are channels: nothing creates, changes or deletes either while a
+        store is open (the seed and the load conductor write them before)."""
+        if space_id not in self._spaces:
+            row = self._db.execute("SELECT * FROM spaces WHERE id=?", (space_id,)).fetchone()
+            self._spaces[space_id] = self._space_json(row) if row else None
+        found = self._spaces[space_id]
+        return None if found is None else dict(found)
 
     def _space_json(self, row: sqlite3.Row) -> dict[str, Any]:
         return {
@@ -238,12 +256,7 @@ class Store:
         }
 
     def is_member(self, space_id: str, user_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM members WHERE space_id=? AND user_id=?", (space_id, user_id)
-            ).fetchone()
-            is not None
-        )
+        return user_id in self.member_ids(space_id)
 
     def member_ids(self, space_id: str) -> frozenset[str]:
         """Cached (every dispatch asks); only `register` changes membership."""
@@ -290,14 +303,19 @@ class Store:
         ]
 
     def channels(self, space_id: str) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT * FROM channels WHERE space_id=? ORDER BY position", (space_id,)
-        ).fetchall()
-        return [_channel_json(r) for r in rows]
+        if space_id not in self._space_channels:
+            rows = self._db.execute(
+                "SELECT * FROM channels WHERE space_id=? ORDER BY position", (space_id,)
+            ).fetchall()
+            self._space_channels[space_id] = [_channel_json(r) for r in rows]
+        return [dict(c) for c in self._space_channels[space_id]]
 
     def channel(self, channel_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM channels WHERE id=?", (channel_id,)).fetchone()
-        return _channel_json(row) if row else None
+        if channel_id not in self._channels:
+            row = self._db.execute("SELECT * FROM channels WHERE id=?", (channel_id,)).fetchone()
+            self._channels[channel_id] = _channel_json(row) if row else None
+        found = self._channels[channel_id]
+        return None if found is None else dict(found)
 
     def channel_by_name(self, name: str) -> dict[str, Any] | None:
         row = self._db.execute(
