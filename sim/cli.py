@@ -20,6 +20,7 @@ from scenarios.loader import LoadedScenario
 from scenarios.render import failure_report
 from scenarios.runner import ScenarioResult
 from sim.scenario import play
+from sim.world import fewer_full_collections
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 4
 err = Console(stderr=True, highlight=False)
@@ -40,6 +41,7 @@ class SimVerdict:
         return "pass" if self.passed else ("error" if self.error else "fail")
 
 
+@fewer_full_collections()
 def run_catalogue(
     loaded: list[LoadedScenario],
     *,

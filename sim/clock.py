@@ -9,54 +9,48 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-
-@dataclass(order=True)
-class _Event:
-    at: float
-    order: int
-    action: Callable[[], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
 
 
 class Handle:
     """What `call_at` returns: `cancel()` it to skip the callback."""
 
-    __slots__ = ("_event",)
+    __slots__ = ("action", "cancelled")
 
-    def __init__(self, event: _Event) -> None:
-        self._event = event
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.cancelled = False
 
     def cancel(self) -> None:
-        self._event.cancelled = True
+        self.cancelled = True
 
 
 class SimClock:
     def __init__(self, start: float = 0.0) -> None:
         self.now = start
-        self._heap: list[_Event] = []
+        # (at, order, handle): plain tuples, so the heap compares in C
+        self._heap: list[tuple[float, int, Handle]] = []
         self._order = 0
 
     def call_at(self, at: float, action: Callable[[], None]) -> Handle:
         self._order += 1
-        event = _Event(max(at, self.now), self._order, action)
-        heapq.heappush(self._heap, event)
-        return Handle(event)
+        handle = Handle(action)
+        heapq.heappush(self._heap, (max(at, self.now), self._order, handle))
+        return handle
 
     def call_later(self, delay: float, action: Callable[[], None]) -> Handle:
         return self.call_at(self.now + max(0.0, delay), action)
 
     def next_time(self) -> float | None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].at if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def run_one(self) -> bool:
         """Run the earliest event (moving time to it); False when none is left."""
         if self.next_time() is None:
             return False
-        event = heapq.heappop(self._heap)
-        self.now = max(self.now, event.at)
-        event.action()
+        at, _, handle = heapq.heappop(self._heap)
+        self.now = max(self.now, at)
+        handle.action()
         return True

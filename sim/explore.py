@@ -40,6 +40,7 @@ from scenarios.runner import ScenarioResult, StepFailed, StepOutcome
 from scenarios.schema import Step
 from sim.properties import PROPERTIES_TAG, SendsInFlight
 from sim.scenario import SimScenarioRun, sim_options
+from sim.world import fewer_full_collections
 
 SERVERS = ("alpha", "beta")
 HEARTBEAT = "10s"
@@ -617,6 +618,7 @@ class ExploreReport:
     first_found_cpu: float = 0.0
 
 
+@fewer_full_collections()
 def explore(
     budget: int,
     seed: int,

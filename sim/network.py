@@ -121,7 +121,7 @@ class Pipe:
             return
         net = link.net
         t = net.clock.now + BASE_DELAY
-        for toxic in self.toxics():
+        for toxic in self.toxics() if link.proxy.toxics else ():
             stage = self.stages.setdefault(toxic.name, _Stage(free_at=net.clock.now))
             attrs = toxic.attributes
             kind = toxic.type
