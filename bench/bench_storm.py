@@ -9,7 +9,10 @@ share, memory per client (Locust processes' RSS at the storm / N, interpreter
 baseline included), lost/duplicated, and the raw TLS WebSocket connect rate
 measured in the same run on the same machine (fake server behind the same kind of
 proxy, as many processes as the crowd, no client logic), with the ratio of the
-storm's recovery rate (clients / time to 100%) to it.
+storm's recovery rate (clients / time to 100%) to it. Also the same storm with no
+client logic at all (`bare storm`: sessions held, the proxy cut, then a bare RESUME
+and the refetch client-behaviour.md s.3 requires after it, 50 at a time per
+process): its rate over the raw rate is the most any client could reach here.
 
     .venv/bin/python bench/bench_storm.py [--clients 1000 2000 5000] [--workers 2]
         [--driver asyncio|gevent] [--bridge notify|poll] [--spawn-rate 10] [--tail 240]
@@ -28,9 +31,14 @@ import ssl
 import tempfile
 import threading
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from chaos import FakeServerProcess, NetworkChaos, ToxiproxyServer
+from chaos.network import ServerProxies
+from client.core.frames import identify, resume
+from fake_server.store import SEED_PASSWORD, SEED_USERS
 from load.conductor import LoadOptions, play_load
 from load.figures import Figures, compute
 from load.loader import LoadedLoad
@@ -157,23 +165,134 @@ def _raw_worker(url: str, ca: str, count: int, out: multiprocessing.Queue) -> No
     asyncio.run(main())
 
 
-def raw_connect_rate(processes: int, work: Path) -> float:
-    """TLS WebSocket connects per second through a Toxiproxy proxy, no client logic."""
+def _bare_storm_worker(
+    gateway: str, base: str, ca: str, count: int, held: Event, go: Event, out: Queue  # type: ignore[type-arg]
+) -> None:
+    """`count` sessions through the gateway proxy; once the cut ends them and `go` is
+    set, each comes back: TLS, HELLO, RESUME, RESUMED, then the four refetch GETs
+    over kept-alive REST connections. Puts (recovered, seconds)."""
+    import aiohttp
+
+    async def main() -> None:
+        context = ssl.create_default_context(cafile=ca)
+        limit = asyncio.Semaphore(RAW_CONCURRENCY)
+        sockets = aiohttp.TCPConnector(ssl=context, force_close=True, limit=0)
+        kept = aiohttp.TCPConnector(ssl=context, limit=0, keepalive_timeout=None)
+        async with (
+            aiohttp.ClientSession(connector=sockets) as gw,
+            aiohttp.ClientSession(base_url=f"{base}/", connector=kept) as rest,
+        ):
+            body = {"username": SEED_USERS[0], "password": SEED_PASSWORD}
+            async with rest.post("api/v1/auth/login", json=body) as answer:
+                token = "Bearer " + (await answer.json())["data"]["token"]
+            rest.headers["Authorization"] = token
+            async with rest.get("api/v1/users/@me/spaces") as answer:
+                space = (await answer.json())["data"][0]["id"]
+            async with rest.get(f"api/v1/spaces/{space}/channels") as answer:
+                channel = (await answer.json())["data"][0]["id"]
+            refetch = [f"api/v1/spaces/{space}/{what}" for what in ("channels", "members", "roles")]
+            refetch.append(f"api/v1/channels/{channel}/messages?limit=100&after=1")
+
+            async def until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, object]:
+                while True:
+                    frame = await ws.receive()
+                    if not isinstance(frame.data, str):
+                        raise ConnectionError(f"gateway closed ({ws.close_code}) before {kind}")
+                    data = json.loads(frame.data)
+                    if data.get("op") == 0 and data.get("type") == kind:
+                        return dict(data)
+
+            async def first() -> tuple[aiohttp.ClientWebSocketResponse, str, int]:
+                async with limit:
+                    ws = await gw.ws_connect(gateway, heartbeat=None, autoping=False)
+                    await ws.receive()  # HELLO
+                    await ws.send_str(identify(token))
+                    ready = await until(ws, "ready")
+                    return ws, str(ready["data"]["session_id"]), int(ready.get("seq") or 1)  # type: ignore[index, call-overload]
+
+            async def back(session_id: str, seq: int) -> None:
+                async with limit:
+                    ws = await gw.ws_connect(gateway, heartbeat=None, autoping=False)
+                    await ws.receive()
+                    await ws.send_str(resume(token, session_id, seq))
+                    await until(ws, "resumed")
+                    for path in refetch:
+                        async with rest.get(path) as answer:
+                            await answer.read()
+                    await ws.close()
+
+            sessions = await asyncio.gather(*(first() for _ in range(count)))
+            held.set()
+            await asyncio.gather(*(ws.receive() for ws, _, _ in sessions))  # the cut
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+            start = time.monotonic()
+            ends = await asyncio.gather(
+                *(back(sid, seq) for _, sid, seq in sessions), return_exceptions=True
+            )
+            failed = sum(isinstance(e, BaseException) for e in ends)
+            out.put((count - failed, time.monotonic() - start))
+
+    asyncio.run(main())
+
+
+def _bare_storm(network: NetworkChaos, proxies: ServerProxies, ca: str, clients: int,
+                processes: int) -> float:  # fmt: skip
+    queue: Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    go = multiprocessing.Event()
+    held = [multiprocessing.Event() for _ in range(processes)]
+    share = max(1, clients // processes)
+    workers = [
+        multiprocessing.Process(
+            target=_bare_storm_worker,
+            args=(proxies.gateway_url, proxies.base_url, ca, share, held[i], go, queue),
+        )
+        for i in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    try:
+        for event in held:
+            if not event.wait(600):
+                raise RuntimeError("bare storm: the sessions were not all up within 600 s")
+
+        async def cut() -> None:
+            await network.down(proxies.gateway.name)
+            await asyncio.sleep(0.1)
+            await network.up(proxies.gateway.name)
+
+        asyncio.run(cut())
+        go.set()
+        results = [queue.get(timeout=600) for _ in workers]
+    finally:
+        for w in workers:
+            w.join(10)
+            if w.is_alive():
+                w.kill()
+    return float(sum(r[0] for r in results) / max(r[1] for r in results))
+
+
+def raw_rates(processes: int, work: Path, clients: int) -> tuple[float, float]:
+    """Through a Toxiproxy proxy, no client logic: TLS WebSocket connects per second
+    (to HELLO), and the bare storm's clients per second (`clients` of them)."""
     toxiproxy = ToxiproxyServer.from_env_or_start()
-    server = FakeServerProcess(work / "raw.db", log_path=work / "raw.log")
+    server = FakeServerProcess(
+        work / "raw.db", log_path=work / "raw.log",
+        extra_args=["--rate-limit", "off", "--history", "light"],
+    )  # fmt: skip
     info = server.start()
     try:
 
-        async def proxy() -> tuple[NetworkChaos, str]:
+        async def proxy() -> tuple[NetworkChaos, ServerProxies]:
             network = NetworkChaos(toxiproxy.api(), run_id="rawbench")
-            proxies = await network.add_server("raw", info.port)
-            return network, proxies.gateway_url
+            return network, await network.add_server("raw", info.port)
 
-        network, url = asyncio.run(proxy())
-        queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        network, proxies = asyncio.run(proxy())
+        queue: Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         share = RAW_CONNECTS // processes
         workers = [
-            multiprocessing.Process(target=_raw_worker, args=(url, info.ca, share, queue))
+            multiprocessing.Process(
+                target=_raw_worker, args=(proxies.gateway_url, info.ca, share, queue)
+            )
             for _ in range(processes)
         ]
         start = time.monotonic()
@@ -183,9 +302,11 @@ def raw_connect_rate(processes: int, work: Path) -> float:
         wall = time.monotonic() - start
         for w in workers:
             w.join(10)
-        asyncio.run(network.close())
         done = sum(r[0] for r in results)
-        return float(done / max(wall, max(r[1] for r in results)))
+        raw = float(done / max(wall, max(r[1] for r in results)))
+        bare = _bare_storm(network, proxies, info.ca, clients, processes)
+        asyncio.run(network.close())
+        return raw, bare
     finally:
         server.stop()
         if toxiproxy.owned:
@@ -197,6 +318,7 @@ def row(
     figures: Figures,
     run_rss: int,
     raw: float,
+    bare: float,
     elapsed: float,
     sampler: CpuSampler,
     fault_wall: float | None,
@@ -213,12 +335,15 @@ def row(
         "t50": to.get(50), "t95": to.get(95), "t99": to.get(99), "t100": full,
         "attempts_mean": round(figures.attempts_mean, 2),
         "attempts_max": figures.attempts_max,
+        "attempt_failures": figures.attempt_failures,
         "resume_share": round(figures.resume_share, 3),
         "mem_per_client_kb": round(run_rss / clients / 1024) if run_rss else None,
         "lost": figures.lost, "duplicated": figures.duplicated,
         "recovery_rate": round(rate, 1) if rate else None,
         "raw_rate": round(raw, 1),
         "ratio": round(rate / raw, 2) if rate else None,
+        "bare_storm_rate": round(bare, 1),
+        "ceiling": round(bare / raw, 2),  # the ratio a client with no logic reaches
         "herd": round(storm.herd, 2) if storm and storm.herd else None,
         "elapsed_s": round(elapsed),
         "storm_cores": sampler.cores(fault_wall, fault_wall + (full or 60.0)) if fault_wall else {},
@@ -262,11 +387,11 @@ def main() -> None:
                 )
             )  # fmt: skip
         figures = compute(run)
-        raw = raw_connect_rate(max(1, args.workers), work)
+        raw, bare = raw_rates(max(1, args.workers), work, clients)
         fault_wall = run.fired[0].wall if run.fired else None
         result = row(
-            clients, figures, run.crowd_rss_at_storm, raw, time.monotonic() - started, sampler,
-            fault_wall,
+            clients, figures, run.crowd_rss_at_storm, raw, bare, time.monotonic() - started,
+            sampler, fault_wall,
         )  # fmt: skip
         result["error"] = run.error or "; ".join(run.problems)[:300]
         rows.append(result)
@@ -274,7 +399,7 @@ def main() -> None:
         print(json.dumps(result), flush=True)
     columns = ["clients", "connected", "recovered", "t50", "t95", "t99", "t100", "attempts_mean",
                "resume_share", "mem_per_client_kb", "lost", "duplicated", "recovery_rate",
-               "raw_rate", "ratio", "herd"]  # fmt: skip
+               "raw_rate", "ratio", "bare_storm_rate", "ceiling", "herd"]  # fmt: skip
     print(
         f"driver {args.driver}, bridge {args.bridge}, {args.workers} worker process(es), "
         f"spawn {args.spawn_rate:g}/s"

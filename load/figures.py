@@ -62,6 +62,7 @@ class Figures:
     recovery: dict[str, float | None]  # p50, p95, p99, max (seconds, real time)
     attempts_mean: float
     attempts_max: int
+    attempt_failures: dict[str, int]  # why reconnect attempts failed, most first
     resumed: int
     reauthenticated: int
     herd: float | None  # the worst storm's
@@ -115,6 +116,9 @@ def compute(run: LoadRun) -> Figures:
     }
     storms = _storms(run, episodes, [t for s in summaries for t in s.get("attempt_times", [])])
     herds = [s.herd for s in storms if s.herd is not None]
+    failures: Counter[str] = Counter()
+    for s in summaries:
+        failures.update(s.get("attempt_failures", {}))
     attempted = sum(len(s.get("nonces", [])) for s in summaries)
     accepted_nonces = Counter(n for s in summaries for n in s.get("accepted", []))
     failed = sum(int(s.get("send_failed", 0)) for s in summaries)
@@ -141,6 +145,7 @@ def compute(run: LoadRun) -> Figures:
         recovery=recovery,
         attempts_mean=sum(attempts) / len(attempts) if attempts else 0.0,
         attempts_max=max(attempts, default=0),
+        attempt_failures=dict(failures.most_common()),
         resumed=sum(1 for e in episodes if e.get("how") == "resume"),
         reauthenticated=sum(1 for e in episodes if e.get("reauth")),
         herd=max(herds) if herds else None,

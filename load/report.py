@@ -35,6 +35,9 @@ def print_run(run: LoadRun, figures: Figures, verdicts: list[Verdict], console: 
         f"{figures.attempts_mean:.2f} max {figures.attempts_max}; recovery p50 "
         f"{_s(rec['p50'])} p95 {_s(rec['p95'])} p99 {_s(rec['p99'])} max {_s(rec['max'])}"
     )
+    if figures.attempt_failures:
+        why = ", ".join(f"{reason} {n}" for reason, n in figures.attempt_failures.items())
+        console.print(f"  failed attempts: {why}", soft_wrap=True)
     console.print(
         f"  sends {figures.sends_attempted} accepted {figures.sends_accepted} failed "
         f"{figures.sends_failed} refused (composer disabled) {figures.sends_refused}; "

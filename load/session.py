@@ -33,7 +33,18 @@ from client.core.actions import (
     ServerConfig,
 )
 from client.core.client import ClientCore
-from client.core.io import IO_EFFECTS, Effect, HttpFailed, OpenSocket, SendText, Signal
+from client.core.io import (
+    IO_EFFECTS,
+    AbortSocket,
+    CloseSocket,
+    Effect,
+    HttpFailed,
+    OpenSocket,
+    SendText,
+    Signal,
+    SocketClosed,
+    SocketOpenFailed,
+)
 from client.core.timings import Timings
 from client.driver import AsyncClientDriver
 from client.driver.green import GeventClientDriver
@@ -104,13 +115,20 @@ class SessionSpec:
 class CrowdRecorder(Recorder):
     """The timeline recorder of a crowd client: the records `client_summary` reads
     and nothing else. Signals with their arguments, each `OpenSocket`, and each
-    `SendText` of an IDENTIFY or RESUME as its opcode only; no inputs (HTTP bodies,
-    frames), timers, draws, logs or view snapshots. In a 1,000-client storm profile
-    (bench/bench_storm.py) the full records (each REST answer walked and redacted)
-    and the per-signal view diff took about a fifth of the crowd's CPU; a load run
-    reads none of them. The view is not folded either (`driver.view` stays empty)."""
+    `SendText` of an IDENTIFY or RESUME as its opcode only, and how each gateway
+    socket ended (its close or failure: why a reconnect attempt failed); no other
+    inputs (HTTP bodies, frames), timers, draws, logs or view snapshots. In a
+    1,000-client storm profile (bench/bench_storm.py) the full records (each REST
+    answer walked and redacted) and the per-signal view diff took about a fifth of
+    the crowd's CPU; a load run reads none of them. The view is not folded either
+    (`driver.view` stays empty)."""
 
     def handle(self, now: float, event: Any) -> list[Effect]:
+        if isinstance(event, SocketClosed):
+            self.timeline.add(now, "client", "input", "SocketClosed", {"code": event.code})
+        elif isinstance(event, SocketOpenFailed):
+            error = {"error": event.error.value}
+            self.timeline.add(now, "client", "input", "SocketOpenFailed", error)
         self.core.handle(now, event)
         return self._drain(now)
 
@@ -130,6 +148,10 @@ class CrowdRecorder(Recorder):
                     add(now, "client", "effect", "SendText", {"op": op})
                 elif isinstance(effect, OpenSocket):
                     add(now, "client", "effect", "OpenSocket")
+                elif isinstance(effect, CloseSocket):
+                    add(now, "client", "effect", "CloseSocket", {"reason": effect.reason})
+                elif isinstance(effect, AbortSocket):
+                    add(now, "client", "effect", "AbortSocket")
         return io
 
 
@@ -345,6 +367,15 @@ def _op(text: str) -> int | None:
     return frame.get("op") if isinstance(frame, dict) else None
 
 
+# How a reconnect attempt's socket ended, as the crowd recorder writes it, by record name.
+_SOCKET_ENDS: dict[str, Any] = {
+    "SocketOpenFailed": lambda d: f"open failed: {d.get('error')}",
+    "SocketClosed": lambda d: f"socket closed: {d.get('code')}",
+    "CloseSocket": lambda d: f"client closed: {d.get('reason')}",
+    "AbortSocket": lambda d: "open timed out",
+}
+
+
 def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict[str, Any]:
     """Recovery episodes, connection changes, reconnect attempts and send outcomes
     from one client's timeline records. An episode opens at `server_disconnected`
@@ -352,6 +383,8 @@ def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict
     episodes: list[dict[str, Any]] = []
     changes: list[tuple[float, int]] = []  # (wall, +1 connected / -1 lost)
     attempts: list[float] = []  # wall time of every socket opened during a loss
+    failures: dict[str, int] = {}  # why attempts failed: the first end seen after an open
+    attempt_open = False
     accepted: list[str] = []
     sending: list[str] = []
     failed_entries: list[str] = []
@@ -369,6 +402,11 @@ def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict
         elif r.kind == "effect" and r.name == "OpenSocket" and open_episode is not None:
             attempts.append(wall)
             open_episode["attempts"] += 1
+            attempt_open = True
+        elif r.name in _SOCKET_ENDS and attempt_open and open_episode is not None:
+            why = _SOCKET_ENDS[r.name](r.data)
+            failures[why] = failures.get(why, 0) + 1
+            attempt_open = False
         elif r.kind == "signal":
             args = r.data.get("args") or []
             if r.name == sig.SERVER_CONNECTED:
@@ -385,6 +423,7 @@ def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict
             elif r.name == sig.SERVER_REAUTHENTICATING and open_episode is not None:
                 open_episode["reauth"] = True
             elif r.name == sig.SERVER_RECONNECTED and open_episode is not None:
+                attempt_open = False
                 changes.append((wall, 1))
                 open_episode.update(
                     back=wall, how="resume" if last_hello_op == RESUME_OP else "identify"
@@ -411,6 +450,7 @@ def client_summary(records: list[Any], wall_offset: float, **facts: Any) -> dict
         "episodes": episodes,
         "changes": changes,
         "attempt_times": attempts,
+        "attempt_failures": failures,
         "accepted": accepted,
         "nonces": sorted(set(sending)),
         "failed_entries": failed_entries,

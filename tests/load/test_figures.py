@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from client.core import signals as sig
+from client.core.io import (
+    AbortSocket,
+    CloseSocket,
+    Effect,
+    NetError,
+    OpenSocket,
+    Signal,
+    SocketClosed,
+    SocketOpenFailed,
+)
+from client.timeline import Timeline
 from load.conductor import FiredFault, LoadRun
 from load.figures import compute, herd_ratio, judge, percentile
 from load.loader import LoadedLoad
 from load.schema import LoadFile
+from load.session import CrowdRecorder, client_summary
 from scenarios.yaml_lines import LineMap
 
 
@@ -68,3 +81,51 @@ def test_recovery_delivery_and_verdicts_from_summaries() -> None:
     assert figures.connected_at_end == 50.0
     failed = {v.name for v in judge(run, figures) if not v.ok}
     assert failed == {"recovery all_within", "lost", "duplicated", "unexpected stored"}
+
+
+class _QueuedCore:
+    """A core that returns whatever the test queued: the recorder is what is tested."""
+
+    def __init__(self) -> None:
+        self.queued: list[Effect] = []
+
+    def handle(self, now: float, event: object) -> None:
+        pass
+
+    def advance(self, now: float) -> None:
+        pass
+
+    def take_effects(self) -> list[Effect]:
+        out, self.queued = self.queued, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return None
+
+
+def test_the_crowd_recorder_keeps_why_each_reconnect_attempt_failed() -> None:
+    core = _QueuedCore()
+    timeline = Timeline(origin=0.0)
+    recorder = CrowdRecorder(core, timeline)
+
+    def step(t: float, event: object, *effects: Effect) -> None:
+        core.queued = list(effects)
+        recorder.handle(t, event)
+
+    step(1.0, SocketClosed(1, 1006, ""), Signal(sig.SERVER_DISCONNECTED, ("alpha", 1006, "")))
+    step(2.0, "backoff", OpenSocket(2, "wss://x"))
+    step(2.1, SocketOpenFailed(2, NetError.REFUSED), OpenSocket(3, "wss://x"))
+    step(12.1, "open timeout", AbortSocket(3), OpenSocket(4, "wss://x"))
+    step(22.2, "hello timeout", CloseSocket(4, 4000, "hello timeout", 1.0, frame=False))
+    step(22.2, SocketClosed(4, 4000, "hello timeout"))  # the same attempt: counted once
+    step(25.0, "backoff", OpenSocket(5, "wss://x"))
+    step(25.5, "resumed", Signal(sig.SERVER_RECONNECTED, ("alpha",)))
+    step(30.0, SocketClosed(5, 1006, ""))  # a later loss, not an attempt
+
+    summary = client_summary(timeline.records, 0.0)
+    assert summary["episodes"][0]["attempts"] == 4
+    assert summary["attempt_failures"] == {
+        "open failed: refused": 1,
+        "open timed out": 1,
+        "client closed: hello timeout": 1,
+    }
