@@ -47,7 +47,6 @@ from client.core.io import (
 )
 from client.core.timings import Timings
 from client.driver import AsyncClientDriver
-from client.driver.gate import NewestFirstGate
 from client.driver.green import GeventClientDriver
 from client.driver.tls import client_ssl_context
 from client.timeline import Recorder
@@ -57,7 +56,7 @@ PASSWORD = "load-password"
 REGISTER_ATTEMPTS = 8
 IDENTIFY_OP, RESUME_OP = 2, 3  # gateway opcodes (accord-protocol.md s.3)
 OPENS_IN_FLIGHT = 50  # per crowd process, as the raw connect rate is measured (bench_storm)
-_OPEN_GATE = NewestFirstGate(OPENS_IN_FLIGHT)  # the process's one loop (load.bridge) uses it
+_OPEN_GATE = asyncio.Semaphore(OPENS_IN_FLIGHT)  # the process's one loop (load.bridge) uses it
 
 
 def space_slug(index: int, size: int | None) -> str:

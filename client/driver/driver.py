@@ -9,7 +9,6 @@ timeouts, retries and texts belong to the core.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -50,14 +49,14 @@ class AsyncClientDriver(DriverBase):
         timeline: Timeline | None = None,
         timings: Timings | None = None,
         keepalive: bool = False,
-        open_gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
+        open_gate: asyncio.Semaphore | None = None,
     ) -> None:
         super().__init__(core, timeline, timings)
-        # Shared by the drivers of one crowd process (load.session: newest first, see
-        # client.driver.gate): at most that many socket opens (TCP, TLS, upgrade) in
-        # flight. A storm bigger than the machine's handshake rate then queues at no
-        # cost instead of slowing every handshake past the clients' open timeout at
-        # once. The core's timeout still runs from the moment it asked.
+        # Shared by the drivers of one crowd process: at most that many socket opens
+        # (TCP, TLS, upgrade) in flight, first come first served. A storm bigger than
+        # the machine's handshake rate then queues at no cost instead of slowing every
+        # handshake past the clients' open timeout at once. The core's timeout still
+        # runs from the moment it asked.
         self._open_gate = open_gate
         self._ssl = ssl_context if ssl_context is not None else client_ssl_context(ca_file)
         # Off by default: a fresh connection per request makes every REST failure

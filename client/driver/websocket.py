@@ -37,7 +37,7 @@ class GatewaySocket:
         ssl_context: ssl.SSLContext,
         report: Callable[[TransportInput], None],
         note: Callable[[str, dict[str, Any]], None] | None = None,
-        gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.conn = conn
         self._gate: contextlib.AbstractAsyncContextManager[Any] = (
