@@ -39,7 +39,7 @@ def connected_world(seed: int) -> tuple[SimWorld, ClientCore]:
     world.add_server("alpha", config)
     rest = world.net.create_proxy("alpha.rest", "alpha")
     gateway = world.net.create_proxy("alpha.gateway", "alpha")
-    core = ClientCore(timings=Timings(), seed=seed, bugs=frozenset())
+    core = ClientCore(timings=Timings(), seed=seed, bugs=frozenset(), trace=False)
     world.attach(BareCore(core))
     world.client_input(
         act.AddServer(

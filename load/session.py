@@ -171,6 +171,7 @@ class _Session:
             bugs=spec.bugs,
             environ={},
             instance=spec.username,
+            trace=False,  # the crowd recorder keeps no timer, draw or log records
         )
         self.attempted = 0
         self.connect_seconds: float | None = None

@@ -83,16 +83,20 @@ class ClientCore(Answers, Connection, Sync, Relogin, Channels, Outbox):
         bugs: Iterable[int] | None = None,
         instance: str = "",
         environ: Mapping[str, str] | None = None,
+        trace: bool = True,
     ) -> None:
-        """The switches on are `bugs` plus those named in ACCORD_RIG_BUGS of
+        """`trace=False`: only I/O effects and signals come out (no timer, RNG-draw
+        or log effects, which only a timeline reads: benchmarks, a load crowd).
+        The switches on are `bugs` plus those named in ACCORD_RIG_BUGS of
         `environ`, a mapping the caller passes (the rig passes `os.environ`, so a
         whole catalogue can be run against a buggy client); the core never reads
         the process environment. `instance` salts message nonces so two runs with
         one seed against one database never share one."""
         self.timings = timings or Timings()
         self.seed = seed
+        self.trace = trace
         self._out: list[Effect] = []
-        self._timers = Timers(self._out)
+        self._timers = Timers(self._out, trace=trace)
         self._last_id = 0
         self._servers: dict[str, Session] = {}
         self._rngs: dict[str, random.Random] = {}
@@ -308,6 +312,7 @@ class ClientCore(Answers, Connection, Sync, Relogin, Channels, Outbox):
             next_id=self._next_id,
             timings=self.timings,
             bug_on=self._bug_on,
+            trace=self.trace,
         )
         srv = Session(config=config, rest=rest)
         self._servers[config.name] = srv
@@ -393,4 +398,5 @@ class ClientCore(Answers, Connection, Sync, Relogin, Channels, Outbox):
         self._out.append(payload.to_signal())
 
     def _log(self, level: str, message: str, server: str = "") -> None:
-        self._out.append(Log(level=level, message=message, server=server))
+        if self.trace:
+            self._out.append(Log(level=level, message=message, server=server))

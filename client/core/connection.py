@@ -91,6 +91,7 @@ class Connection:
             timings=self.timings,
             rng=self._rngs[srv.name],
             bug_on=self._bug_on,
+            trace=self.trace,
         )
         srv.signalled_at_open = False
         srv.gateway.connect(now)

@@ -33,6 +33,7 @@ REFETCH_LIMIT = 500  # most messages one sync fetches per channel
 class CoreContext(Protocol):
     timings: Timings
     seed: int
+    trace: bool
     mode: str
     bugs: set[Bug]
     _out: list[Effect]

@@ -56,9 +56,11 @@ class Gateway:
         timings: Timings,
         rng: random.Random,
         bug_on: Callable[[Bug], bool],
+        trace: bool = True,
     ) -> None:
         self.server = server
         self.url = url
+        self._trace = trace  # RngDraw and Log effects (client.core.client.ClientCore)
         self._events: list[gp.GatewayEvent] = []
         self._token = token
         self._out = out
@@ -391,8 +393,11 @@ class Gateway:
         return TimerKey(self.server, Machine.GATEWAY, kind)
 
     def _draw(self, kind: TimerKind, purpose: str, value: float) -> None:
+        if not self._trace:
+            return
         stream = f"{self.server}:gateway"
         self._out.append(RngDraw(stream, purpose, value, self.server, kind.value, self.attempt))
 
     def _log(self, level: str, message: str) -> None:
-        self._out.append(Log(level=level, message=message, server=self.server))
+        if self._trace:
+            self._out.append(Log(level=level, message=message, server=self.server))

@@ -140,9 +140,11 @@ class Rest:
         next_id: Callable[[], int],
         timings: Timings,
         bug_on: Callable[[Bug], bool],
+        trace: bool = True,
     ) -> None:
         self.server = server
         self.base_url = base_url  # origin + /api/v1
+        self._trace = trace  # Log effects (client.core.client.ClientCore)
         self.token: str | None = None
         self._out = out
         self._timers = timers
@@ -317,4 +319,5 @@ class Rest:
         self._events.append(answered)
 
     def _log(self, level: str, message: str) -> None:
-        self._out.append(Log(level=level, message=message, server=self.server))
+        if self._trace:
+            self._out.append(Log(level=level, message=message, server=self.server))

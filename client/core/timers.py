@@ -61,8 +61,9 @@ class _Timer:
 
 
 class Timers:
-    def __init__(self, out: list[Effect]) -> None:
+    def __init__(self, out: list[Effect], *, trace: bool = True) -> None:
         self._out = out
+        self._trace = trace  # SetTimer/CancelTimer effects
         self._timers: dict[TimerKey, _Timer] = {}
         self._order = 0
         self._earliest: float | None = None  # cached min of the due times; None: stale
@@ -74,6 +75,8 @@ class Timers:
         at = now + max(delay, 0.0)
         self._timers[key] = _Timer(at, self._order)
         self._earliest = None
+        if not self._trace:
+            return
         self._out.append(
             SetTimer(
                 name=key.name,
@@ -89,6 +92,8 @@ class Timers:
     def cancel(self, key: TimerKey) -> None:
         if self._timers.pop(key, None) is not None:
             self._earliest = None
+            if not self._trace:
+                return
             self._out.append(
                 CancelTimer(
                     name=key.name,
