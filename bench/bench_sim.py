@@ -19,41 +19,24 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from client.core import actions as act
 from client.core.client import ClientCore
 from client.core.timings import Timings
-from fake_server.config import ServerConfig
 from scenarios.loader import discover, load_all
 from sim.cli import run_catalogue
 from sim.explore import explore
-from sim.world import BareCore, SimWorld, fewer_full_collections
+from sim.world import BareCore, SimWorld, fewer_full_collections, one_server
 
 PROXY_PORT_HOST = "127.0.0.1"
 
 
 def connected_world(seed: int) -> tuple[SimWorld, ClientCore]:
     world = SimWorld(seed)
-    config = ServerConfig(db=Path(":memory:"), control_port=None, heartbeat_interval_ms=10_000)
-    world.add_server("alpha", config)
-    rest = world.net.create_proxy("alpha.rest", "alpha")
-    gateway = world.net.create_proxy("alpha.gateway", "alpha")
+    connect = one_server(world)
     core = ClientCore(timings=Timings(), seed=seed, bugs=frozenset(), trace=False)
     world.attach(BareCore(core))
-    world.client_input(
-        act.AddServer(
-            act.ServerConfig(
-                name="alpha",
-                base_url=f"https://{rest.host}:{rest.port}",
-                username="alice",
-                password="password",
-                space="accord",
-                gateway_url=f"wss://{gateway.host}:{gateway.port}/ws?v=1&encoding=json",
-            )
-        )
-    )
-    world.client_input(act.SelectChannel("alpha", "general"))
+    for action in connect:
+        world.client_input(action)
     assert world.run_until(60.0, lambda: synced(core)), "the client never connected"
     return world, core
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from client.core import actions as act
 from client.core.io import (
     IO_EFFECTS,
     AbortSocket,
@@ -692,6 +693,27 @@ class SimWorld:
     def close(self) -> None:
         for server in self.servers.values():
             server.close()
+
+
+def one_server(world: SimWorld, heartbeat_ms: int = 10_000) -> list[act.Action]:
+    """A fake server `alpha` (in-memory database) behind its two proxies, and the
+    client's actions that connect to it as alice and select #general (benchmarks,
+    tests that need one connected client)."""
+    config = ServerConfig(
+        db=Path(":memory:"), control_port=None, heartbeat_interval_ms=heartbeat_ms
+    )
+    world.add_server("alpha", config)
+    rest = world.net.create_proxy("alpha.rest", "alpha")
+    gateway = world.net.create_proxy("alpha.gateway", "alpha")
+    server = act.ServerConfig(
+        name="alpha",
+        base_url=f"https://{rest.host}:{rest.port}",
+        username="alice",
+        password="password",
+        space="accord",
+        gateway_url=f"wss://{gateway.host}:{gateway.port}/ws?v=1&encoding=json",
+    )
+    return [act.AddServer(server), act.SelectChannel("alpha", "general")]
 
 
 def memory_db(work_dir: Path | None, name: str) -> Path:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-from client.core import actions as act
 from client.core.client import ClientCore
 from client.core.io import (
     IO_EFFECTS,
@@ -22,8 +20,7 @@ from client.core.io import (
     Signal,
 )
 from client.core.timings import Timings
-from fake_server.config import ServerConfig
-from sim.world import SimWorld
+from sim.world import SimWorld, one_server
 
 TRACE_ONLY = (SetTimer, CancelTimer, RngDraw, Log)
 
@@ -54,31 +51,16 @@ class _Everything:
 
 def _run(trace: bool) -> list[Effect]:
     world = SimWorld(7)
-    config = ServerConfig(db=Path(":memory:"), control_port=None, heartbeat_interval_ms=10_000)
-    server = world.add_server("alpha", config)
-    rest = world.net.create_proxy("alpha.rest", "alpha")
-    gateway = world.net.create_proxy("alpha.gateway", "alpha")
+    connect = one_server(world)
     core = ClientCore(timings=Timings(), seed=7, trace=trace)
     stepper = _Everything(core)
     world.attach(stepper)
-    world.client_input(
-        act.AddServer(
-            act.ServerConfig(
-                name="alpha",
-                base_url=f"https://{rest.host}:{rest.port}",
-                username="alice",
-                password="password",
-                space="accord",
-                gateway_url=f"wss://{gateway.host}:{gateway.port}/ws?v=1&encoding=json",
-            )
-        )
-    )
-    world.client_input(act.SelectChannel("alpha", "general"))
+    for action in connect:
+        world.client_input(action)
     world.run_until(30.0)
     world.net.set_enabled("alpha.gateway", False)  # an outage: retries with backoff
     world.clock.call_later(12.0, lambda: world.net.set_enabled("alpha.gateway", True))
     world.run_until(90.0)
-    assert server.core is not None
     assert core.status("alpha") == "connected"
     return stepper.seen
 
