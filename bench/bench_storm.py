@@ -45,7 +45,7 @@ from load.loader import LoadedLoad
 from load.schema import LoadFile
 from scenarios.yaml_lines import LineMap
 
-RAW_CONNECTS = 2000  # per measurement, split across the processes (600 was too short a burst)
+RAW_CONNECTS = 2000  # per measurement, split across the processes (600, about 2 s, gave 201-412/s)
 RAW_CONCURRENCY = 50  # per process
 SAMPLE_EVERY = 0.5  # seconds between CPU samples of the run's processes
 TAIL = 240  # default seconds of run left after the spawn for the storm and its recovery
