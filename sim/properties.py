@@ -192,6 +192,8 @@ def gateway_violations(records: Sequence[Record], wiring: dict[str, ServerWiring
                 attempts[server] = 0
                 need_login[server] = True
                 next_handshake.pop(server, None)  # a fresh login, a fresh session
+                seen_seq[server] = None  # s.4: the connect sequence again, IDENTIFY, seq 0
+                resume_pending[server] = False
         elif r.src == "client" and r.kind == "effect":
             if r.name == "HttpRequest":
                 server = server_of_url(str(data.get("url", "")))

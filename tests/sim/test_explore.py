@@ -160,6 +160,16 @@ def test_a_post_cancelled_while_held_before_the_handler_is_never_stored() -> Non
     assert run.returncode == 0, output[-3000:]
 
 
+def test_a_beat_after_a_relogin_carries_the_new_sessions_seq() -> None:
+    """Found by `explore --seed 41` (schedule 3704 of 10,000) with no bug on: close
+    4003, the re-login, a new socket whose IDENTIFY the frozen server never answers;
+    the beat then carries 0 (s.4: a new login runs the connect sequence, a fresh
+    session). The property once kept the old session's seq 1 across the re-login."""
+    run = _sim_run(FILES / "beat_after_relogin.scenario.yaml")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+
+
 def test_a_failed_load_after_the_last_sync_is_no_list_to_compare() -> None:
     """Found by `explore --seed 21` (schedule 9290) with no bug on: the refetch after
     the resync is answered 500, so the view shows "Failed to load messages ... Click
