@@ -35,6 +35,9 @@ class ServerCache:
         self.members: dict[str, dict[str, Any]] = {}
         self.roles: list[dict[str, Any]] = []
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> id -> message
+        # Ids the server deleted. Ids are never reused, so a copy that arrives later
+        # (a POST answer held past the delete, a page fetched before it) is stale.
+        self.deleted: set[str] = set()
 
     # ------------------------------------------------------------------ channels
 
@@ -96,11 +99,13 @@ class ServerCache:
         self, msg: dict[str, Any], channel_hint: str | None = None
     ) -> tuple[str, str, bool] | None:
         """Insert or replace; (channel_id, message_id, is_new), or None when the
-        message has no usable id or channel."""
+        message has no usable id or channel. A deleted id is not stored again."""
         mid = str_id(msg.get("id"))
         cid = str_id(msg.get("channel_id")) or channel_hint
         if mid is None or cid is None:
             return None
+        if mid in self.deleted:
+            return cid, mid, False
         channel = self.messages.setdefault(cid, {})
         is_new = mid not in channel
         channel[mid] = msg
@@ -113,7 +118,9 @@ class ServerCache:
         return None
 
     def remove_message(self, message_id: str) -> str | None:
-        """Remove by id; the channel it was in, or None if unknown."""
+        """The server deleted it: remove it by id and never take it back; the channel
+        it was in, or None if unknown."""
+        self.deleted.add(message_id)
         found = self.find_message(message_id)
         if found is None:
             return None

@@ -152,3 +152,19 @@ def test_timings_floor_holds_the_io_timeouts_up_and_nothing_else() -> None:
     assert plain.open_wait == pytest.approx(0.2) and plain.rest_wait == pytest.approx(0.6)
     with pytest.raises(ValueError, match=r"Timings\.floor"):
         Timings(floor=-1.0)
+
+
+def test_a_deleted_message_is_not_stored_again_by_a_late_copy() -> None:
+    from client.core.cache import ServerCache
+
+    cache = ServerCache()
+    message = {"id": "42", "channel_id": "7", "content": "m2"}
+    assert cache.store_message(message) == ("7", "42", True)
+    assert cache.remove_message("42") == "7"
+    # The POST answer held past the delete, or a page fetched before it.
+    assert cache.store_message(message) == ("7", "42", False)
+    assert cache.ordered("7") == []
+    # A delete event for an id never seen still keeps its late copy out.
+    assert cache.remove_message("43") is None
+    assert cache.store_message({"id": "43", "channel_id": "7"}) == ("7", "43", False)
+    assert cache.ordered("7") == []
