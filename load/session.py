@@ -18,6 +18,7 @@ import asyncio
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +370,7 @@ def _op(text: str) -> int | None:
 
 
 # How a reconnect attempt's socket ended, as the crowd recorder writes it, by record name.
-_SOCKET_ENDS: dict[str, Any] = {
+_SOCKET_ENDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "SocketOpenFailed": lambda d: f"open failed: {d.get('error')}",
     "SocketClosed": lambda d: f"socket closed: {d.get('code')}",
     "CloseSocket": lambda d: f"client closed: {d.get('reason')}",
